@@ -1,0 +1,3 @@
+from miaohui.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Accounts: people, roles, passwords and server-side sessions."""

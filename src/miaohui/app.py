@@ -1,0 +1,90 @@
+"""Application factory: wires settings, clock, database, broker, presence and
+the message writer into one :class:`~miaohui.context.AppContext`."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from miaohui import __version__
+from miaohui.accounts.routes import router as accounts_router
+from miaohui.chat.gateway import router as gateway_router
+from miaohui.chat.presence import make_presence
+from miaohui.chat.routes import router as chat_router
+from miaohui.chat.writer import MessageWriter
+from miaohui.clock import Clock
+from miaohui.config import Settings
+from miaohui.context import AppContext
+from miaohui.core.broker import make_broker
+from miaohui.core.crypto import KeyRing
+from miaohui.core.db import make_engine, make_sessionmaker
+from miaohui.core.errors import install_handlers
+from miaohui.core.ratelimit import LoginLimiter
+from miaohui.listeners.routes import router as listeners_router
+from miaohui.web.routes import router as web_router
+
+log = logging.getLogger("miaohui")
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def build_context(settings: Settings, clock: Clock) -> AppContext:
+    engine = make_engine(settings.resolved_database_url)
+    ctx = AppContext(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        keyring=KeyRing(settings.effective_message_keys),
+        broker=make_broker(settings.redis_url),
+        login_limiter=LoginLimiter(clock, settings.login_max_failures, settings.login_window_seconds),
+    )
+    ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
+    ctx.writer = MessageWriter(engine, clock, ctx.broker)
+    return ctx
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or Clock()
+    if settings.database_url == "" and not settings.data_dir.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        ctx = build_context(settings, clock)
+        app.state.ctx = ctx
+        await ctx.broker.start()
+        await ctx.presence.start()
+        await ctx.writer.start()
+        try:
+            yield
+        finally:
+            await ctx.writer.stop()  # flush accepted messages before anything else goes
+            await ctx.presence.stop()
+            await ctx.broker.stop()
+            await ctx.engine.dispose()
+
+    app = FastAPI(
+        title="秒回 Miaohui API",
+        version=__version__,
+        description="Instant-reply emotional support. Realtime protocol: see docs/protocol.md.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict:
+        ctx: AppContext = app.state.ctx
+        async with ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__, "broker": type(ctx.broker).__name__}
+
+    for router in (accounts_router, listeners_router, chat_router, gateway_router, web_router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""Chat: conversations, durable sequenced messages and the realtime gateway."""

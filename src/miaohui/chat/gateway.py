@@ -1,0 +1,362 @@
+"""The realtime gateway: one WebSocket per open conversation, one per inbox.
+
+Life of a connection (``/ws/chat/{id}?after_seq=N``):
+
+1. authenticate (session cookie or bearer header) and authorize through the
+   same readable query as REST — not a participant: close code 4403;
+2. subscribe to the conversation's topic *before* reading the backlog, and
+   buffer live events meanwhile, so nothing published in between is missed;
+3. send ``hello``, every stored message after ``N`` (resume), ``synced``,
+   then the buffered and live events;
+4. read frames until the socket closes.  A bad frame gets an ``error`` frame
+   and the connection stays open.
+
+Outbound frames go through a bounded per-connection queue drained by its own
+task, so one slow phone never stalls the writer or other sockets; if the
+queue overflows, the socket is closed (1013) and the client resumes by
+sequence number — nothing is lost, because everything is in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from miaohui.accounts import service as accounts
+from miaohui.accounts.deps import request_token
+from miaohui.chat import service
+from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
+from miaohui.chat.writer import PendingMessage, Receipt, Stored
+from miaohui.core.crypto import message_aad
+from miaohui.core.errors import AppError
+
+log = logging.getLogger("miaohui.chat.gateway")
+router = APIRouter()
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+BACKLOG_PAGE = 500
+
+
+def _dumps(d: dict) -> str:
+    return orjson.dumps(d).decode()
+
+
+def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
+    """Block cross-site WebSocket hijacking: browsers always send Origin."""
+    origin = ws.headers.get("origin")
+    if not origin:
+        return True  # not a browser
+    if origin in allowed:
+        return True
+    return urlsplit(origin).netloc == ws.headers.get("host", "")
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, user_id: str, queue_max: int) -> None:
+        self.ws = ws
+        self.user_id = user_id
+        self.id = secrets.token_hex(8)
+        self.own_prefix = '{"origin":"' + self.id + '"'
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_max)
+        self.buffer: list[str] | None = []  # live events held back while the backlog is sent
+        self.closed = False
+        self.sender_task: asyncio.Task | None = None
+
+    def deliver(self, data: str) -> None:
+        """Broker callback: queue an event for this socket (never blocks)."""
+        if self.closed or data.startswith(self.own_prefix):
+            return
+        if self.buffer is not None:
+            self.buffer.append(data)
+            return
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            log.warning("outbound queue full; closing connection %s", self.id)
+            self.closed = True
+            asyncio.get_running_loop().create_task(self._close(1013))
+
+    def send(self, data: str) -> None:
+        self.deliver(data)
+
+    async def _close(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code)
+
+    def start_sending(self) -> None:
+        for data in self.buffer or ():
+            self.queue.put_nowait(data)
+        self.buffer = None
+        self.sender_task = asyncio.create_task(self._sender())
+
+    async def _sender(self) -> None:
+        ws = self.ws
+        q = self.queue
+        try:
+            while True:
+                data = await q.get()
+                await ws.send_text(data)
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            self.closed = True
+        except Exception:
+            self.closed = True
+
+    async def finish(self) -> None:
+        self.closed = True
+        if self.sender_task:
+            self.sender_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.sender_task
+
+
+async def _authenticate(ws: WebSocket):
+    ctx = ws.app.state.ctx
+    token, _ = request_token(ws)
+    async with ctx.sessionmaker() as db:
+        return await accounts.user_for_token(db, ctx.clock, token) if token else None
+
+
+async def _refuse(ws: WebSocket, code: int, message: str, message_en: str) -> None:
+    await ws.accept()
+    with contextlib.suppress(Exception):
+        await ws.send_text(_dumps({"type": "error", "code": str(code), "message": message, "message_en": message_en}))
+        await ws.close(code)
+
+
+async def _receive(ws: WebSocket) -> str | bytes | None:
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        return None
+    return msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
+
+
+@router.websocket("/ws/chat/{conversation_id}")
+async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
+    ctx = ws.app.state.ctx
+    settings = ctx.settings
+    if not origin_allowed(ws, settings.allowed_origins):
+        return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")
+    user = await _authenticate(ws)
+    if user is None:
+        return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
+    after_raw = ws.query_params.get("after_seq")
+    try:
+        after_seq = int(after_raw) if after_raw not in (None, "") else None
+        if after_seq is not None and after_seq < 0:
+            raise ValueError
+    except ValueError:
+        return await _refuse(ws, 4400, "after_seq 无效", "invalid after_seq")
+    async with ctx.sessionmaker() as db:
+        try:
+            view = await service.get_view(db, user.id, conversation_id)
+        except AppError:
+            return await _refuse(ws, CLOSE_FORBIDDEN, "无权访问该会话", "you are not part of this conversation")
+
+    conv_id = view.conversation.id
+    topic = f"conv:{conv_id}"
+    conn = Connection(ws, user.id, settings.outbound_queue_max)
+    await ws.accept()
+    await ctx.broker.subscribe(topic, conn.deliver)
+    try:
+        await ctx.presence.set(user.id, conn.id, "online")
+        ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user.id, "status": "online"}))
+        await _sync(ws, ctx, view, after_seq)
+        conn.start_sending()
+        await _read_loop(ws, ctx, conn, view)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await ctx.broker.unsubscribe(topic, conn.deliver)
+        await conn.finish()
+        with contextlib.suppress(Exception):
+            await ctx.presence.clear(user.id, conn.id)
+            status = await ctx.presence.status(user.id)
+            ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user.id, "status": status}))
+
+
+async def _sync(ws: WebSocket, ctx, view: service.ConversationView, after_seq: int | None) -> None:
+    """hello → backlog → synced, written directly (the sender task is not running yet)."""
+    async with ctx.sessionmaker() as db:
+        fresh = await service.get_view(db, view.me.user_id, view.conversation.id)
+        peer_status = await ctx.presence.status(fresh.peer.user_id)
+        await ws.send_text(
+            _dumps(
+                {
+                    "type": "hello",
+                    "conversation_id": fresh.conversation.id,
+                    "me": {"user_id": fresh.me.user_id, "role": fresh.me.role},
+                    "peer": {
+                        "user_id": fresh.peer.user_id,
+                        "display_name": fresh.peer_user.display_name if fresh.peer_user else "",
+                        "role": fresh.peer.role,
+                        "presence": peer_status,
+                    },
+                    "last_seq": fresh.conversation.last_seq,
+                    "receipts": {
+                        p.user_id: {"delivered_seq": p.last_delivered_seq, "read_seq": p.last_read_seq}
+                        for p in (fresh.me, fresh.peer)
+                    },
+                    "limits": {"max_body_chars": ctx.settings.max_message_chars},
+                }
+            )
+        )
+        has_more_before = False
+        if after_seq is None:
+            msgs, has_more_before = await service.history(db, ctx.keyring, fresh, limit=50)
+            for m in msgs:
+                await ws.send_text(_message_frame(m))
+        else:
+            cursor = after_seq
+            while True:
+                msgs, more = await service.history(db, ctx.keyring, fresh, after_seq=cursor, limit=BACKLOG_PAGE)
+                for m in msgs:
+                    await ws.send_text(_message_frame(m))
+                if not more or not msgs:
+                    break
+                cursor = msgs[-1]["seq"]
+        await ws.send_text(
+            _dumps({"type": "synced", "last_seq": fresh.conversation.last_seq, "has_more_before": has_more_before})
+        )
+
+
+def _message_frame(m: dict) -> str:
+    return _dumps({"type": "message", **m, "created_at": m["created_at"].isoformat()})
+
+
+async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.ConversationView) -> None:
+    settings = ctx.settings
+    conv_id = view.conversation.id
+    topic = f"conv:{conv_id}"
+    user_id = view.me.user_id
+    role = view.me.role
+    recipients = tuple(p for p in {view.peer.user_id} if p != user_id)
+    keyring = ctx.keyring
+    writer = ctx.writer
+    clock = ctx.clock
+    last_typing = 0.0
+    typing_gap = settings.typing_min_interval_ms / 1000
+
+    def on_stored(client_id: str):
+        def done(fut: asyncio.Future) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                conn.send(
+                    FrameError("store_failed", "消息暂未保存，请重试", "message not stored; retry", client_id).frame()
+                )
+                return
+            st: Stored = fut.result()
+            conn.send(
+                _dumps(
+                    {
+                        "type": "ack",
+                        "conversation_id": conv_id,
+                        "client_id": client_id,
+                        "seq": st.seq,
+                        "created_at": st.created_at.isoformat(),
+                        "duplicate": st.duplicate,
+                    }
+                )
+            )
+
+        return done
+
+    while True:
+        raw = await _receive(ws)
+        if raw is None:
+            return
+        try:
+            frame = parse_frame(raw, settings.max_frame_bytes)
+            ftype = frame["type"]
+            if ftype == "send":
+                client_id, body = validate_send(frame, settings.max_message_chars)
+                key_id, ct = keyring.encrypt(body, message_aad(conv_id, user_id, client_id))
+                fut = writer.submit(
+                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, body, recipients, conn.id)
+                )
+                fut.add_done_callback(on_stored(client_id))
+            elif ftype == "typing":
+                state = "stop" if frame.get("state") == "stop" else "start"
+                now = clock.monotonic()
+                if state == "stop" or now - last_typing >= typing_gap:
+                    last_typing = now
+                    ctx.broker.publish_nowait(
+                        topic,
+                        _dumps({"origin": conn.id, "type": "typing", "user_id": user_id, "state": state}),
+                    )
+            elif ftype == "read":
+                writer.submit_receipt(Receipt(conv_id, user_id, read_seq=seq_of(frame)))
+            elif ftype == "delivered":
+                writer.submit_receipt(Receipt(conv_id, user_id, delivered_seq=seq_of(frame)))
+            elif ftype == "presence":
+                status = "away" if frame.get("status") == "away" else "online"
+                await ctx.presence.set(user_id, conn.id, status)
+                best = await ctx.presence.status(user_id)
+                ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user_id, "status": best}))
+            elif ftype == "ping":
+                conn.send(_dumps({"type": "pong", "t": frame.get("t")}))
+            elif ftype == "sync":
+                after = seq_of(frame)
+                async with ctx.sessionmaker() as db:
+                    msgs, more = await service.history(db, keyring, view, after_seq=after, limit=BACKLOG_PAGE)
+                for m in msgs:
+                    conn.send(_message_frame(m))
+                conn.send(_dumps({"type": "synced", "last_seq": msgs[-1]["seq"] if msgs else after, "more": more}))
+        except FrameError as e:
+            conn.send(e.frame())
+
+
+@router.websocket("/ws/inbox")
+async def inbox_socket(ws: WebSocket) -> None:
+    """Per-person stream for the conversation list (listener console):
+    ``activity`` when a conversation gets a message, ``conversation`` when one
+    is opened with you.  Being connected here also counts as online."""
+    ctx = ws.app.state.ctx
+    if not origin_allowed(ws, ctx.settings.allowed_origins):
+        return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")
+    user = await _authenticate(ws)
+    if user is None:
+        return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
+    conn = Connection(ws, user.id, ctx.settings.outbound_queue_max)
+    topic = f"user:{user.id}"
+    await ws.accept()
+    await ctx.broker.subscribe(topic, conn.deliver)
+    try:
+        await ctx.presence.set(user.id, conn.id, "online")
+        await ws.send_text(_dumps({"type": "hello", "me": {"user_id": user.id, "role": user.role}}))
+        conn.start_sending()
+        while True:
+            raw = await _receive(ws)
+            if raw is None:
+                return
+            try:
+                frame = parse_frame(raw, ctx.settings.max_frame_bytes)
+                if frame["type"] == "ping":
+                    conn.send(_dumps({"type": "pong", "t": frame.get("t")}))
+                elif frame["type"] == "presence":
+                    status = "away" if frame.get("status") == "away" else "online"
+                    await ctx.presence.set(user.id, conn.id, status)
+                else:
+                    raise FrameError("unsupported_here", "收件箱连接不支持该事件", "event not supported on inbox")
+            except FrameError as e:
+                conn.send(e.frame())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await ctx.broker.unsubscribe(topic, conn.deliver)
+        await conn.finish()
+        with contextlib.suppress(Exception):
+            await ctx.presence.clear(user.id, conn.id)
+
+
+def ws_open(ws: WebSocket) -> bool:
+    return ws.client_state == WebSocketState.CONNECTED

@@ -1,0 +1,171 @@
+"""Conversation business logic (no HTTP, no sockets).
+
+Authorization lives in the queries: every read goes through
+:func:`readable_conversations`, which only ever selects conversations the
+caller takes part in.  A conversation that exists but is not yours and one
+that does not exist look exactly the same (403), so ids leak nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from miaohui.accounts import service as accounts
+from miaohui.accounts.models import User
+from miaohui.chat.models import Conversation, Message, Participant
+from miaohui.clock import Clock
+from miaohui.core.crypto import KeyRing, message_aad
+from miaohui.core.errors import AppError
+from miaohui.listeners import service as listeners
+
+
+def conversation_forbidden() -> AppError:
+    return AppError("conversation_forbidden", "无权访问该会话", "you are not part of this conversation", 403)
+
+
+def readable_conversations(user_id: str) -> Select:
+    """Conversations ``user_id`` may read — the one gate for every read."""
+    return (
+        select(Conversation)
+        .join(Participant, Participant.conversation_id == Conversation.id)
+        .where(Participant.user_id == user_id)
+    )
+
+
+@dataclass
+class ConversationView:
+    conversation: Conversation
+    me: Participant
+    peer: Participant
+    peer_user: User
+
+
+async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> ConversationView:
+    if not conversation_id or len(conversation_id) > 32:
+        raise conversation_forbidden()
+    conv = await db.scalar(readable_conversations(user_id).where(Conversation.id == conversation_id))
+    if conv is None:
+        raise conversation_forbidden()
+    parts = list(await db.scalars(select(Participant).where(Participant.conversation_id == conv.id)))
+    me = next(p for p in parts if p.user_id == user_id)
+    peer = next((p for p in parts if p.user_id != user_id), me)
+    peer_user = await accounts.get_user(db, peer.user_id)
+    return ConversationView(conv, me, peer, peer_user)
+
+
+async def start_with_listener(db: AsyncSession, clock: Clock, seeker: User, listener_id: str) -> tuple[Conversation, bool]:
+    """Open (or reopen) the seeker's conversation with a listed listener.
+    Returns ``(conversation, created)``."""
+    if seeker.role != "seeker":
+        raise AppError("seekers_only", "只有倾诉者可以发起会话", "only seekers can start conversations", 403)
+    profile = await listeners.get_listed(db, listener_id)
+    if profile is None:
+        raise AppError("listener_unavailable", "该倾听师暂不可预约", "listener is not available", 404)
+    pair_key = f"{seeker.id}:{listener_id}"
+    existing = await db.scalar(select(Conversation).where(Conversation.pair_key == pair_key))
+    if existing is not None:
+        return existing, False
+    now = clock.now()
+    conv = Conversation(kind="listener", pair_key=pair_key, last_seq=0, created_at=now, last_activity_at=now)
+    db.add(conv)
+    try:
+        await db.flush()
+    except IntegrityError:  # a double click raced us; use the winner
+        await db.rollback()
+        existing = await db.scalar(select(Conversation).where(Conversation.pair_key == pair_key))
+        return existing, False
+    db.add_all(
+        [
+            Participant(conversation_id=conv.id, user_id=seeker.id, role="seeker", joined_at=now),
+            Participant(conversation_id=conv.id, user_id=listener_id, role="listener", joined_at=now),
+        ]
+    )
+    await db.flush()
+    return conv, True
+
+
+async def list_for_user(db: AsyncSession, keyring: KeyRing, user_id: str, limit: int = 100) -> list[dict]:
+    """The caller's conversations, newest activity first, with unread counts."""
+    me = aliased(Participant)
+    peer = aliased(Participant)
+    rows = await db.execute(
+        select(Conversation, me, peer, User)
+        .join(me, and_(me.conversation_id == Conversation.id, me.user_id == user_id))
+        .join(peer, and_(peer.conversation_id == Conversation.id, peer.user_id != user_id))
+        .join(User, User.id == peer.user_id)
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(limit)
+    )
+    out = []
+    for conv, mine, theirs, peer_user in rows:
+        preview = ""
+        if conv.last_seq:
+            last = await db.scalar(
+                select(Message).where(Message.conversation_id == conv.id, Message.seq == conv.last_seq)
+            )
+            if last is not None:
+                preview = decrypt(keyring, last)[:60]
+        out.append(
+            {
+                "id": conv.id,
+                "kind": conv.kind,
+                "peer": {"user_id": peer_user.id, "display_name": peer_user.display_name, "role": theirs.role},
+                "last_seq": conv.last_seq,
+                "unread": max(0, conv.last_seq - mine.last_read_seq),
+                "my_read_seq": mine.last_read_seq,
+                "peer_read_seq": theirs.last_read_seq,
+                "peer_delivered_seq": theirs.last_delivered_seq,
+                "last_activity_at": conv.last_activity_at,
+                "preview": preview,
+            }
+        )
+    return out
+
+
+def decrypt(keyring: KeyRing, m: Message) -> str:
+    return keyring.decrypt(m.key_id, m.body_ct, message_aad(m.conversation_id, m.sender_id, m.client_id))
+
+
+async def history(
+    db: AsyncSession,
+    keyring: KeyRing,
+    view: ConversationView,
+    *,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict], bool]:
+    """A page of messages.  ``before_seq`` pages backwards (scrolling up),
+    ``after_seq`` forwards (catching up).  Returns ``(messages, has_more)``."""
+    conv_id = view.conversation.id
+    roles = {view.me.user_id: view.me.role, view.peer.user_id: view.peer.role}
+    q = select(Message).where(Message.conversation_id == conv_id)
+    if after_seq is not None:
+        q = q.where(Message.seq > after_seq).order_by(Message.seq.asc()).limit(limit + 1)
+        rows = list(await db.scalars(q))
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+    else:
+        if before_seq is not None:
+            q = q.where(Message.seq < before_seq)
+        rows = list(await db.scalars(q.order_by(Message.seq.desc()).limit(limit + 1)))
+        has_more = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+    return [to_dict(keyring, m, roles.get(m.sender_id, "")) for m in rows], has_more
+
+
+def to_dict(keyring: KeyRing, m: Message, sender_role: str) -> dict:
+    return {
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "client_id": m.client_id,
+        "sender_id": m.sender_id,
+        "sender_role": sender_role,
+        "body": decrypt(keyring, m),
+        "created_at": m.created_at,
+    }

@@ -1,0 +1,35 @@
+"""The running platform's shared parts, built once per app and injectable.
+
+Tests build an :class:`AppContext` with a :class:`~miaohui.clock.FakeClock`, a
+fresh database and, when they need it, a Redis broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from miaohui.clock import Clock
+from miaohui.config import Settings
+from miaohui.core.broker import Broker
+from miaohui.core.crypto import KeyRing
+from miaohui.core.ratelimit import LoginLimiter
+
+if TYPE_CHECKING:
+    from miaohui.chat.presence import Presence
+    from miaohui.chat.writer import MessageWriter
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    broker: Broker
+    login_limiter: LoginLimiter
+    presence: Presence = field(init=False)
+    writer: MessageWriter = field(init=False)

@@ -1,0 +1,1 @@
+"""Listeners (倾听师): public profiles, approval and availability."""

@@ -1,0 +1,127 @@
+"""Listener profiles: declaring, approving, listing.  No HTTP here.
+
+Only ``approved`` profiles are ever listed or reachable by seekers; a
+listener edits freely while pending, and an admin approves before listing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miaohui.accounts.models import User
+from miaohui.clock import Clock
+from miaohui.core.errors import AppError
+from miaohui.listeners.models import ListenerProfile
+
+
+def _clean(tags: list[str], max_len: int = 20) -> list[str]:
+    out: list[str] = []
+    for t in tags:
+        t = t.strip()[:max_len]
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+async def create_profile(db: AsyncSession, clock: Clock, user: User, **fields) -> ListenerProfile:
+    profile = ListenerProfile(user_id=user.id, status="pending", created_at=clock.now(), accepting=True)
+    _apply(profile, fields)
+    db.add(profile)
+    await db.flush()
+    return profile
+
+
+def _apply(profile: ListenerProfile, fields: dict) -> None:
+    for key in ("headline", "bio", "price_per_hour_fen"):
+        if key in fields:
+            setattr(profile, key, fields[key])
+    for key in ("topics", "languages", "qualifications"):
+        if key in fields:
+            setattr(profile, key, _clean(fields[key], 40 if key == "qualifications" else 20))
+
+
+async def get_profile(db: AsyncSession, user_id: str) -> ListenerProfile | None:
+    return await db.get(ListenerProfile, user_id)
+
+
+async def update_profile(db: AsyncSession, user: User, **fields) -> ListenerProfile:
+    profile = await get_profile(db, user.id)
+    if profile is None:
+        raise AppError("not_a_listener", "你还不是倾听师", "not a listener", 403)
+    _apply(profile, fields)
+    await db.flush()
+    return profile
+
+
+async def set_accepting(db: AsyncSession, user: User, accepting: bool) -> None:
+    await db.execute(
+        update(ListenerProfile).where(ListenerProfile.user_id == user.id).values(accepting=accepting)
+    )
+
+
+async def approve(db: AsyncSession, clock: Clock, admin: User, listener_id: str) -> ListenerProfile:
+    # Conditional UPDATE: approving twice, or racing a suspension, is a no-op.
+    result = await db.execute(
+        update(ListenerProfile)
+        .where(ListenerProfile.user_id == listener_id, ListenerProfile.status == "pending")
+        .values(status="approved", approved_at=clock.now(), approved_by=admin.id)
+    )
+    profile = await get_profile(db, listener_id)
+    if profile is None:
+        raise AppError("not_found", "倾听师不存在", "listener not found", 404)
+    if result.rowcount == 0 and profile.status != "approved":
+        raise AppError("not_pending", "该资料不在待审核状态", "profile is not pending", 409)
+    await db.refresh(profile)
+    return profile
+
+
+async def get_listed(db: AsyncSession, listener_id: str) -> ListenerProfile | None:
+    if not listener_id or len(listener_id) > 32:
+        return None
+    return await db.scalar(
+        select(ListenerProfile)
+        .join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.user_id == listener_id, ListenerProfile.status == "approved", ~User.disabled)
+    )
+
+
+async def directory(db: AsyncSession, topic: str | None = None) -> list[tuple[ListenerProfile, User]]:
+    rows = await db.execute(
+        select(ListenerProfile, User)
+        .join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.status == "approved", ~User.disabled)
+        .order_by(ListenerProfile.approved_at.asc())
+    )
+    out = list(rows.tuples())
+    if topic:
+        out = [(p, u) for p, u in out if topic in p.topics]
+    return out
+
+
+async def pending(db: AsyncSession) -> list[tuple[ListenerProfile, User]]:
+    rows = await db.execute(
+        select(ListenerProfile, User)
+        .join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.status == "pending")
+        .order_by(ListenerProfile.created_at.asc())
+    )
+    return list(rows.tuples())
+
+
+def card(profile: ListenerProfile, user: User, presence: str) -> dict:
+    return {
+        "user_id": user.id,
+        "display_name": user.display_name,
+        "headline": profile.headline,
+        "topics": profile.topics,
+        "languages": profile.languages,
+        "qualifications_declared": profile.qualifications,
+        "price_per_hour_fen": profile.price_per_hour_fen,
+        "accepting": profile.accepting,
+        "presence": presence,
+        "online_now": presence != "offline" and profile.accepting,
+        "bio": profile.bio,
+        "status": profile.status,
+        "approved_at": profile.approved_at,
+    }

@@ -1,0 +1,6 @@
+"""Import every domain's models so metadata (and Alembic) sees all tables."""
+
+from miaohui.accounts.models import AuthSession, User  # noqa: F401
+from miaohui.chat.models import Conversation, Message, Participant  # noqa: F401
+from miaohui.core.db import Base  # noqa: F401
+from miaohui.listeners.models import ListenerProfile  # noqa: F401

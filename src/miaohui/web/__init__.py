@@ -1,0 +1,1 @@
+"""Server-rendered pages (Jinja2) and plain ES modules — no JS build step."""
