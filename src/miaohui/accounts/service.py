@@ -23,6 +23,14 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("miaohui-timing-equaliser")
 
 
+def set_hasher_params(**params) -> None:
+    """Tune argon2 cost (tests use cheap parameters; hashes carry their own
+    parameters, so existing ones keep verifying)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(**params)
+    _DUMMY_HASH = _hasher.hash("miaohui-timing-equaliser")
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
