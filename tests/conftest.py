@@ -114,6 +114,21 @@ class LiveServer:
             time.sleep(0.01)
         return self
 
+    def db(self, fn):
+        """Run ``await fn(session)`` against the server's database, on a fresh
+        engine in its own loop (connections cannot cross event loops)."""
+        from miaohui.core.db import make_engine, make_sessionmaker
+
+        async def go():
+            engine = make_engine(self.settings.resolved_database_url)
+            try:
+                async with make_sessionmaker(engine)() as session:
+                    return await fn(session)
+            finally:
+                await engine.dispose()
+
+        return run_sync(go())
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True

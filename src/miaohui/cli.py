@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    if args.cmd in ("serve", "demo"):
+        # Fail fast on missing production secrets; create local ones on first run.
+        _ = settings.effective_secret_key, settings.effective_message_keys
     if args.cmd == "migrate":
         _migrate(settings)
         print("数据库已是最新 / database is up to date")

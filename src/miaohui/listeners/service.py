@@ -93,7 +93,7 @@ async def directory(db: AsyncSession, topic: str | None = None) -> list[tuple[Li
         .where(ListenerProfile.status == "approved", ~User.disabled)
         .order_by(ListenerProfile.approved_at.asc())
     )
-    out = list(rows.tuples())
+    out = [(p, u) for p, u in rows]
     if topic:
         out = [(p, u) for p, u in out if topic in p.topics]
     return out
@@ -106,7 +106,7 @@ async def pending(db: AsyncSession) -> list[tuple[ListenerProfile, User]]:
         .where(ListenerProfile.status == "pending")
         .order_by(ListenerProfile.created_at.asc())
     )
-    return list(rows.tuples())
+    return [(p, u) for p, u in rows]
 
 
 def card(profile: ListenerProfile, user: User, presence: str) -> dict:

@@ -1,0 +1,1069 @@
+"""Chat delivery latency and throughput: 秒回 vs. a raw WebSocket relay.
+
+Run from the repository root::
+
+    .venv/bin/python bench/chat_latency.py            # full run (~6-9 min)
+    .venv/bin/python bench/chat_latency.py --quick    # smoke check (< 1 min)
+
+Prints ONE JSON object on stdout; progress goes to stderr.  Not a test.
+
+What it does (see docs/performance.md for the method and the figures):
+
+1. a fresh temporary data dir + SQLite database, migrated, then seeded directly
+   through SQLAlchemy (users sharing one precomputed argon2 hash, bearer
+   sessions whose ``token_hash`` is sha256(token), approved listener profiles,
+   conversations with two participants) -- seconds instead of minutes;
+2. the real server as a subprocess (``miaohui serve --no-migrate``) and, as a
+   baseline, a minimal relay (plain ``websockets`` asyncio server, no auth, no
+   persistence: pairs the two sockets of a conversation, forwards each ``send``
+   to the peer and acks the sender);
+3. one load-generator process (the machine has 2 cores: one for the server,
+   one for the generator) that opens both sides of N conversations, waits for
+   ``synced`` everywhere, then sends open-loop at a fixed aggregate rate from
+   both sides alternately.  The scheduled send time is embedded in the
+   ``client_id`` (``b<conn>-<n>-<t_us>``); delivery latency is the peer's
+   receive time minus that scheduled time (so a generator that falls behind
+   shows up as latency, never hides it -- no coordinated omission);
+4. fixed-rate runs at N = 100 and N = 1000 conversations and a step-up search
+   for the highest rate with p99 < 50 ms and nothing lost, for both targets.
+
+The generator speaks WebSocket through the ``websockets`` sans-I/O protocol
+on a bare asyncio/uvloop transport: sending never awaits, so one slow socket
+cannot stall the schedule, and one core drives more traffic than the
+``websockets`` asyncio client could.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DIALOGUES = REPO.parent / "shared" / "data" / "smilechat" / "dialogues.jsonl"
+HOST = "127.0.0.1"
+
+P99_LIMIT_MS = 50.0
+RATIO_LIMIT = 3.0
+SUSTAINED_TARGET = 5000
+OVERLOAD_AGE_S = 2.0  # a search step is abandoned once a message is this late
+
+FALLBACK_LINES = [
+    "最近压力好大，晚上总是睡不着。",
+    "我能理解，这种感觉一定很难受。愿意多说一点吗？",
+    "工作上被领导批评了，感觉自己什么都做不好。",
+    "先深呼吸一下，你已经很努力了。",
+    "和男朋友分手三个月了，还是会忍不住想他。",
+    "想念一个人是很正常的，给自己一点时间。",
+    "考研二战，家里人都不太支持我。",
+    "你觉得他们不支持的原因是什么呢？",
+    "谢谢你愿意听我说这些，感觉好多了。",
+    "不客气，我一直都在，随时可以来找我聊。",
+    "室友总是很晚回来，吵得我没法休息。",
+    "有没有试过和她直接沟通一下作息的问题？",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[i]
+
+
+def r2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def load_bodies() -> tuple[list[str], str]:
+    """Realistic Chinese chat lines (SmileChat counselling dialogues if present)."""
+    lines: list[str] = []
+    if DIALOGUES.exists():
+        with DIALOGUES.open(encoding="utf-8") as f:
+            for raw in f:
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    for turn in json.loads(raw)["turns"]:
+                        text = str(turn.get("content", "")).strip()
+                        if 2 <= len(text) <= 500:
+                            lines.append(text)
+                if len(lines) >= 20000:
+                    break
+    if len(lines) >= 100:
+        return lines, f"smilechat ({len(lines)} lines)"
+    return FALLBACK_LINES, "built-in list"
+
+
+def proc_threads_cpu(pid: int) -> dict[int, int]:
+    """CPU ticks (user + system) per thread of ``pid``, from /proc."""
+    out: dict[int, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def cpu_split(pid: int, before: dict[int, int], after: dict[int, int], seconds: float) -> dict:
+    """Process CPU % over an interval, split into the main (event loop) thread and the rest."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = after.get(pid, 0) - before.get(pid, 0)
+    total = sum(v - before.get(t, 0) for t, v in after.items())
+    k = 100.0 / tick / max(seconds, 1e-9)
+    return {"cpu_pct": round(total * k, 1), "loop_thread_pct": round(main * k, 1),
+            "other_threads_pct": round((total - main) * k, 1)}
+
+
+def pdeathsig() -> None:
+    """Child processes die with the orchestrator, even if it is SIGKILLed (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_loop(coro) -> object:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# ====================================================================== relay
+
+def relay_main(port: int) -> None:
+    """The baseline: the least a chat relay can do over the same protocol shape."""
+    raise_nofile()
+    from websockets.asyncio.server import serve
+
+    rooms: dict[str, list] = {}
+    seqs: dict[str, int] = {}
+
+    async def handler(ws) -> None:
+        conv = ws.request.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        room = rooms.setdefault(conv, [])
+        room.append(ws)
+        try:
+            await ws.send('{"type":"synced","last_seq":0}')
+            async for raw in ws:
+                frame = orjson.loads(raw)
+                if frame.get("type") != "send":
+                    continue
+                seq = seqs[conv] = seqs.get(conv, 0) + 1
+                cid = frame["client_id"]
+                out = orjson.dumps({"type": "message", "conversation_id": conv, "seq": seq,
+                                    "client_id": cid, "body": frame["body"]}).decode()
+                for peer in room:
+                    if peer is not ws:
+                        await peer.send(out)
+                await ws.send(orjson.dumps({"type": "ack", "client_id": cid, "seq": seq}).decode())
+        finally:
+            room.remove(ws)
+            if not room:
+                del rooms[conv]
+
+    async def main() -> None:
+        async with serve(handler, HOST, port, max_size=256 * 1024) as server:
+            print(f"relay listening on {port}", file=sys.stderr, flush=True)
+            await server.serve_forever()
+
+    run_loop(main())
+
+
+# ================================================================== generator
+
+class Rec:
+    """One sent message."""
+
+    __slots__ = ("t", "conv", "side", "measured", "lag", "acks", "t_ack", "deliv", "lat")
+
+    def __init__(self, t: float, conv: int, side: int, measured: bool) -> None:
+        self.t = t
+        self.conv = conv
+        self.side = side
+        self.measured = measured
+        self.lag = 0.0
+        self.acks = 0
+        self.t_ack = 0.0
+        self.deliv = 0
+        self.lat = 0.0
+
+
+class Client(asyncio.Protocol):
+    """One WebSocket: websockets' sans-I/O protocol on a bare transport, so
+    ``send`` is synchronous (never awaits on one slow socket)."""
+
+    def __init__(self, gen: Generator, idx: int, conv: int, side: int, path: str, token: str,
+                 compression: bool) -> None:
+        self.gen = gen
+        self.idx = idx
+        self.conv = conv
+        self.side = side
+        self.token = token
+        ext = [ClientPerMessageDeflateFactory(compress_settings={"memLevel": 5})] if compression else None
+        self.proto = ClientProtocol(parse_uri(f"ws://{HOST}:{gen.port}{path}"), extensions=ext,
+                                    max_size=2**22)
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future = loop.create_future()
+        self.synced: asyncio.Future = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.open = False
+        self.max_seq = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        req = self.proto.connect()
+        req.headers["Authorization"] = f"Bearer {self.token}"
+        self.proto.send_request(req)
+        self._flush()
+
+    def _flush(self) -> None:
+        for chunk in self.proto.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        self.proto.receive_data(data)
+        for ev in self.proto.events_received():
+            if isinstance(ev, Frame):
+                if ev.opcode is Opcode.TEXT:
+                    self.gen.on_frame(self, ev.data)
+            elif isinstance(ev, Response) and not self.opened.done():
+                if ev.status_code == 101 and self.proto.handshake_exc is None:
+                    self.open = True
+                    self.opened.set_result(True)
+                else:
+                    self.opened.set_exception(RuntimeError(f"handshake refused: HTTP {ev.status_code}"))
+        self._flush()
+        if self.proto.close_expected():
+            self.open = False
+
+    def connection_lost(self, exc) -> None:
+        if self.open:
+            self.gen.dropped += 1
+        self.open = False
+        for fut in (self.opened, self.synced):
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection lost"))
+
+    def send(self, text: str) -> None:
+        self.proto.send_text(text.encode())
+        self._flush()
+
+    def close(self) -> None:
+        if self.transport is None:
+            return
+        with contextlib.suppress(Exception):
+            if self.open:
+                self.proto.send_close(1000)
+                self._flush()
+        self.open = False
+        self.transport.close()
+
+
+class Generator:
+    def __init__(self) -> None:
+        self.port = 0
+        self.compression = True
+        self.convs: list[dict] = []
+        self.clients: list[Client] = []
+        self.records: dict[str, Rec] = {}
+        self.inflight: collections.deque[Rec] = collections.deque()
+        self.bodies: list[str] = []
+        self.epoch = time.perf_counter()
+        self.counter = 0
+        self.dropped = 0
+        self.stray = 0
+        self.misrouted = 0
+        self.errors = 0
+        self.error_samples: list[str] = []
+        self.win = (0.0, 0.0)
+        self.win_deliv = 0
+
+    # ------------------------------------------------------------- receiving
+    def on_frame(self, c: Client, data: bytes) -> None:
+        now = time.perf_counter()
+        d = orjson.loads(data)
+        typ = d.get("type")
+        if typ == "message":
+            cid = d.get("client_id", "")
+            c.max_seq = max(c.max_seq, d.get("seq", 0))
+            rec = self.records.get(cid)
+            if rec is None:
+                self.stray += 1
+                return
+            if rec.conv != c.conv or rec.side == c.side:
+                self.misrouted += 1
+                return
+            rec.deliv += 1
+            if rec.deliv == 1:
+                # The scheduled send time travels in the client id itself.
+                t_sched = self.epoch + int(cid.rsplit("-", 1)[1]) / 1e6
+                rec.lat = now - t_sched
+                if self.win[0] <= now <= self.win[1]:
+                    self.win_deliv += 1
+        elif typ == "ack":
+            c.max_seq = max(c.max_seq, d.get("seq", 0))
+            rec = self.records.get(d.get("client_id", ""))
+            if rec is not None:
+                rec.acks += 1
+                if rec.acks == 1:
+                    rec.t_ack = now
+        elif typ == "synced":
+            if not c.synced.done():
+                c.synced.set_result(True)
+        elif typ == "error":
+            self.errors += 1
+            if len(self.error_samples) < 5:
+                self.error_samples.append(data.decode(errors="replace")[:200])
+
+    # ------------------------------------------------------------ connecting
+    async def _open(self, idx: int, after_seq: int) -> Client:
+        conv = self.convs[idx // 2]
+        side = idx % 2
+        c = Client(self, idx, idx // 2, side, f"/ws/chat/{conv['id']}?after_seq={after_seq}",
+                   conv["tokens"][side], self.compression)
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: c, HOST, self.port)
+        await asyncio.wait_for(c.opened, 60)
+        await asyncio.wait_for(c.synced, 120)
+        return c
+
+    async def connect(self, cmd: dict) -> dict:
+        self.port = cmd["port"]
+        self.compression = cmd["compression"]
+        self.convs = cmd["convs"]
+        self.bodies = cmd["bodies"]
+        sem = asyncio.Semaphore(cmd.get("concurrency", 50))
+
+        async def one(i: int) -> Client:
+            async with sem:
+                return await self._open(i, 0)
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(i) for i in range(2 * len(self.convs))), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        self.clients = [r for r in results if isinstance(r, Client)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} connections failed, first: {failed[0]!r}")
+        return {"sockets": len(self.clients), "connect_s": round(time.perf_counter() - t0, 2)}
+
+    async def reconnect_dropped(self) -> int:
+        n = 0
+        for i, c in enumerate(self.clients):
+            if not c.open:
+                c.close()
+                self.clients[i] = await self._open(i, c.max_seq)
+                n += 1
+        return n
+
+    async def close(self) -> dict:
+        for c in self.clients:
+            c.close()
+        await asyncio.sleep(0.5)
+        return {"closed": len(self.clients)}
+
+    # ----------------------------------------------------------------- phase
+    def _outstanding(self) -> Rec | None:
+        """Oldest message still waiting for its ack or delivery (drops finished ones)."""
+        q = self.inflight
+        while q and q[0].acks and q[0].deliv:
+            q.popleft()
+        return q[0] if q else None
+
+    async def _settle(self, seconds: float) -> bool:
+        """Wait until nothing is outstanding, at most ``seconds``; True if all settled."""
+        deadline = time.perf_counter() + seconds
+        for _ in range(int(seconds / 0.02) + 1):
+            if self._outstanding() is None or time.perf_counter() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        return self._outstanding() is None
+
+    async def phase(self, cmd: dict) -> dict:
+        rate = float(cmd["rate"])
+        warmup, duration = cmd["warmup"], cmd["duration"]
+        grace, drain = cmd["grace"], cmd["drain"]
+        abort_on_overload = cmd.get("abort_on_overload", False)
+        watch_pids: dict[str, int] = cmd.get("pids", {})
+        reconnected = await self.reconnect_dropped()
+        self.records.clear()
+        self.inflight.clear()
+        self.dropped = self.stray = self.misrouted = self.errors = 0
+        self.error_samples = []
+        n_conv = len(self.convs)
+        clients = self.clients
+        bodies = self.bodies
+        nbodies = len(bodies)
+        total = int(rate * (warmup + duration))
+        start = time.perf_counter() + 0.05
+        t_meas, t_end = start + warmup, start + warmup + duration
+        self.win, self.win_deliv = (t_meas, t_end), 0
+        measured: list[Rec] = []
+        cpu: dict = {}
+
+        async def sample_cpu() -> None:
+            await asyncio.sleep(max(0.0, t_meas - time.perf_counter()))
+            before = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
+            g0, w0 = time.process_time(), time.perf_counter()
+            await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
+            after = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
+            span = time.perf_counter() - w0
+            for k, p in watch_pids.items():
+                cpu[k] = cpu_split(p, before[k], after[k], span)
+            cpu["generator"] = {"cpu_pct": round((time.process_time() - g0) * 100 / span, 1)}
+
+        cpu_task = asyncio.create_task(sample_cpu())
+        k = 0
+        skipped = 0
+        aborted = False
+        next_check = start + 0.25
+        while k < total:
+            now = time.perf_counter()
+            due = min(total, int((now - start) * rate) + 1) if now >= start else 0
+            while k < due:
+                ts = start + k / rate
+                conv = k % n_conv
+                side = (k // n_conv) % 2
+                c = clients[2 * conv + side]
+                k += 1
+                if not c.open:
+                    skipped += 1
+                    continue
+                n = self.counter
+                self.counter += 1
+                cid = f"b{c.idx:04d}-{n:07d}-{int((ts - self.epoch) * 1e6)}"
+                rec = Rec(ts, conv, side, ts >= t_meas)
+                self.records[cid] = rec
+                self.inflight.append(rec)
+                c.send(orjson.dumps({"type": "send", "client_id": cid, "body": bodies[n % nbodies]}).decode())
+                rec.lag = time.perf_counter() - ts
+                if rec.measured:
+                    measured.append(rec)
+            if now >= next_check:
+                next_check = now + 0.25
+                oldest = self._outstanding()
+                if abort_on_overload and oldest is not None and now - oldest.t > OVERLOAD_AGE_S:
+                    aborted = True
+                    break
+            # Event-loop timers have 1 ms resolution: sleeping less would spin
+            # (and steal the server's CPU); sends due meanwhile go out together.
+            await asyncio.sleep(max(0.001, start + k / rate - time.perf_counter()))
+        t_stop = time.perf_counter()
+        if aborted:
+            cpu_task.cancel()
+        # Grace: wait for every ack and delivery (or give up after ``grace`` s).
+        await self._settle(grace)
+        snap = [(r.acks > 0, r.deliv > 0) for r in measured]
+        drained = await self._settle(drain)
+        with contextlib.suppress(asyncio.CancelledError):
+            await cpu_task
+
+        sent = len(measured)
+        acked = sum(1 for a, _ in snap if a)
+        delivered = sum(1 for _, d in snap if d)
+        lost = sum(1 for a, d in snap if a and not d)
+        never = sum(1 for r in measured if r.deliv == 0)
+        lats = sorted(r.lat * 1000 for r, (_, d) in zip(measured, snap, strict=True) if d)
+        acks = sorted((r.t_ack - r.t) * 1000 for r, (a, _) in zip(measured, snap, strict=True) if a)
+        lags = sorted(r.lag * 1000 for r in measured)
+        span = (t_stop - t_meas) if aborted else duration
+        return {
+            "rate": rate,
+            "duration_s": round(span, 2),
+            "sent": sent,
+            "acked": acked,
+            "delivered": delivered,
+            "lost": lost,
+            "unacked": sent - acked,
+            "late": sum(1 for r, (_, d) in zip(measured, snap, strict=True) if r.deliv and not d),
+            "never_delivered": never,
+            "duplicates": sum(max(0, r.deliv - 1) for r in measured),
+            "duplicate_acks": sum(max(0, r.acks - 1) for r in measured),
+            "misrouted": self.misrouted,
+            "p50_ms": r2(percentile(lats, 50)),
+            "p95_ms": r2(percentile(lats, 95)),
+            "p99_ms": r2(percentile(lats, 99)),
+            "max_ms": r2(lats[-1] if lats else None),
+            "ack_p50_ms": r2(percentile(acks, 50)),
+            "ack_p99_ms": r2(percentile(acks, 99)),
+            "throughput": round(self.win_deliv / span, 1) if span > 0 else 0.0,
+            "gen_lag_p99_ms": r2(percentile(lags, 99)),
+            "gen_lag_max_ms": r2(lags[-1] if lags else None),
+            "cpu": cpu,
+            "skipped_closed": skipped,
+            "sockets_dropped": self.dropped,
+            "reconnected_before": reconnected,
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            "aborted_overload": aborted,
+            "drained": drained,
+        }
+
+
+def generator_main() -> None:
+    """Reads one JSON command per stdin line, answers one JSON line on stdout."""
+    raise_nofile()
+
+    async def main() -> None:
+        gen = Generator()
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            cmd = json.loads(line)
+            try:
+                if cmd["cmd"] == "connect":
+                    out = await gen.connect(cmd)
+                elif cmd["cmd"] == "phase":
+                    out = await gen.phase(cmd)
+                else:
+                    out = await gen.close()
+            except Exception as e:  # reported to the orchestrator, which decides
+                out = {"error": f"{type(e).__name__}: {e}"}
+            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.flush()
+            if cmd["cmd"] == "close":
+                break
+
+    run_loop(main())
+
+
+# =============================================================== orchestrator
+
+class Procs:
+    """Every child process, terminated on the way out whatever happens."""
+
+    def __init__(self) -> None:
+        self.items: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], cpu: int | None = None, **kw) -> subprocess.Popen:
+        def pre() -> None:
+            pdeathsig()
+            if cpu is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(0, {cpu})
+
+        p = subprocess.Popen(args, preexec_fn=pre, **kw)
+        self.items.append(p)
+        return p
+
+    @staticmethod
+    def stop(p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def stop_all(self) -> None:
+        for p in reversed(self.items):
+            with contextlib.suppress(Exception):
+                self.stop(p)
+        self.items.clear()
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, log_path: Path | None = None) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text()[-2000:] if log_path and log_path.exists() else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy after {timeout}s")
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"relay exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} not open after {timeout}s")
+
+
+def migrate_and_seed(url: str, count: int) -> list[dict]:
+    """Schema via the real migrations; rows inserted directly (no API, no per-user hashing)."""
+    from datetime import UTC, datetime, timedelta
+
+    from argon2 import PasswordHasher
+    from sqlalchemy import create_engine
+
+    from miaohui.accounts.models import AuthSession, User
+    from miaohui.accounts.service import token_hash
+    from miaohui.chat.models import Conversation, Participant
+    from miaohui.core.db import new_id
+    from miaohui.listeners.models import ListenerProfile
+    from miaohui.migrate import upgrade
+
+    with contextlib.redirect_stdout(sys.stderr):
+        upgrade(url)
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=30)
+    pw_hash = PasswordHasher().hash("bench-password")
+    users, sessions, profiles, convs, parts, out = [], [], [], [], [], []
+    for i in range(count):
+        seeker, listener, conv = new_id(), new_id(), new_id()
+        tokens = [secrets.token_urlsafe(32), secrets.token_urlsafe(32)]
+        for uid, role, name, tok in ((seeker, "seeker", f"倾诉者{i}", tokens[0]),
+                                     (listener, "listener", f"倾听师{i}", tokens[1])):
+            users.append({"id": uid, "username": f"{role}{i:05d}", "password_hash": pw_hash,
+                          "display_name": name, "role": role, "disabled": False, "created_at": now})
+            sessions.append({"token_hash": token_hash(tok), "user_id": uid, "created_at": now,
+                             "expires_at": expires})
+            parts.append({"conversation_id": conv, "user_id": uid, "role": role, "last_delivered_seq": 0,
+                          "last_read_seq": 0, "joined_at": now})
+        profiles.append({"user_id": listener, "headline": "陪你聊聊", "bio": "", "topics": ["情感"],
+                         "languages": ["普通话"], "qualifications": [], "price_per_hour_fen": 5000,
+                         "status": "approved", "accepting": True, "created_at": now, "approved_at": now,
+                         "approved_by": None})
+        convs.append({"id": conv, "kind": "listener", "pair_key": f"{seeker}:{listener}", "last_seq": 0,
+                      "created_at": now, "last_activity_at": now})
+        out.append({"id": conv, "tokens": tokens})
+    engine = create_engine(url.replace("sqlite+aiosqlite", "sqlite"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(User.__table__.insert(), users)
+            conn.execute(AuthSession.__table__.insert(), sessions)
+            conn.execute(ListenerProfile.__table__.insert(), profiles)
+            conn.execute(Conversation.__table__.insert(), convs)
+            conn.execute(Participant.__table__.insert(), parts)
+    finally:
+        engine.dispose()
+    return out
+
+
+class GenProc:
+    """The load generator subprocess, driven one JSON line at a time."""
+
+    def __init__(self, procs: Procs, cpu: int | None) -> None:
+        self.p = procs.start([sys.executable, str(Path(__file__).resolve()), "--worker", "gen"], cpu=cpu,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def call(self, cmd: dict) -> dict:
+        self.p.stdin.write(json.dumps(cmd, ensure_ascii=False) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"generator died (rc={self.p.poll()})")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(f"generator: {out['error']}")
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call({"cmd": "close"})
+        Procs.stop(self.p)
+
+
+def passes(run: dict) -> bool:
+    return (
+        not run["aborted_overload"]
+        and run["lost"] == 0 and run["unacked"] == 0 and run["duplicates"] == 0 and run["misrouted"] == 0
+        and run["sent"] > 0 and run["p99_ms"] is not None and run["p99_ms"] < P99_LIMIT_MS
+    )
+
+
+def generator_bound(run: dict) -> bool:
+    """The generator, not the target, was the limit (its core saturated or it fell behind)."""
+    gen_cpu = run["cpu"].get("generator", {}).get("cpu_pct", 0)
+    return gen_cpu >= 95 or (run["gen_lag_p99_ms"] or 0) > 10
+
+
+def summarize_profile(raw_path: Path, top: int = 30) -> dict:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    self_c: collections.Counter = collections.Counter()
+    incl: collections.Counter = collections.Counter()
+    threads: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        threads[frames[0]] += n
+        names = [f.split(" (", 1)[0] + " (" + f.rsplit("/", 1)[-1] if " (" in f else f for f in frames[1:]]
+        if names:
+            self_c[names[-1]] += n
+        for name in set(names):
+            incl[name] += n
+
+    def share(c: collections.Counter) -> list:
+        return [[name, round(100 * v / total, 1)] for name, v in c.most_common(top)]
+
+    return {"samples": total, "threads": share(threads), "self_pct": share(self_c), "inclusive_pct": share(incl)}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.procs = Procs()
+        self.runs: list[dict] = []
+        self.sessions: list[dict] = []
+        self.pin_server = 0 if args.pin else None
+        self.pin_gen = 1 if args.pin else None
+        self.profile: dict | None = None
+
+    # ---------------------------------------------------------------- targets
+    def start_miaohui(self, tmp: Path, url: str) -> tuple[int, subprocess.Popen]:
+        from miaohui.core.crypto import generate_key_spec
+
+        port = free_port()
+        env = dict(os.environ, MIAOHUI_DATABASE_URL=url, MIAOHUI_DATA_DIR=str(tmp / "data"),
+                   MIAOHUI_SECRET_KEY=secrets.token_urlsafe(32), MIAOHUI_MESSAGE_KEYS=generate_key_spec("b1"),
+                   MIAOHUI_HOST=HOST, MIAOHUI_REDIS_URL="")
+        log_path = tmp / "server.log"
+        logf = log_path.open("w")
+        p = self.procs.start([str(BIN / "miaohui"), "serve", "--no-migrate", "--host", HOST, "--port", str(port)],
+                             cpu=self.pin_server, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        wait_http(f"http://{HOST}:{port}/healthz", p, 60, log_path)
+        return port, p
+
+    def start_relay(self) -> tuple[int, subprocess.Popen]:
+        port = free_port()
+        p = self.procs.start([sys.executable, str(Path(__file__).resolve()), "--worker", "relay", "--port", str(port)],
+                             cpu=self.pin_server, stdout=sys.stderr)
+        wait_port(port, p, 30)
+        return port, p
+
+    # ----------------------------------------------------------------- phases
+    def phase(self, gen: GenProc, target: str, pid: int, n: int, rate: float, *, search: bool = False,
+              profile_dir: Path | None = None) -> dict:
+        a = self.args
+        cmd = {"cmd": "phase", "rate": rate, "warmup": a.warmup, "duration": a.duration, "grace": a.grace,
+               "drain": a.drain, "abort_on_overload": search, "pids": {"server": pid}}
+        spy = None
+        if profile_dir is not None:
+            spy = self.start_profiler(pid, profile_dir)
+        try:
+            run = gen.call(cmd)
+        finally:
+            if spy is not None:
+                self.finish_profiler(spy, profile_dir)
+        run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None}
+        run["passed"] = passes(run)
+        run["generator_bound"] = generator_bound(run)
+        cpu = run["cpu"]
+        log(f"  {target:9s} N={n:<5d} rate={rate:>7.0f}  sent={run['sent']:<6d} deliv={run['delivered']:<6d} "
+            f"lost={run['lost']} unacked={run['unacked']} dup={run['duplicates']}  "
+            f"p50={run['p50_ms']} p99={run['p99_ms']} max={run['max_ms']} ms  thr={run['throughput']}/s  "
+            f"cpu srv={cpu.get('server', {}).get('cpu_pct')}% (loop {cpu.get('server', {}).get('loop_thread_pct')}%) "
+            f"gen={cpu.get('generator', {}).get('cpu_pct')}%  {'PASS' if run['passed'] else 'FAIL'}"
+            f"{' [aborted: overload]' if run['aborted_overload'] else ''}")
+        if run["error_samples"]:
+            log(f"  errors: {run['error_samples'][:2]}")
+        if not run["drained"]:
+            log("  warning: backlog not drained before the next phase")
+        self.runs.append(run)
+        return run
+
+    def start_profiler(self, pid: int, out: Path) -> subprocess.Popen | None:
+        spy = BIN / "py-spy"
+        if not spy.exists():
+            log("  py-spy not installed (.venv/bin/pip install py-spy); not profiling")
+            return None
+        out.mkdir(parents=True, exist_ok=True)
+        secs = int(self.args.warmup + self.args.duration)
+        log(f"  profiling server pid {pid} for {secs}s -> {out}")
+        return self.procs.start([str(spy), "record", "--pid", str(pid), "--duration", str(secs), "--rate", "100",
+                                 "--threads", "--format", "raw", "-o", str(out / "miaohui-profile.txt")],
+                                stdout=sys.stderr, stderr=sys.stderr)
+
+    def finish_profiler(self, spy: subprocess.Popen, out: Path) -> None:
+        try:
+            spy.wait(60)
+        except subprocess.TimeoutExpired:
+            Procs.stop(spy)
+        raw = out / "miaohui-profile.txt"
+        if raw.exists():
+            self.profile = {"rate": None, "file": str(raw), **summarize_profile(raw)}
+
+    def search(self, gen: GenProc, target: str, pid: int, n: int, known: dict[float, dict]) -> tuple[float, dict]:
+        """Step up until a rate fails, then bisect between the last pass and the first fail."""
+        best = 0.0
+        fail = None
+        for rate in self.args.search_steps:
+            run = known.get(rate) or self.phase(gen, target, pid, n, rate, search=True)
+            if run["passed"]:
+                best = rate
+            else:
+                fail = rate
+                break
+        lo, hi = best, fail
+        for _ in range(self.args.bisect if fail else 0):
+            mid = round((lo + hi) / 2 / 250) * 250
+            if mid <= lo or mid >= hi:
+                break
+            run = self.phase(gen, target, pid, n, mid, search=True)
+            if run["passed"]:
+                lo = best = mid
+            else:
+                hi = mid
+        return best, {"first_failing_rate": hi, "bound_by_generator": False}
+
+    def session(self, target: str, port: int, pid: int, convs: list[dict], bodies: list[str],
+                rates: list[float], do_search: bool) -> dict:
+        n = len(convs)
+        log(f"{target}: opening {2 * n} sockets ({n} conversations)")
+        gen = GenProc(self.procs, self.pin_gen)
+        out: dict = {"target": target, "conversations": n}
+        try:
+            info = gen.call({"cmd": "connect", "port": port, "convs": convs, "bodies": bodies,
+                             "compression": not self.args.no_compression, "concurrency": 50})
+            out["connect_s"] = info["connect_s"]
+            log(f"  {info['sockets']} sockets synced in {info['connect_s']} s")
+            known: dict[float, dict] = {}
+            for rate in rates:
+                known[rate] = self.phase(gen, target, pid, n, rate)
+            if do_search:
+                best, detail = self.search(gen, target, pid, n, known)
+                out["max_sustained_rate"] = best
+                tried = [r for r in self.runs if r["target"] == target and r["conversations"] == n]
+                at_best = [r for r in tried if r["rate"] == best]
+                detail["bound_by_generator"] = bool(at_best and at_best[0]["generator_bound"])
+                out["search"] = detail
+                log(f"  {target}: max sustained rate at N={n}: {best:.0f} msgs/s")
+            if self.args.profile and target == "miaohui" and n == max(self.args.ns):
+                rate = self.args.profile_rate
+                run = self.phase(gen, target, pid, n, rate, profile_dir=Path(self.args.profile))
+                if self.profile is not None:
+                    self.profile["rate"] = rate
+                    self.profile["run"] = {k: run[k] for k in ("p50_ms", "p99_ms", "throughput", "cpu")}
+        finally:
+            gen.close()
+        self.sessions.append(out)
+        return out
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> dict:
+        a = self.args
+        t_start = time.time()
+        nofile = raise_nofile()
+        bodies, source = load_bodies()
+        tmp = Path(tempfile.mkdtemp(prefix="miaohui-bench-"))
+        try:
+            url = f"sqlite+aiosqlite:///{tmp / 'miaohui.db'}"
+            total = sum(a.ns)
+            t0 = time.perf_counter()
+            convs = migrate_and_seed(url, total)
+            log(f"migrated and seeded {total} conversations ({2 * total} users) in "
+                f"{time.perf_counter() - t0:.1f}s; bodies: {source}")
+            m_port, m_proc = self.start_miaohui(tmp, url)
+            r_port, r_proc = self.start_relay()
+            log(f"miaohui on :{m_port} (pid {m_proc.pid}), raw relay on :{r_port} (pid {r_proc.pid})")
+            offset = 0
+            for n in a.ns:
+                chunk = convs[offset:offset + n]
+                offset += n
+                do_search = n == max(a.ns) and not a.no_search
+                self.session("miaohui", m_port, m_proc.pid, chunk, bodies, a.rates, do_search)
+                self.session("raw_relay", r_port, r_proc.pid, chunk, bodies, a.rates, do_search)
+        finally:
+            self.procs.stop_all()
+            if a.keep:
+                log(f"kept {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self.report(nofile, source, bodies, time.time() - t_start)
+
+    def report(self, nofile: int, source: str, bodies: list[str], elapsed: float) -> dict:
+        a = self.args
+        fixed = [r for r in self.runs if not r["search"] and not r["profiled"]]
+        by = {(r["target"], r["conversations"], r["rate"]): r for r in fixed}
+        ratios: dict[str, dict[str, float | None]] = {}
+        for n in a.ns:
+            for rate in a.rates:
+                m, rl = by.get(("miaohui", n, rate)), by.get(("raw_relay", n, rate))
+                if m and rl and m["p99_ms"] is not None and rl["p99_ms"]:
+                    ratios.setdefault(str(n), {})[str(int(rate))] = round(m["p99_ms"] / rl["p99_ms"], 2)
+        top_n = max(a.ns)
+        at_top = [v for v in ratios.get(str(top_n), {}).values() if v is not None]
+        ratio_top = max(at_top) if at_top else None
+        sustained = {s["target"]: s.get("max_sustained_rate") for s in self.sessions if "max_sustained_rate" in s}
+        search_detail = {s["target"]: s["search"] for s in self.sessions if "search" in s}
+        m_fixed = [r for r in fixed if r["target"] == "miaohui"]
+        lost = sum(r["lost"] + r["unacked"] + r["duplicates"] for r in m_fixed)
+        targets = {
+            "zero_lost": {
+                "pass": bool(m_fixed) and lost == 0,
+                "detail": f"{lost} lost/unacked/duplicated across {len(m_fixed)} fixed-rate 秒回 runs",
+            },
+            f"p99_within_3x_relay_at_{top_n}": {
+                "pass": ratio_top is not None and ratio_top <= RATIO_LIMIT,
+                "detail": f"worst ratio {ratio_top} over rates {[int(r) for r in a.rates]} (limit {RATIO_LIMIT})",
+            },
+            f"sustained_ge_{SUSTAINED_TARGET}": {
+                "pass": (sustained.get("miaohui") or 0) >= SUSTAINED_TARGET,
+                "detail": f"max rate with p99 < {P99_LIMIT_MS:.0f} ms and nothing lost: {sustained.get('miaohui')}",
+            },
+        }
+        lengths = [len(b) for b in bodies]
+        return {
+            "machine": machine_info(nofile),
+            "config": {
+                "quick": a.quick, "conversations": a.ns, "rates": a.rates, "warmup_s": a.warmup,
+                "duration_s": a.duration, "grace_s": a.grace, "search_steps": a.search_steps,
+                "generator_processes": 1, "permessage_deflate": not a.no_compression, "pinned": a.pin,
+                "bodies": source, "body_chars_mean": round(sum(lengths) / len(lengths), 1),
+                "database": "sqlite (WAL, synchronous=FULL)", "p99_limit_ms": P99_LIMIT_MS,
+            },
+            "sessions": self.sessions,
+            "runs": self.runs,
+            "ratios_p99": ratios,
+            f"ratio_p99_at_{top_n}": ratio_top,
+            "max_sustained_rate": sustained,
+            "search": search_detail,
+            "targets": targets,
+            "profile": self.profile,
+            "elapsed_s": round(elapsed, 1),
+        }
+
+
+def machine_info(nofile: int) -> dict:
+    import uvicorn
+    import websockets
+
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "nofile": nofile,
+        "event_loop": loop,
+        "websockets": websockets.__version__,
+        "uvicorn": uvicorn.__version__,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke check: N=50, 3 s per rate, short search")
+    p.add_argument("--conversations", type=int, nargs="+", dest="ns", help="default: 100 1000")
+    p.add_argument("--rates", type=float, nargs="+", help="fixed aggregate rates, msgs/s (default: 2000 5000)")
+    p.add_argument("--duration", type=float, help="measured seconds per rate (default 10)")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds before each rate (default 2)")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds to wait for late acks/deliveries")
+    p.add_argument("--drain", type=float, default=30.0, help="max seconds to let a backlog clear between rates")
+    p.add_argument("--search-steps", type=float, nargs="+",
+                   help="step-up rates for the max-sustained search at the largest N")
+    p.add_argument("--bisect", type=int, default=2, help="bisection steps after the first failing rate")
+    p.add_argument("--no-search", action="store_true")
+    p.add_argument("--no-compression", action="store_true",
+                   help="do not offer permessage-deflate (browsers do offer it)")
+    p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the generator to CPU 1")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the 秒回 server during an extra run at the largest N")
+    p.add_argument("--profile-rate", type=float, default=4000)
+    p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server log, DB)")
+    p.add_argument("--worker", choices=["gen", "relay"], help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    quick = a.quick
+    a.ns = a.ns or ([50] if quick else [100, 1000])
+    a.rates = a.rates or ([1000.0] if quick else [2000.0, 5000.0])
+    a.duration = a.duration or (3.0 if quick else 10.0)
+    a.warmup = a.warmup if a.warmup is not None else (1.0 if quick else 2.0)
+    a.search_steps = a.search_steps or (
+        [1000.0, 2000.0] if quick else [1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10000.0, 14000.0, 20000.0])
+    if quick:
+        a.bisect = 0
+        a.grace = min(a.grace, 3.0)
+        a.drain = min(a.drain, 10.0)
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker == "gen":
+        return generator_main()
+    if args.worker == "relay":
+        return relay_main(args.port)
+
+    def on_signal(signum, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    result = Bench(args).run()
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+// Conversation list (listener console and "我的会话"): live over /ws/inbox.
+// Any `activity` or `conversation` event refetches the list (debounced).
+
+import { ApiError, LiveSocket, api, presenceEl, readBoot, relativeLabel, wsUrl } from "./common.js";
+
+const boot = readBoot("inbox-boot");
+const list = document.getElementById("conv-list");
+const empty = document.getElementById("conv-empty");
+const banner = document.getElementById("inbox-banner");
+const toggle = document.getElementById("accepting-toggle");
+const errorBox = document.getElementById("console-error");
+
+function item(c) {
+  const li = document.createElement("li");
+  const a = document.createElement("a");
+  a.className = "conv" + (c.unread > 0 ? " has-unread" : "");
+  a.href = `/chat/${encodeURIComponent(c.id)}`;
+  a.setAttribute("data-testid", "conversation-item");
+  a.dataset.conversationId = c.id;
+
+  const name = document.createElement("span");
+  name.className = "conv-name";
+  const n = document.createElement("span");
+  n.className = "name";
+  n.textContent = c.peer.display_name;
+  name.append(n, presenceEl(c.peer.presence || "offline"));
+
+  const time = document.createElement("time");
+  time.className = "conv-time";
+  time.dateTime = c.last_activity_at;
+  time.textContent = relativeLabel(c.last_activity_at);
+
+  const preview = document.createElement("span");
+  preview.className = "conv-preview";
+  preview.textContent = c.preview || (c.last_seq ? "" : "新会话，还没有消息");
+
+  a.append(name, time, preview);
+  if (c.unread > 0) {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.setAttribute("data-testid", "unread-badge");
+    badge.setAttribute("aria-label", `${c.unread} 条未读`);
+    badge.textContent = c.unread > 99 ? "99+" : String(c.unread);
+    a.append(badge);
+  }
+  li.append(a);
+  return li;
+}
+
+function render(convs) {
+  list.replaceChildren(...convs.map(item));
+  empty.hidden = convs.length > 0;
+  const unread = convs.reduce((n, c) => n + (c.unread > 0 ? 1 : 0), 0);
+  document.title = (unread ? `(${unread}) ` : "") + document.title.replace(/^\(\d+\) /, "");
+}
+
+let refreshTimer = null;
+let refreshing = false;
+let again = false;
+
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    render(await api("/api/conversations"));
+  } catch {
+    /* keep the last list; the next event or timer retries */
+  } finally {
+    refreshing = false;
+    if (again) {
+      again = false;
+      scheduleRefresh();
+    }
+  }
+}
+
+function scheduleRefresh(delay = 250) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, delay);
+}
+
+let opened = false;
+const sock = new LiveSocket({
+  url: () => wsUrl("/ws/inbox"),
+  onFrame(f) {
+    if (f.type === "activity" || f.type === "conversation") scheduleRefresh();
+  },
+  onOpen() {
+    // Events may have been missed while disconnected.
+    if (opened) scheduleRefresh(0);
+    opened = true;
+    if (document.visibilityState !== "visible") sock.send({ type: "presence", status: "away" });
+  },
+  onState(state) {
+    banner.hidden = !(state === "reconnecting" || state === "offline");
+  },
+  onFatal(code) {
+    if (code === 4401) location.href = "/login?next=" + encodeURIComponent(location.pathname);
+  },
+});
+
+document.addEventListener("visibilitychange", () => {
+  const visible = document.visibilityState === "visible";
+  sock.send({ type: "presence", status: visible ? "online" : "away" });
+  if (visible) scheduleRefresh(0);
+});
+// Peers' presence is not pushed on the inbox socket: refresh now and then.
+setInterval(() => {
+  if (document.visibilityState === "visible") scheduleRefresh(0);
+}, 30000);
+
+if (toggle) {
+  toggle.addEventListener("click", async () => {
+    const next = toggle.getAttribute("aria-pressed") !== "true";
+    toggle.disabled = true;
+    try {
+      await api("/api/listener/availability", { method: "PUT", body: { accepting: next } });
+      toggle.setAttribute("aria-pressed", next ? "true" : "false");
+      toggle.classList.toggle("is-on", next);
+      toggle.querySelector(".accept-label").textContent = next ? "接单中" : "休息中";
+      if (errorBox) errorBox.hidden = true;
+    } catch (e) {
+      if (errorBox) {
+        errorBox.textContent = e instanceof ApiError ? e.message : "切换失败，请重试";
+        errorBox.hidden = false;
+      }
+    } finally {
+      toggle.disabled = false;
+    }
+  });
+}
+
+render(boot.conversations);
+sock.start();

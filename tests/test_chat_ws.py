@@ -1,0 +1,342 @@
+"""The WebSocket protocol over real sockets: persist → ack → deliver, idempotent
+resend, resume by sequence number, bad frames, authorization, typing, receipts,
+presence, and a server restart in the middle of a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import func, select
+
+from miaohui.chat.models import Message
+
+pytestmark = pytest.mark.asyncio
+
+
+def cid() -> str:
+    return uuid.uuid4().hex
+
+
+async def recv_until(ws, type_: str, timeout: float = 5.0, **match) -> dict:
+    """Next frame of ``type_`` (and matching fields); frames of other types are skipped."""
+
+    async def go():
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def connect(api, conversation, after_seq=0):
+    ws = await api.ws(f"/ws/chat/{conversation}?after_seq={after_seq}")
+    hello = json.loads(await ws.recv())
+    assert hello["type"] == "hello"
+    return ws, hello
+
+
+async def drain_sync(ws) -> list[dict]:
+    msgs = []
+    while True:
+        f = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if f["type"] == "synced":
+            return msgs
+        if f["type"] == "message":
+            msgs.append(f)
+
+
+def stored_count(server, conversation) -> int:
+    return server.db(
+        lambda db: db.scalar(select(func.count()).select_from(Message).where(Message.conversation_id == conversation))
+    )
+
+
+async def test_send_ack_deliver_and_history(server, seeker, listener, conversation):
+    s_ws, hello = await connect(seeker, conversation)
+    assert hello["peer"]["display_name"] == "林晴" and hello["me"]["role"] == "seeker"
+    await drain_sync(s_ws)
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+
+    await s_ws.send(json.dumps({"type": "send", "client_id": (c1 := cid()), "body": "今晚又失眠了"}))
+    ack = await recv_until(s_ws, "ack")
+    assert ack["client_id"] == c1 and ack["seq"] == 1 and ack["duplicate"] is False
+    msg = await recv_until(l_ws, "message")
+    assert msg["seq"] == 1 and msg["body"] == "今晚又失眠了" and msg["sender_role"] == "seeker"
+    assert msg["client_id"] == c1
+
+    await l_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "我在，慢慢说。"}))
+    assert (await recv_until(l_ws, "ack"))["seq"] == 2
+    assert (await recv_until(s_ws, "message"))["body"] == "我在，慢慢说。"
+
+    async with seeker.client() as c:
+        page = (await c.get(f"/api/conversations/{conversation}/messages")).json()
+    assert [m["seq"] for m in page["messages"]] == [1, 2] and page["has_more"] is False
+    await s_ws.close()
+    await l_ws.close()
+
+
+async def test_idempotent_resend_and_concurrent_duplicates(server, seeker, conversation):
+    ws, _ = await connect(seeker, conversation)
+    await drain_sync(ws)
+    c1 = cid()
+    frame = json.dumps({"type": "send", "client_id": c1, "body": "同一条消息"})
+    # Three copies at once (one batch) and one later retry: one stored message.
+    for _ in range(3):
+        await ws.send(frame)
+    acks = [await recv_until(ws, "ack") for _ in range(3)]
+    assert {a["seq"] for a in acks} == {1}
+    assert sorted(a["duplicate"] for a in acks) == [False, True, True]
+    await ws.close()
+    ws, _ = await connect(seeker, conversation, after_seq=1)
+    await drain_sync(ws)
+    await ws.send(frame)
+    ack = await recv_until(ws, "ack")
+    assert ack["seq"] == 1 and ack["duplicate"] is True
+    # Over REST too.
+    async with seeker.client() as c:
+        r = await c.post(f"/api/conversations/{conversation}/messages", json={"client_id": c1, "body": "同一条消息"})
+        assert r.status_code == 200 and r.json()["seq"] == 1 and r.json()["duplicate"] is True
+    assert stored_count(server, conversation) == 1
+    await ws.close()
+
+
+async def test_reconnect_resumes_from_last_seq_without_loss_or_duplicates(server, seeker, listener, conversation):
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    for i in range(3):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"第{i + 1}条"}))
+        await recv_until(s_ws, "ack")
+    got = [await recv_until(l_ws, "message") for _ in range(3)]
+    assert [m["seq"] for m in got] == [1, 2, 3]
+    # The listener drops off ("closes the lid") after seq 3 ...
+    await l_ws.close()
+    for i in range(3, 8):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"第{i + 1}条"}))
+        await recv_until(s_ws, "ack")
+    # ... and comes back with after_seq=3: gets exactly 4..8, once each.
+    l_ws, hello = await connect(listener, conversation, after_seq=3)
+    assert hello["last_seq"] == 8
+    backlog = await drain_sync(l_ws)
+    assert [m["seq"] for m in backlog] == [4, 5, 6, 7, 8]
+    assert backlog[0]["body"] == "第4条"
+    # Live delivery continues after the backlog.
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "还在吗"}))
+    assert (await recv_until(l_ws, "message"))["seq"] == 9
+    # Explicit sync (gap repair) also works on an open socket.
+    await l_ws.send(json.dumps({"type": "sync", "after_seq": 7}))
+    assert [(await recv_until(l_ws, "message"))["seq"] for _ in range(2)] == [8, 9]
+    await s_ws.close()
+    await l_ws.close()
+
+
+async def test_without_after_seq_sends_latest_page(server, seeker, conversation):
+    ws, _ = await connect(seeker, conversation)
+    await drain_sync(ws)
+    for i in range(55):
+        await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"m{i}"}))
+    for _ in range(55):
+        await recv_until(ws, "ack")
+    await ws.close()
+    ws = await seeker.ws(f"/ws/chat/{conversation}")
+    await recv_until(ws, "hello")
+    msgs = []
+    while True:
+        f = json.loads(await ws.recv())
+        if f["type"] == "synced":
+            break
+        msgs.append(f)
+    assert [m["seq"] for m in msgs] == list(range(6, 56)) and f["has_more_before"] is True
+    async with seeker.client() as c:
+        page = (await c.get(f"/api/conversations/{conversation}/messages", params={"before_seq": 6})).json()
+    assert [m["seq"] for m in page["messages"]] == list(range(1, 6)) and page["has_more"] is False
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    "frame,code",
+    [
+        ("{not json", "malformed_json"),
+        ("[1,2,3]", "malformed_frame"),
+        (json.dumps({"type": "explode"}), "unknown_type"),
+        (json.dumps({"body": "x"}), "unknown_type"),
+        (json.dumps({"type": "send", "client_id": "c-123456789", "body": ""}), "empty_body"),
+        (json.dumps({"type": "send", "client_id": "c-123456789", "body": "   \n "}), "empty_body"),
+        (json.dumps({"type": "send", "client_id": "c-123456789", "body": "长" * 4001}), "body_too_long"),
+        (json.dumps({"type": "send", "client_id": "short", "body": "hi"}), "bad_client_id"),
+        (json.dumps({"type": "send", "body": "hi"}), "bad_client_id"),
+        (json.dumps({"type": "send", "client_id": "c-123456789", "body": 42}), "bad_body"),
+        (json.dumps({"type": "read", "seq": -1}), "bad_seq"),
+        (json.dumps({"type": "read", "seq": "9"}), "bad_seq"),
+        ("x" * 70_000, "frame_too_large"),
+    ],
+)
+async def test_bad_frames_get_error_and_connection_stays_open(server, seeker, conversation, frame, code):
+    ws, _ = await connect(seeker, conversation)
+    await drain_sync(ws)
+    await ws.send(frame)
+    err = await recv_until(ws, "error")
+    assert err["code"] == code and err["message"] and err["message_en"]
+    # Still open and working; nothing was stored by the bad frame.
+    await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "正常消息"}))
+    assert (await recv_until(ws, "ack"))["seq"] == 1
+    assert stored_count(server, conversation) == 1
+    await ws.close()
+
+
+async def test_exactly_4000_characters_is_accepted(server, seeker, conversation):
+    ws, _ = await connect(seeker, conversation)
+    await drain_sync(ws)
+    await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "字" * 4000}))
+    assert (await recv_until(ws, "ack"))["seq"] == 1
+    await ws.close()
+
+
+async def test_foreign_conversation_is_4403_and_leaks_nothing(server, seeker2, conversation):
+    for path in (f"/ws/chat/{conversation}", "/ws/chat/" + "0" * 32, "/ws/chat/nonexistent"):
+        ws = await seeker2.ws(path + "?after_seq=0")
+        frames = []
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            while True:
+                frames.append(json.loads(await ws.recv()))
+        assert info.value.rcvd.code == 4403
+        assert len(frames) == 1 and frames[0]["type"] == "error"
+        assert conversation not in json.dumps(frames)
+    async with seeker2.client() as c:
+        for url in (f"/api/conversations/{conversation}", f"/api/conversations/{conversation}/messages"):
+            r = await c.get(url)
+            assert r.status_code == 403 and conversation not in r.text
+        r = await c.post(f"/api/conversations/{conversation}/messages", json={"client_id": cid(), "body": "hi"})
+        assert r.status_code == 403
+        # Same answer for a conversation that does not exist.
+        assert (await c.get("/api/conversations/" + "0" * 32)).json() == r.json()
+
+
+async def test_unauthenticated_socket_is_4401(server, conversation):
+    ws = await websockets.connect(f"{server.ws_url}/ws/chat/{conversation}")
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await ws.recv()
+    assert info.value.rcvd.code == 4401
+
+
+async def test_cross_site_origin_is_refused(server, seeker, conversation):
+    ws = await seeker.ws(f"/ws/chat/{conversation}", origin="https://evil.example")
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await ws.recv()
+    assert info.value.rcvd.code == 4403
+
+
+async def test_typing_receipts_and_presence(server, seeker, listener, conversation):
+    s_ws, hello = await connect(seeker, conversation)
+    assert hello["peer"]["presence"] == "offline"
+    await drain_sync(s_ws)
+    l_ws, hello = await connect(listener, conversation)
+    assert hello["peer"]["presence"] == "online"
+    await drain_sync(l_ws)
+    assert (await recv_until(s_ws, "presence", user_id=listener.id))["status"] == "online"
+
+    await l_ws.send(json.dumps({"type": "typing", "state": "start"}))
+    t = await recv_until(s_ws, "typing")
+    assert t["user_id"] == listener.id and t["state"] == "start"
+
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "在吗"}))
+    await recv_until(s_ws, "ack")
+    await recv_until(l_ws, "message")
+    await l_ws.send(json.dumps({"type": "delivered", "seq": 1}))
+    r = await recv_until(s_ws, "receipt", user_id=listener.id)
+    assert r["delivered_seq"] == 1 and r["read_seq"] == 0
+    # A read watermark beyond what exists is clamped to the last message.
+    await l_ws.send(json.dumps({"type": "read", "seq": 999}))
+    r = await recv_until(s_ws, "receipt", user_id=listener.id, read_seq=1)
+    assert r["delivered_seq"] == 1
+
+    async with listener.client() as c:
+        convs = (await c.get("/api/conversations")).json()
+    assert convs[0]["unread"] == 0 and convs[0]["peer_read_seq"] == 1
+
+    await l_ws.send(json.dumps({"type": "presence", "status": "away"}))
+    assert (await recv_until(s_ws, "presence", user_id=listener.id))["status"] == "away"
+    async with seeker.client() as c:
+        directory = (await c.get("/api/listeners")).json()
+    me = next(d for d in directory if d["user_id"] == listener.id)
+    assert me["presence"] == "away"
+    await l_ws.close()
+    assert (await recv_until(s_ws, "presence", user_id=listener.id))["status"] == "offline"
+    await s_ws.send(json.dumps({"type": "ping", "t": 7}))
+    assert (await recv_until(s_ws, "pong"))["t"] == 7
+    await s_ws.close()
+
+
+async def test_inbox_sees_new_conversation_and_activity(server, seeker, listener):
+    inbox = await listener.ws("/ws/inbox")
+    assert json.loads(await inbox.recv())["type"] == "hello"
+    async with seeker.client() as c:
+        r = await c.post("/api/conversations", json={"listener_id": listener.id})
+        conv = r.json()["id"]
+        ev = await recv_until(inbox, "conversation")
+        assert ev["conversation_id"] == conv
+        r = await c.post(f"/api/conversations/{conv}/messages", json={"client_id": cid(), "body": "你好"})
+        assert r.status_code == 201 and r.json()["seq"] == 1
+    ev = await recv_until(inbox, "activity")
+    assert ev["conversation_id"] == conv and ev["seq"] == 1 and ev["sender_id"] == seeker.id
+    async with listener.client() as c:
+        convs = (await c.get("/api/conversations")).json()
+    assert convs[0]["id"] == conv and convs[0]["unread"] == 1 and convs[0]["preview"] == "你好"
+    # The listener is online in the directory while the console is open.
+    cards = httpx.get(server.url + "/api/listeners", params={"online": "true"}).json()
+    assert [c["user_id"] for c in cards] == [listener.id]
+    await inbox.close()
+
+
+async def test_many_concurrent_senders_get_unique_contiguous_seqs(server, seeker, listener, conversation):
+    socks = [await connect(api, conversation) for api in (seeker, listener, seeker, listener)]
+    for ws, _ in socks:
+        await drain_sync(ws)
+
+    async def blast(ws, n):
+        for _ in range(n):
+            await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "并发"}))
+        return [(await recv_until(ws, "ack"))["seq"] for _ in range(n)]
+
+    seqs = await asyncio.gather(*(blast(ws, 50) for ws, _ in socks))
+    flat = sorted(s for part in seqs for s in part)
+    assert flat == list(range(1, 201))
+    for ws, _ in socks:
+        await ws.close()
+
+
+async def test_server_restart_mid_conversation_resumes(server, seeker, listener, conversation):
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    for i in range(5):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"重启前{i}"}))
+    acked = [await recv_until(s_ws, "ack") for _ in range(5)]
+    # The outbox of the client holds one unacknowledged message across the restart.
+    pending = {"type": "send", "client_id": cid(), "body": "重启时在途的消息"}
+    await asyncio.to_thread(server.restart)
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(s_ws.recv(), 5)
+    # Clients reconnect and resume; the resend of the in-flight message is stored once.
+    s_ws, hello = await connect(seeker, conversation, after_seq=max(a["seq"] for a in acked))
+    assert hello["last_seq"] == 5
+    assert await drain_sync(s_ws) == []
+    for _ in range(2):
+        await s_ws.send(json.dumps(pending))
+    a1, a2 = await recv_until(s_ws, "ack"), await recv_until(s_ws, "ack")
+    assert a1["seq"] == a2["seq"] == 6
+    l_ws, _ = await connect(listener, conversation, after_seq=0)
+    got = await drain_sync(l_ws)
+    assert [m["seq"] for m in got] == [1, 2, 3, 4, 5, 6]
+    assert got[-1]["body"] == "重启时在途的消息"
+    await s_ws.close()
+    await l_ws.close()
