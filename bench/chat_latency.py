@@ -151,6 +151,16 @@ def proc_threads_cpu(pid: int) -> dict[int, int]:
     return out
 
 
+def system_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0
+    return sum(v[:8]) - v[3] - v[4]  # everything but idle and iowait (guest time is inside user)
+
+
 def cpu_split(pid: int, before: dict[int, int], after: dict[int, int], seconds: float) -> dict:
     """Process CPU % over an interval, split into the main (event loop) thread and the rest."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -455,13 +465,18 @@ class Generator:
         async def sample_cpu() -> None:
             await asyncio.sleep(max(0.0, t_meas - time.perf_counter()))
             before = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
-            g0, w0 = time.process_time(), time.perf_counter()
+            g0, w0, s0 = time.process_time(), time.perf_counter(), system_busy_ticks()
             await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
             after = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
             span = time.perf_counter() - w0
             for k, p in watch_pids.items():
                 cpu[k] = cpu_split(p, before[k], after[k], span)
             cpu["generator"] = {"cpu_pct": round((time.process_time() - g0) * 100 / span, 1)}
+            machine = (system_busy_ticks() - s0) * 100 / os.sysconf("SC_CLK_TCK") / span
+            ours = sum(v["cpu_pct"] for v in cpu.values())
+            # CPU used by anything else on the machine (other people's tests...): noise.
+            cpu["machine_busy_pct"] = round(machine, 1)
+            cpu["others_pct"] = round(max(0.0, machine - ours), 1)
 
         cpu_task = asyncio.create_task(sample_cpu())
         k = 0
@@ -725,6 +740,11 @@ def passes(run: dict) -> bool:
     )
 
 
+def noise(run: dict) -> float:
+    """CPU % (of one core) used by processes other than the target and the generator."""
+    return run["cpu"].get("others_pct", 0.0)
+
+
 def generator_bound(run: dict) -> bool:
     """The generator, not the target, was the limit (its core saturated or it fell behind)."""
     gen_cpu = run["cpu"].get("generator", {}).get("cpu_pct", 0)
@@ -801,10 +821,21 @@ class Bench:
             spy = self.start_profiler(pid, profile_dir)
         try:
             run = gen.call(cmd)
+            # The machine is shared: if something else ate CPU meanwhile, measure again.
+            for attempt in range(2, a.retries + 2):
+                if spy is not None or noise(run) <= a.noise_limit:
+                    break
+                log(f"  {target} N={n} rate={rate:.0f}: {noise(run)}% CPU used by other processes; "
+                    f"measuring again (attempt {attempt})")
+                time.sleep(3)
+                again = gen.call(cmd)
+                again["attempts"] = attempt
+                run = min(run, again, key=noise)
         finally:
             if spy is not None:
                 self.finish_profiler(spy, profile_dir)
         run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None}
+        run["noisy"] = noise(run) > a.noise_limit
         run["passed"] = passes(run)
         run["generator_bound"] = generator_bound(run)
         cpu = run["cpu"]
@@ -812,7 +843,8 @@ class Bench:
             f"lost={run['lost']} unacked={run['unacked']} dup={run['duplicates']}  "
             f"p50={run['p50_ms']} p99={run['p99_ms']} max={run['max_ms']} ms  thr={run['throughput']}/s  "
             f"cpu srv={cpu.get('server', {}).get('cpu_pct')}% (loop {cpu.get('server', {}).get('loop_thread_pct')}%) "
-            f"gen={cpu.get('generator', {}).get('cpu_pct')}%  {'PASS' if run['passed'] else 'FAIL'}"
+            f"gen={cpu.get('generator', {}).get('cpu_pct')}% others={cpu.get('others_pct')}%  "
+            f"{'PASS' if run['passed'] else 'FAIL'}"
             f"{' [aborted: overload]' if run['aborted_overload'] else ''}")
         if run["error_samples"]:
             log(f"  errors: {run['error_samples'][:2]}")
@@ -1032,6 +1064,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the generator to CPU 1")
     p.add_argument("--profile", metavar="DIR", help="py-spy the 秒回 server during an extra run at the largest N")
     p.add_argument("--profile-rate", type=float, default=4000)
+    p.add_argument("--noise-limit", type=float, default=20.0,
+                   help="re-measure a rate when other processes used more than this CPU %% meanwhile")
+    p.add_argument("--retries", type=int, default=2, help="re-measurements of a noisy rate")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server log, DB)")
     p.add_argument("--worker", choices=["gen", "relay"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
