@@ -135,7 +135,9 @@ async def login(db: AsyncSession, clock: Clock, limiter, username: str, password
 async def signup(db: AsyncSession, clock: Clock, *, username: str, password: str, display_name: str, role: str) -> User:
     """Self-service sign-up is for seekers and listeners; a listener starts
     with a pending profile that an admin must approve before it is listed."""
-    from miaohui.listeners import service as listeners  # listeners depend on accounts, not the reverse at import
+    from miaohui.listeners import (
+        service as listeners,  # listeners depend on accounts, not the reverse at import
+    )
 
     if role not in ("seeker", "listener"):
         raise AppError("bad_role", "只能注册为倾诉者或倾听师", "sign up as seeker or listener", 400)

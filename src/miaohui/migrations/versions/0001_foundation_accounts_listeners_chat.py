@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-22 01:17:53.125855
 """
-from alembic import op
 import sqlalchemy as sa
-import miaohui.core.db
+from alembic import op
 
+import miaohui.core.db
 
 revision = '0001'
 down_revision = None
