@@ -104,9 +104,7 @@ class Connection:
             while True:
                 data = await q.get()
                 await ws.send_text(data)
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            self.closed = True
-        except Exception:
+        except Exception:  # disconnects surface as several types; all end this socket
             self.closed = True
 
     async def finish(self) -> None:
@@ -171,8 +169,8 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
         await _sync(ws, ctx, view, after_seq)
         conn.start_sending()
         await _read_loop(ws, ctx, conn, view)
-    except WebSocketDisconnect:
-        pass
+    except (WebSocketDisconnect, OSError):
+        pass  # the client went away (possibly mid-backlog); it resumes by seq
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
         await conn.finish()
@@ -349,7 +347,7 @@ async def inbox_socket(ws: WebSocket) -> None:
                     raise FrameError("unsupported_here", "收件箱连接不支持该事件", "event not supported on inbox")
             except FrameError as e:
                 conn.send(e.frame())
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, OSError):
         pass
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
