@@ -24,6 +24,7 @@ from miaohui.core.broker import make_broker
 from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
+from miaohui.core.headers import SecurityHeaders
 from miaohui.core.ratelimit import LoginLimiter
 from miaohui.listeners.routes import router as listeners_router
 from miaohui.web.routes import router as web_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     install_handlers(app)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:

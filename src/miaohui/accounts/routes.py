@@ -24,10 +24,12 @@ def user_out(user) -> UserOut:
     return UserOut(id=user.id, username=user.username, display_name=user.display_name, role=user.role)
 
 
-def ensure_csrf_cookie(request: Request, response: Response, settings: Settings) -> str:
-    token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+def ensure_csrf_cookie(request: Request, response: Response, settings: Settings, rotate: bool = False) -> str:
+    """Double-submit token.  Lax (not Strict) so arriving from another site
+    does not silently replace the token under forms open in other tabs."""
+    token = (None if rotate else request.cookies.get(CSRF_COOKIE)) or secrets.token_urlsafe(24)
     response.set_cookie(
-        CSRF_COOKIE, token, max_age=86400 * 30, samesite="strict", secure=settings.cookie_secure, httponly=False
+        CSRF_COOKIE, token, max_age=86400 * 30, samesite="lax", secure=settings.cookie_secure, httponly=False
     )
     return token
 
@@ -47,7 +49,7 @@ async def start_session(request: Request, response: Response, ctx, db, user) -> 
     token = await service.create_session(db, ctx.clock, user, ctx.settings.session_days)
     await db.commit()
     set_session_cookie(response, token, ctx.settings)
-    csrf = ensure_csrf_cookie(request, response, ctx.settings)
+    csrf = ensure_csrf_cookie(request, response, ctx.settings, rotate=True)  # fresh token per session
     return SessionOut(token=token, csrf_token=csrf, user=user_out(user))
 
 

@@ -165,7 +165,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
     await ctx.broker.subscribe(topic, conn.deliver)
     try:
         await ctx.presence.set(user.id, conn.id, "online")
-        ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user.id, "status": "online"}))
+        _publish_presence(ctx, view, await ctx.presence.status(user.id))
         await _sync(ws, ctx, view, after_seq)
         conn.start_sending()
         await _read_loop(ws, ctx, conn, view)
@@ -176,8 +176,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
         await conn.finish()
         with contextlib.suppress(Exception):
             await ctx.presence.clear(user.id, conn.id)
-            status = await ctx.presence.status(user.id)
-            ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user.id, "status": status}))
+            _publish_presence(ctx, view, await ctx.presence.status(user.id))
 
 
 async def _sync(ws: WebSocket, ctx, view: service.ConversationView, after_seq: int | None) -> None:
@@ -223,6 +222,14 @@ async def _sync(ws: WebSocket, ctx, view: service.ConversationView, after_seq: i
         await ws.send_text(
             _dumps({"type": "synced", "last_seq": fresh.conversation.last_seq, "has_more_before": has_more_before})
         )
+
+
+def _publish_presence(ctx, view: service.ConversationView, status: str) -> None:
+    """To the conversation, and to the peer's inbox (the listener console's dots)."""
+    data = _dumps({"type": "presence", "user_id": view.me.user_id, "status": status})
+    ctx.broker.publish_nowait(f"conv:{view.conversation.id}", data)
+    if view.peer.user_id != view.me.user_id:
+        ctx.broker.publish_nowait(f"user:{view.peer.user_id}", data)
 
 
 def _message_frame(m: dict) -> str:
@@ -298,8 +305,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             elif ftype == "presence":
                 status = "away" if frame.get("status") == "away" else "online"
                 await ctx.presence.set(user_id, conn.id, status)
-                best = await ctx.presence.status(user_id)
-                ctx.broker.publish_nowait(topic, _dumps({"type": "presence", "user_id": user_id, "status": best}))
+                _publish_presence(ctx, view, await ctx.presence.status(user_id))
             elif ftype == "ping":
                 conn.send(_dumps({"type": "pong", "t": frame.get("t")}))
             elif ftype == "sync":
@@ -317,7 +323,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
 async def inbox_socket(ws: WebSocket) -> None:
     """Per-person stream for the conversation list (listener console):
     ``activity`` when a conversation gets a message, ``conversation`` when one
-    is opened with you.  Being connected here also counts as online."""
+    is opened with you, ``presence`` when a conversation peer comes or goes.  Being connected here also counts as online."""
     ctx = ws.app.state.ctx
     if not origin_allowed(ws, ctx.settings.allowed_origins):
         return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")

@@ -137,11 +137,15 @@ def render(
     return resp
 
 
-def error_page(request: Request, ctx, user: User | None, status_code: int, title: str, message: str) -> Response:
+def error_page(
+    request: Request, ctx, user: User | None, status_code: int, title: str, message: str
+) -> Response:
     return render(request, ctx, "error.html", user, status_code=status_code, title=title, message=message)
 
 
-def forbidden_page(request: Request, ctx, user: User | None, message: str = "你没有权限查看这个页面。") -> Response:
+def forbidden_page(
+    request: Request, ctx, user: User | None, message: str = "你没有权限查看这个页面。"
+) -> Response:
     return error_page(request, ctx, user, 403, "无权访问", message)
 
 
@@ -249,7 +253,9 @@ async def signup_submit(request: Request, ctx: Ctx, db: DB) -> Response:
 async def logout(request: Request, ctx: Ctx, db: DB) -> Response:
     form = await request.form()
     if not csrf_ok(request, _field(form, "csrf_token")):
-        return error_page(request, ctx, await form_user(request, ctx, db), 403, "页面已过期", "页面已过期，请刷新后重试。")
+        return error_page(
+            request, ctx, await form_user(request, ctx, db), 403, "页面已过期", "页面已过期，请刷新后重试。"
+        )
     token, via = request_token(request)
     if token and via == "cookie":
         await accounts.end_session(db, token)
@@ -280,7 +286,14 @@ async def directory(
         cards = [c for c in cards if c["online_now"]]
     cards.sort(key=lambda c: not c["online_now"])
     return render(
-        request, ctx, "directory.html", user, cards=cards, topics=all_topics, topic=topic, online_only=online_only
+        request,
+        ctx,
+        "directory.html",
+        user,
+        cards=cards,
+        topics=all_topics,
+        topic=topic,
+        online_only=online_only,
     )
 
 
@@ -289,7 +302,9 @@ async def listener_profile(request: Request, listener_id: str, ctx: Ctx, db: DB,
     p = await listeners.get_listed(db, listener_id)
     listener = await accounts.get_user(db, listener_id) if p is not None else None
     if p is None or listener is None:
-        return error_page(request, ctx, user, 404, "找不到这位倾听师", "这位倾听师不存在，或暂时没有公开资料。")
+        return error_page(
+            request, ctx, user, 404, "找不到这位倾听师", "这位倾听师不存在，或暂时没有公开资料。"
+        )
     card = listeners.card(p, listener, await ctx.presence.status(listener_id))
     return render(request, ctx, "profile.html", user, card=card)
 
@@ -324,7 +339,9 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         "has_more": has_more,
         "limits": {"max_body_chars": ctx.settings.max_message_chars},
     }
-    return render(request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page")
+    return render(
+        request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page"
+    )
 
 
 # ------------------------------------------------------------ conversations

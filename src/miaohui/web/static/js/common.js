@@ -179,6 +179,7 @@ export class LiveSocket {
   setState(s) {
     if (this.state === s) return;
     this.state = s;
+    document.documentElement.dataset.live = s; // a hook for styles and tests
     this.onState(s);
   }
 
@@ -200,7 +201,12 @@ export class LiveSocket {
       return;
     }
     this.ws = ws;
+    // A handshake into a black hole can hang for minutes: give up after the pong timeout.
+    const openTimer = setTimeout(() => {
+      if (this.ws === ws && ws.readyState !== WebSocket.OPEN) this.drop(0);
+    }, this.pongTimeoutMs);
     ws.onopen = () => {
+      clearTimeout(openTimer);
       if (this.ws !== ws) return;
       this.attempt = 0;
       this.everOpen = true;
@@ -221,6 +227,7 @@ export class LiveSocket {
       this.onFrame(frame);
     };
     ws.onclose = (ev) => {
+      clearTimeout(openTimer);
       if (this.ws !== ws) return;
       this.drop(ev.code);
     };

@@ -86,7 +86,7 @@ let opened = false;
 const sock = new LiveSocket({
   url: () => wsUrl("/ws/inbox"),
   onFrame(f) {
-    if (f.type === "activity" || f.type === "conversation") scheduleRefresh();
+    if (f.type === "activity" || f.type === "conversation" || f.type === "presence") scheduleRefresh();
   },
   onOpen() {
     // Events may have been missed while disconnected.
@@ -107,7 +107,7 @@ document.addEventListener("visibilitychange", () => {
   sock.send({ type: "presence", status: visible ? "online" : "away" });
   if (visible) scheduleRefresh(0);
 });
-// Peers' presence is not pushed on the inbox socket: refresh now and then.
+// Presence is pushed on the inbox socket; a slow refresh also keeps relative times fresh.
 setInterval(() => {
   if (document.visibilityState === "visible") scheduleRefresh(0);
 }, 30000);

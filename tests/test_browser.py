@@ -1,0 +1,274 @@
+"""End to end in headless Chromium: a seeker and a listener, each in their own
+browser context, use the real pages and the real chat client against a real
+server — including a network drop during which a message is sent, which must
+arrive exactly once."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from miaohui.clock import Clock
+from miaohui.demo import PASSWORD
+from tests.conftest import Api, LiveServer, make_settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "zh-CN"}
+
+
+@pytest.fixture
+def live(sqlite_url, tmp_path):
+    server = LiveServer(make_settings(sqlite_url, tmp_path), Clock()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chromium():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def watch_errors(page: Page, errors: list[str], who: str) -> None:
+    page.on("pageerror", lambda e: errors.append(f"{who}: {e}"))
+
+    def on_console(msg) -> None:
+        # Chromium logs failed connection attempts while offline; those are expected.
+        if msg.type == "error" and not re.search(
+            r"WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load", msg.text
+        ):
+            errors.append(f"{who}: {msg.text}")
+
+    page.on("console", on_console)
+
+
+def login(page: Page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("form.logout")).to_be_visible()
+
+
+def send(page: Page, text: str) -> None:
+    composer = page.get_by_test_id("composer")
+    composer.fill(text)
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+
+
+def stored_bodies(server: LiveServer, listener: Api, conversation_id: str) -> list[str]:
+    r = httpx.get(
+        f"{server.url}/api/conversations/{conversation_id}/messages",
+        params={"limit": 200},
+        headers=listener.headers,
+    )
+    r.raise_for_status()
+    return [m["body"] for m in r.json()["messages"]]
+
+
+def test_seeker_and_listener_chat_through_a_network_drop(live, chromium):
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+
+    seeker_ctx = chromium.new_context(**PHONE)
+    listener_ctx = chromium.new_context(**PHONE)
+    seeker = seeker_ctx.new_page()
+    listener = listener_ctx.new_page()
+    watch_errors(seeker, errors, "seeker")
+    watch_errors(listener, errors, "listener")
+
+    # Both sign in through the real form; the listener lands on the console.
+    login(listener, base, "linqing")
+    expect(listener).to_have_url(f"{base}/console")
+    expect(listener.get_by_test_id("accepting-toggle")).to_have_text("接单中")
+    expect(listener.locator("html")).to_have_attribute("data-live", "open")
+    login(seeker, base, "xiaoyu")
+    expect(seeker).to_have_url(f"{base}/listeners")
+
+    # Directory → profile → 开始倾诉.  The listener is on the console (inbox socket), so online.
+    seeker.reload()
+    card = seeker.get_by_test_id("listener-card").filter(has_text="林晴")
+    expect(card).to_contain_text("在线")
+    expect(card).to_contain_text("¥60/小时")
+    card.click()
+    expect(seeker.get_by_role("heading", name="林晴")).to_be_visible()
+    seeker.get_by_test_id("start-chat").click()
+    expect(seeker).to_have_url(re.compile(r"/chat/[0-9a-f]+$"))
+    conversation_id = seeker.url.rsplit("/", 1)[1]
+    expect(seeker.get_by_test_id("presence")).to_have_text("在线")
+
+    # The conversation appears live on the console, then an unread badge with the first message.
+    item = listener.locator(f'[data-testid="conversation-item"][data-conversation-id="{conversation_id}"]')
+    expect(item).to_be_visible()
+    expect(item).to_contain_text("小雨")
+    send(seeker, "你好，最近晚上总是睡不着。")
+    mine = seeker.locator('[data-testid="message"][data-mine="true"]')
+    expect(mine.last.get_by_test_id("message-status")).to_have_text(re.compile("已发送|已送达"))
+    expect(item.get_by_test_id("unread-badge")).to_have_text("1")
+    expect(item).to_contain_text("你好，最近晚上总是睡不着。")
+
+    # The listener opens it: she reads the message, and the seeker sees 已读.
+    item.click()
+    expect(listener).to_have_url(f"{base}/chat/{conversation_id}")
+    theirs = listener.locator('[data-testid="message"][data-mine="false"]')
+    expect(theirs).to_have_count(1)
+    expect(theirs.first).to_have_attribute("data-seq", "1")
+    expect(mine.last.get_by_test_id("message-status")).to_have_text("已读")
+
+    # The listener types: the seeker sees 对方正在输入…, and it goes away with the reply.
+    typing = seeker.get_by_test_id("typing-indicator")
+    expect(typing).to_be_hidden()
+    listener.get_by_test_id("composer").press_sequentially("我在，", delay=40)
+    expect(typing).to_be_visible()
+    expect(typing).to_have_text("对方正在输入…")
+    listener.get_by_test_id("composer").press_sequentially("慢慢说。", delay=20)
+    listener.get_by_test_id("send-button").click()
+    expect(typing).to_be_hidden()
+    reply = seeker.locator('[data-testid="message"][data-mine="false"]')
+    expect(reply).to_have_count(1)
+    expect(reply.first).to_contain_text("我在，慢慢说。")
+    expect(reply.first).to_have_attribute("data-seq", "2")
+    # The seeker's page is open and at the bottom, so the listener's reply is read too.
+    expect(
+        listener.locator('[data-testid="message"][data-mine="true"]').last.get_by_test_id("message-status")
+    ).to_have_text("已读")
+
+    # Another round, so both sides have several messages in seq order.
+    send(seeker, "分手以后，一躺下脑子就停不下来。")
+    expect(theirs).to_have_count(2)
+    expect(mine.last.get_by_test_id("message-status")).to_have_text("已读")
+
+    # The network drops: the banner shows, and a message sent now waits in the outbox.
+    seeker_ctx.set_offline(True)
+    banner = seeker.get_by_test_id("reconnect-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_have_text("连接已断开，正在重连…")
+    offline_text = "断网时写的这句话，也要送到。"
+    send(seeker, offline_text)
+    pending = mine.filter(has_text=offline_text)
+    expect(pending.get_by_test_id("message-status")).to_have_text("发送中")
+    seeker.wait_for_timeout(300)
+    expect(listener.locator('[data-testid="message"]', has_text=offline_text)).to_have_count(0)
+
+    # Back online: reconnect, resend with the same client id, delivered exactly once.
+    seeker_ctx.set_offline(False)
+    expect(banner).to_be_hidden()
+    expect(pending.get_by_test_id("message-status")).to_have_text("已读")
+    expect(listener.locator('[data-testid="message"]', has_text=offline_text)).to_have_count(1)
+    expect(seeker.locator('[data-testid="message"]', has_text=offline_text)).to_have_count(1)
+
+    # The lid closes with an unsent message: the outbox survives in localStorage
+    # and a fresh page sends it once the network is back.
+    seeker_ctx.set_offline(True)
+    expect(banner).to_be_visible()
+    lid_text = "合上电脑前写的最后一句。"
+    send(seeker, lid_text)
+    expect(mine.filter(has_text=lid_text).get_by_test_id("message-status")).to_have_text("发送中")
+    seeker.close()
+    seeker_ctx.set_offline(False)
+    seeker = seeker_ctx.new_page()
+    watch_errors(seeker, errors, "seeker2")
+    seeker.goto(f"{base}/chat/{conversation_id}")
+    again = seeker.locator('[data-testid="message"][data-mine="true"]').filter(has_text=lid_text)
+    expect(again.get_by_test_id("message-status")).to_have_text("已读")
+    expect(listener.locator('[data-testid="message"]', has_text=lid_text)).to_have_count(1)
+
+    # Ground truth from the server: every message stored exactly once, in order.
+    bodies = stored_bodies(live, Api(live, "linqing"), conversation_id)
+    assert bodies == [
+        "你好，最近晚上总是睡不着。",
+        "我在，慢慢说。",
+        "分手以后，一躺下脑子就停不下来。",
+        offline_text,
+        lid_text,
+    ]
+    seqs = listener.locator('[data-testid="message"]').evaluate_all(
+        "els => els.map(e => Number(e.dataset.seq))"
+    )
+    assert seqs == [1, 2, 3, 4, 5]
+    assert seeker.evaluate("Object.keys(localStorage).filter(k => k.startsWith('mh:outbox:'))") == []
+    assert not errors, errors
+
+    seeker_ctx.close()
+    listener_ctx.close()
+
+
+def test_history_paging_escaping_and_composer_limit(live, chromium):
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    seeker_api, listener_api = Api(live, "xiaoyu"), Api(live, "linqing")
+    r = httpx.post(
+        f"{live.url}/api/conversations", json={"listener_id": listener_api.id}, headers=seeker_api.headers
+    )
+    conversation_id = r.json()["id"]
+    for i in range(1, 71):
+        who = seeker_api if i % 2 else listener_api
+        body = "<b>不是粗体</b><img src=x onerror=alert(1)>" if i == 3 else f"第 {i} 条"
+        r = httpx.post(
+            f"{live.url}/api/conversations/{conversation_id}/messages",
+            json={"client_id": f"seed-{i:04d}-abcdef", "body": body},
+            headers=who.headers,
+        )
+        assert r.status_code == 201, r.text
+
+    ctx = chromium.new_context(**PHONE)
+    page = ctx.new_page()
+    watch_errors(page, errors, "seeker")
+    page.on("dialog", lambda d: errors.append(f"dialog opened: {d.message}"))
+    login(page, base, "xiaoyu")
+    page.goto(f"{base}/chat/{conversation_id}")
+    messages = page.get_by_test_id("message")
+    expect(messages).to_have_count(50)
+    expect(messages.first).to_have_attribute("data-seq", "21")
+    expect(messages.last).to_contain_text("第 70 条")
+
+    page.get_by_test_id("load-older").click()
+    expect(messages).to_have_count(70)
+    expect(page.get_by_test_id("load-older")).to_be_hidden()
+    seqs = messages.evaluate_all("els => els.map(e => Number(e.dataset.seq))")
+    assert seqs == list(range(1, 71))
+    # Shown as text, never as markup.
+    third = page.locator('[data-testid="message"][data-seq="3"] .bubble')
+    expect(third).to_have_text("<b>不是粗体</b><img src=x onerror=alert(1)>")
+    assert page.locator(".bubble b, .bubble img").count() == 0
+
+    # Own messages from history carry their receipt state: the listener wrote after seq 69, so she read it.
+    status_69 = page.locator('[data-testid="message"][data-seq="69"]').get_by_test_id("message-status")
+    expect(status_69).to_have_text("已读")
+
+    # Composer: counter against 4000, over the limit cannot be sent.
+    composer, send_button = page.get_by_test_id("composer"), page.get_by_test_id("send-button")
+    expect(send_button).to_be_disabled()
+    composer.fill("好" * 4001)
+    expect(page.locator("#counter")).to_have_text("4001/4000")
+    expect(send_button).to_be_disabled()
+    composer.press("Enter")
+    expect(page.get_by_test_id("chat-error")).to_contain_text("消息过长")
+    composer.fill("第一行")
+    composer.press("Shift+Enter")
+    composer.press_sequentially("第二行")
+    expect(composer).to_have_value("第一行\n第二行")
+    composer.press("Enter")
+    expect(messages).to_have_count(71)
+    expect(messages.last.get_by_test_id("message-status")).to_have_text("已发送")
+    expect(messages.last).to_have_attribute("data-seq", "71")
+    assert not errors, errors
+    ctx.close()
