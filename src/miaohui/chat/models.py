@@ -66,5 +66,6 @@ class Message(Base):
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
-        UniqueConstraint("conversation_id", "sender_id", "client_id", name="uq_messages_client"),
+        # client_id leads so the writer's idempotency lookup is an index probe.
+        UniqueConstraint("client_id", "sender_id", "conversation_id", name="uq_messages_client"),
     )

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import bindparam, case, select, tuple_, update
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.exc import IntegrityError
 
 from miaohui.chat.models import Conversation, Message, Participant
 from miaohui.clock import Clock
+from miaohui.core.db import make_sync_engine
 
 log = logging.getLogger("miaohui.chat.writer")
 
@@ -70,6 +72,7 @@ class Stored:
 @dataclass
 class _Result:
     stored: dict[int, Stored] = field(default_factory=dict)  # index in batch -> result
+    gone: list[int] = field(default_factory=list)  # conversations that no longer exist
 
 
 def message_event(m: PendingMessage, seq: int, created_at: datetime) -> str:
@@ -96,6 +99,11 @@ class MessageWriter:
         self.clock = clock
         self.broker = broker
         self.is_pg = engine.dialect.name == "postgresql"
+        self._sync_engine = None
+        self._executor: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync_engine = make_sync_engine(engine.url.set(drivername="sqlite+pysqlite"))
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
         self._q: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.batches = 0
@@ -114,6 +122,9 @@ class MessageWriter:
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
         self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._sync_engine.dispose()
 
     def submit(self, msg: PendingMessage) -> asyncio.Future:
         msg.future = asyncio.get_running_loop().create_future()
@@ -172,150 +183,165 @@ class MessageWriter:
 
     async def _commit(self, msgs: list[PendingMessage], receipts: list[Receipt]):
         now = self.clock.now()
-        res = _Result()
-        events: list[tuple[str, str]] = []
-        async with self.engine.begin() as conn:
-            # 1. Idempotency: find retries already stored (and duplicates within this batch).
-            first_index: dict[tuple[str, str, str], int] = {}
-            fresh: list[int] = []
-            dup_of: dict[int, int] = {}
-            for i, m in enumerate(msgs):
-                key = (m.conversation_id, m.sender_id, m.client_id)
-                if key in first_index:
-                    dup_of[i] = first_index[key]
-                else:
-                    first_index[key] = i
-                    fresh.append(i)
-            if fresh:
-                keys = [(msgs[i].conversation_id, msgs[i].sender_id, msgs[i].client_id) for i in fresh]
-                rows = await conn.execute(
-                    select(Message.conversation_id, Message.sender_id, Message.client_id, Message.seq,
-                           Message.created_at).where(
-                        tuple_(Message.conversation_id, Message.sender_id, Message.client_id).in_(keys)
-                    )
-                )
-                existing = {(r[0], r[1], r[2]): Stored(r[3], r[4], True) for r in rows}
-                still = []
-                for i in fresh:
-                    m = msgs[i]
-                    st = existing.get((m.conversation_id, m.sender_id, m.client_id))
-                    if st is not None:
-                        res.stored[i] = st
-                    else:
-                        still.append(i)
-                fresh = still
-
-            # 2. Sequence numbers, one statement for the whole batch.
-            watermarks: dict[tuple[str, str], list[int]] = {}
-            if fresh:
-                counts: dict[str, int] = {}
-                for i in fresh:
-                    cid = msgs[i].conversation_id
-                    counts[cid] = counts.get(cid, 0) + 1
-                conv_ids = sorted(counts)
-                if self.is_pg:
-                    # Lock rows in a fixed order so concurrent writers never deadlock.
-                    await conn.execute(
-                        select(Conversation.id).where(Conversation.id.in_(conv_ids))
-                        .order_by(Conversation.id).with_for_update()
-                    )
-                rows = await conn.execute(
-                    update(Conversation)
-                    .where(Conversation.id.in_(conv_ids))
-                    .values(
-                        last_seq=Conversation.last_seq + case(counts, value=Conversation.id, else_=0),
-                        last_activity_at=now,
-                    )
-                    .returning(Conversation.id, Conversation.last_seq)
-                )
-                next_seq = {cid: last - counts[cid] + 1 for cid, last in rows}
-                values = []
-                for i in fresh:
-                    m = msgs[i]
-                    if m.conversation_id not in next_seq:
-                        if not m.future.done():
-                            m.future.set_exception(LookupError("conversation gone"))
-                        continue
-                    seq = next_seq[m.conversation_id]
-                    next_seq[m.conversation_id] = seq + 1
-                    res.stored[i] = Stored(seq, now)
-                    values.append(
-                        {
-                            "conversation_id": m.conversation_id,
-                            "seq": seq,
-                            "sender_id": m.sender_id,
-                            "client_id": m.client_id,
-                            "key_id": m.key_id,
-                            "body_ct": m.body_ct,
-                            "created_at": now,
-                        }
-                    )
-                    # The sender has read and received everything up to their own message.
-                    wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
-                    wm[0] = max(wm[0], seq)
-                    wm[1] = max(wm[1], seq)
-                    events.append((f"conv:{m.conversation_id}", message_event(m, seq, now)))
-                    activity = orjson.dumps(
-                        {
-                            "type": "activity",
-                            "conversation_id": m.conversation_id,
-                            "seq": seq,
-                            "sender_id": m.sender_id,
-                            "at": now.isoformat(),
-                        }
-                    ).decode()
-                    for r in m.recipients:
-                        events.append((f"user:{r}", activity))
-                if values:
-                    await conn.execute(Message.__table__.insert(), values)
-
-            # 3. Receipts, coalesced per participant and clamped to what exists.
-            if receipts:
-                rows = await conn.execute(
-                    select(Conversation.id, Conversation.last_seq).where(
-                        Conversation.id.in_({r.conversation_id for r in receipts})
-                    )
-                )
-                last = {r[0]: r[1] for r in rows}
-                for r in receipts:
-                    top = last.get(r.conversation_id, 0)
-                    wm = watermarks.setdefault((r.conversation_id, r.user_id), [0, 0])
-                    wm[0] = max(wm[0], min(top, max(r.delivered_seq, r.read_seq)))
-                    wm[1] = max(wm[1], min(top, r.read_seq))
-            if watermarks:
-                p = Participant.__table__
-                await conn.execute(
-                    p.update()
-                    .where(p.c.conversation_id == bindparam("cid"), p.c.user_id == bindparam("uid"))
-                    .values(
-                        last_delivered_seq=case(
-                            (p.c.last_delivered_seq < bindparam("d"), bindparam("d")),
-                            else_=p.c.last_delivered_seq,
-                        ),
-                        last_read_seq=case(
-                            (p.c.last_read_seq < bindparam("r"), bindparam("r")), else_=p.c.last_read_seq
-                        ),
-                    ),
-                    [{"cid": c, "uid": u, "d": d, "r": rd} for (c, u), (d, rd) in watermarks.items()],
-                )
-                for cid, uid in {(r.conversation_id, r.user_id): None for r in receipts}:
-                    d, rd = watermarks[(cid, uid)]
-                    events.append(
-                        (
-                            f"conv:{cid}",
-                            orjson.dumps(
-                                {
-                                    "type": "receipt",
-                                    "conversation_id": cid,
-                                    "user_id": uid,
-                                    "delivered_seq": d,
-                                    "read_seq": rd,
-                                }
-                            ).decode(),
-                        )
-                    )
-        for i, j in dup_of.items():
-            if j in res.stored:
-                st = res.stored[j]
-                res.stored[i] = Stored(st.seq, st.created_at, True)
+        if self._sync_engine is not None:
+            # SQLite: the whole batch on the writer thread — one thread hop per
+            # batch instead of one per statement (aiosqlite), which also keeps
+            # the event loop free while SQLite works.
+            res, events = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._commit_in_thread, msgs, receipts, now
+            )
+        else:
+            async with self.engine.begin() as conn:
+                res, events = await conn.run_sync(commit_batch, msgs, receipts, now, self.is_pg)
+        for i in res.gone:
+            if not msgs[i].future.done():
+                msgs[i].future.set_exception(LookupError("conversation gone"))
         return res, events
+
+    def _commit_in_thread(self, msgs, receipts, now):
+        with self._sync_engine.begin() as conn:
+            return commit_batch(conn, msgs, receipts, now, False)
+
+
+def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime, is_pg: bool):
+    """One transaction for a batch (sync SQLAlchemy; runs on the writer thread
+    for SQLite, inside the event loop's greenlet for PostgreSQL).  Touches no
+    futures: the caller resolves them on the loop after COMMIT."""
+    res = _Result()
+    events: list[tuple[str, str]] = []
+    # 1. Idempotency: find retries already stored (and duplicates within this batch).
+    first_index: dict[tuple[str, str, str], int] = {}
+    fresh: list[int] = []
+    dup_of: dict[int, int] = {}
+    for i, m in enumerate(msgs):
+        key = (m.conversation_id, m.sender_id, m.client_id)
+        if key in first_index:
+            dup_of[i] = first_index[key]
+        else:
+            first_index[key] = i
+            fresh.append(i)
+    if fresh:
+        # ``client_id`` leads the unique index, so this is one index probe per
+        # id (a row-value IN would make SQLite scan the whole table).
+        rows = conn.execute(
+            select(Message.conversation_id, Message.sender_id, Message.client_id, Message.seq, Message.created_at)
+            .where(Message.client_id.in_({msgs[i].client_id for i in fresh}))
+        )
+        existing = {(r[0], r[1], r[2]): Stored(r[3], r[4], True) for r in rows}
+        still = []
+        for i in fresh:
+            m = msgs[i]
+            st = existing.get((m.conversation_id, m.sender_id, m.client_id))
+            if st is not None:
+                res.stored[i] = st
+            else:
+                still.append(i)
+        fresh = still
+
+    # 2. Sequence numbers: bump each conversation's counter by its count in
+    #    this batch, then read the new values inside the same transaction (the
+    #    rows stay locked — PostgreSQL row locks, SQLite's write lock — so no
+    #    other process can interleave).
+    watermarks: dict[tuple[str, str], list[int]] = {}
+    if fresh:
+        counts: dict[str, int] = {}
+        for i in fresh:
+            cid = msgs[i].conversation_id
+            counts[cid] = counts.get(cid, 0) + 1
+        conv_ids = sorted(counts)
+        if is_pg:
+            # Lock rows in a fixed order so concurrent writers never deadlock.
+            conn.execute(
+                select(Conversation.id).where(Conversation.id.in_(conv_ids)).order_by(Conversation.id).with_for_update()
+            )
+        conv = Conversation.__table__
+        conn.execute(
+            conv.update()
+            .where(conv.c.id == bindparam("cid"))
+            .values(last_seq=conv.c.last_seq + bindparam("n"), last_activity_at=bindparam("at")),
+            [{"cid": c, "n": counts[c], "at": now} for c in conv_ids],
+        )
+        rows = conn.execute(select(conv.c.id, conv.c.last_seq).where(conv.c.id.in_(conv_ids)))
+        next_seq = {cid: last - counts[cid] + 1 for cid, last in rows}
+        values = []
+        for i in fresh:
+            m = msgs[i]
+            if m.conversation_id not in next_seq:
+                res.gone.append(i)
+                continue
+            seq = next_seq[m.conversation_id]
+            next_seq[m.conversation_id] = seq + 1
+            res.stored[i] = Stored(seq, now)
+            values.append(
+                {
+                    "conversation_id": m.conversation_id,
+                    "seq": seq,
+                    "sender_id": m.sender_id,
+                    "client_id": m.client_id,
+                    "key_id": m.key_id,
+                    "body_ct": m.body_ct,
+                    "created_at": now,
+                }
+            )
+            # The sender has read and received everything up to their own message.
+            wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
+            wm[0] = max(wm[0], seq)
+            wm[1] = max(wm[1], seq)
+            events.append((f"conv:{m.conversation_id}", message_event(m, seq, now)))
+            if m.recipients:
+                activity = orjson.dumps(
+                    {
+                        "type": "activity",
+                        "conversation_id": m.conversation_id,
+                        "seq": seq,
+                        "sender_id": m.sender_id,
+                        "at": now.isoformat(),
+                    }
+                ).decode()
+                for r in m.recipients:
+                    events.append((f"user:{r}", activity))
+        if values:
+            conn.execute(Message.__table__.insert(), values)
+
+    # 3. Receipts, coalesced per participant and clamped to what exists.
+    if receipts:
+        rows = conn.execute(
+            select(Conversation.id, Conversation.last_seq).where(
+                Conversation.id.in_({r.conversation_id for r in receipts})
+            )
+        )
+        last = {r[0]: r[1] for r in rows}
+        for r in receipts:
+            top = last.get(r.conversation_id, 0)
+            wm = watermarks.setdefault((r.conversation_id, r.user_id), [0, 0])
+            wm[0] = max(wm[0], min(top, max(r.delivered_seq, r.read_seq)))
+            wm[1] = max(wm[1], min(top, r.read_seq))
+    if watermarks:
+        p = Participant.__table__
+        conn.execute(
+            p.update()
+            .where(p.c.conversation_id == bindparam("cid"), p.c.user_id == bindparam("uid"))
+            .values(
+                last_delivered_seq=case(
+                    (p.c.last_delivered_seq < bindparam("d"), bindparam("d")),
+                    else_=p.c.last_delivered_seq,
+                ),
+                last_read_seq=case((p.c.last_read_seq < bindparam("r"), bindparam("r")), else_=p.c.last_read_seq),
+            ),
+            [{"cid": c, "uid": u, "d": d, "r": rd} for (c, u), (d, rd) in watermarks.items()],
+        )
+        for cid, uid in {(r.conversation_id, r.user_id): None for r in receipts}:
+            d, rd = watermarks[(cid, uid)]
+            events.append(
+                (
+                    f"conv:{cid}",
+                    orjson.dumps(
+                        {"type": "receipt", "conversation_id": cid, "user_id": uid, "delivered_seq": d, "read_seq": rd}
+                    ).decode(),
+                )
+            )
+    for i, j in dup_of.items():
+        if j in res.stored:
+            st = res.stored[j]
+            res.stored[i] = Stored(st.seq, st.created_at, True)
+    return res, events

@@ -76,7 +76,7 @@ def upgrade() -> None:
     sa.Column('created_at', miaohui.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('conversation_id', 'sender_id', 'client_id', name='uq_messages_client'),
+    sa.UniqueConstraint('client_id', 'sender_id', 'conversation_id', name='uq_messages_client'),
     sa.UniqueConstraint('conversation_id', 'seq', name='uq_messages_conversation_seq')
     )
     op.create_table('participants',
