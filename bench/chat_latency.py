@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/chat_latency.py            # full run (~6-9 min)
+    .venv/bin/python bench/chat_latency.py            # full run (~4-5 min)
     .venv/bin/python bench/chat_latency.py --quick    # smoke check (< 1 min)
 
 Prints ONE JSON object on stdout; progress goes to stderr.  Not a test.
@@ -68,7 +68,11 @@ HOST = "127.0.0.1"
 P99_LIMIT_MS = 50.0
 RATIO_LIMIT = 3.0
 SUSTAINED_TARGET = 5000
-OVERLOAD_AGE_S = 2.0  # a search step is abandoned once a message is this late
+# A rate is abandoned once a message is this late (seconds): the target is
+# overloaded and the figures are already decided; going on only builds a
+# backlog that the next rate would have to wait out.
+OVERLOAD_AGE_SEARCH_S = 2.0
+OVERLOAD_AGE_FIXED_S = 5.0
 
 FALLBACK_LINES = [
     "最近压力好大，晚上总是睡不着。",
@@ -444,7 +448,7 @@ class Generator:
         rate = float(cmd["rate"])
         warmup, duration = cmd["warmup"], cmd["duration"]
         grace, drain = cmd["grace"], cmd["drain"]
-        abort_on_overload = cmd.get("abort_on_overload", False)
+        abort_after = cmd.get("abort_after")
         watch_pids: dict[str, int] = cmd.get("pids", {})
         reconnected = await self.reconnect_dropped()
         self.records.clear()
@@ -462,11 +466,17 @@ class Generator:
         measured: list[Rec] = []
         cpu: dict = {}
 
+        stop = asyncio.Event()
+
         async def sample_cpu() -> None:
-            await asyncio.sleep(max(0.0, t_meas - time.perf_counter()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, t_meas - time.perf_counter()))
+            if stop.is_set():
+                return
             before = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
             g0, w0, s0 = time.process_time(), time.perf_counter(), system_busy_ticks()
-            await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, t_end - time.perf_counter()))
             after = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
             span = time.perf_counter() - w0
             for k, p in watch_pids.items():
@@ -508,31 +518,30 @@ class Generator:
             if now >= next_check:
                 next_check = now + 0.25
                 oldest = self._outstanding()
-                if abort_on_overload and oldest is not None and now - oldest.t > OVERLOAD_AGE_S:
+                if abort_after and oldest is not None and now - oldest.t > abort_after:
                     aborted = True
                     break
             # Event-loop timers have 1 ms resolution: sleeping less would spin
             # (and steal the server's CPU); sends due meanwhile go out together.
             await asyncio.sleep(max(0.001, start + k / rate - time.perf_counter()))
         t_stop = time.perf_counter()
-        if aborted:
-            cpu_task.cancel()
+        stop.set()
         # Grace: wait for every ack and delivery (or give up after ``grace`` s).
         await self._settle(grace)
         snap = [(r.acks > 0, r.deliv > 0) for r in measured]
         drained = await self._settle(drain)
-        with contextlib.suppress(asyncio.CancelledError):
-            await cpu_task
+        await cpu_task
 
         sent = len(measured)
         acked = sum(1 for a, _ in snap if a)
         delivered = sum(1 for _, d in snap if d)
         lost = sum(1 for a, d in snap if a and not d)
         never = sum(1 for r in measured if r.deliv == 0)
+        never_acked = sum(1 for r in measured if r.acks == 0)
         lats = sorted(r.lat * 1000 for r, (_, d) in zip(measured, snap, strict=True) if d)
         acks = sorted((r.t_ack - r.t) * 1000 for r, (a, _) in zip(measured, snap, strict=True) if a)
         lags = sorted(r.lag * 1000 for r in measured)
-        span = (t_stop - t_meas) if aborted else duration
+        span = max(0.0, t_stop - t_meas) if aborted else duration
         return {
             "rate": rate,
             "duration_s": round(span, 2),
@@ -543,6 +552,7 @@ class Generator:
             "unacked": sent - acked,
             "late": sum(1 for r, (_, d) in zip(measured, snap, strict=True) if r.deliv and not d),
             "never_delivered": never,
+            "never_acked": never_acked,
             "duplicates": sum(max(0, r.deliv - 1) for r in measured),
             "duplicate_acks": sum(max(0, r.acks - 1) for r in measured),
             "misrouted": self.misrouted,
@@ -657,8 +667,17 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"port {port} not open after {timeout}s")
 
 
-def migrate_and_seed(url: str, count: int) -> list[dict]:
-    """Schema via the real migrations; rows inserted directly (no API, no per-user hashing)."""
+def server_env(server_src: str | None) -> dict[str, str]:
+    """Environment for processes that run the server's code (another source tree if asked)."""
+    env = dict(os.environ)
+    if server_src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(server_src) / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def migrate_and_seed(url: str, count: int, server_src: str | None = None) -> list[dict]:
+    """Schema via the server's own migrations (in a subprocess, so ``--server-src``
+    gets its own schema); rows inserted directly (no API, no per-user hashing)."""
     from datetime import UTC, datetime, timedelta
 
     from argon2 import PasswordHasher
@@ -669,10 +688,9 @@ def migrate_and_seed(url: str, count: int) -> list[dict]:
     from miaohui.chat.models import Conversation, Participant
     from miaohui.core.db import new_id
     from miaohui.listeners.models import ListenerProfile
-    from miaohui.migrate import upgrade
 
-    with contextlib.redirect_stdout(sys.stderr):
-        upgrade(url)
+    subprocess.run([sys.executable, "-c", "import sys; from miaohui.migrate import upgrade; upgrade(sys.argv[1])", url],
+                   env=server_env(server_src), stdout=sys.stderr, check=True)
     now = datetime.now(UTC)
     expires = now + timedelta(days=30)
     pw_hash = PasswordHasher().hash("bench-password")
@@ -740,9 +758,51 @@ def passes(run: dict) -> bool:
     )
 
 
+def count_messages(db_path: Path) -> int | None:
+    """Rows in ``messages`` (read-only; WAL lets this run beside the server)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    except sqlite3.Error:
+        return None
+
+
 def noise(run: dict) -> float:
     """CPU % (of one core) used by processes other than the target and the generator."""
     return run["cpu"].get("others_pct", 0.0)
+
+
+def summarize_writer(before: dict, after: dict) -> dict:
+    """Group-commit batches during one phase (counters from bench/server_variants.py ``stats``)."""
+    lags = after.get("loop_lags", [])[len(before.get("loop_lags", [])):]
+    slow = after.get("slow_commits", [])[len(before.get("slow_commits", [])):]
+    i = before.get("batches", 0)
+    sizes, commit, hops = (after.get(k, [])[i:] for k in ("sizes", "commit_s", "hops"))
+    if not sizes:
+        return {}
+    commit_ms = sorted(c * 1000 for c in commit)
+    return {
+        "batches": len(sizes),
+        "batch_size_mean": round(sum(sizes) / len(sizes), 1),
+        "batch_size_max": max(sizes),
+        "commit_ms_p50": r2(percentile(commit_ms, 50)),
+        "commit_ms_p99": r2(percentile(commit_ms, 99)),
+        "commit_ms_max": r2(commit_ms[-1]),
+        "thread_hops_per_batch": round(sum(hops) / len(hops), 1),
+        "gc_pauses": {
+            gen: {"count": len(v), "total_ms": round(1000 * sum(v), 1), "max_ms": round(1000 * max(v), 1)}
+            for gen in ("0", "1", "2")
+            if (v := after.get("gc", {}).get(gen, [])[len(before.get("gc", {}).get(gen, [])):])
+        },
+        "commit_s_total": round(sum(commit), 2),
+        "loop_stalls_over_20ms": len(lags),
+        "loop_stall_max_ms": round(1000 * max((x[1] for x in lags), default=0.0), 1),
+        "commits_over_50ms": len(slow),
+        "gc_objects": after.get("gc_objects"),
+        "gc_frozen": after.get("gc_frozen"),
+    }
 
 
 def generator_bound(run: dict) -> bool:
@@ -786,21 +846,46 @@ class Bench:
         self.pin_server = 0 if args.pin else None
         self.pin_gen = 1 if args.pin else None
         self.profile: dict | None = None
+        self.git: dict = {}
+        self.stats_path: Path | None = None
+        self.db_path: Path | None = None
+        self.server_pid: int | None = None
+
+    def writer_stats(self) -> dict:
+        """The instrumented writer's counters (``--server-variant stats``), or {}."""
+        if self.stats_path is None or self.server_pid is None:
+            return {}
+        with contextlib.suppress(OSError, ValueError):
+            before = self.stats_path.stat().st_mtime_ns if self.stats_path.exists() else 0
+            os.kill(self.server_pid, signal.SIGUSR1)  # asks the server to write them
+            for _ in range(50):
+                time.sleep(0.05)
+                if self.stats_path.exists() and self.stats_path.stat().st_mtime_ns != before:
+                    return json.loads(self.stats_path.read_text())
+        return {}
 
     # ---------------------------------------------------------------- targets
     def start_miaohui(self, tmp: Path, url: str) -> tuple[int, subprocess.Popen]:
         from miaohui.core.crypto import generate_key_spec
 
         port = free_port()
-        env = dict(os.environ, MIAOHUI_DATABASE_URL=url, MIAOHUI_DATA_DIR=str(tmp / "data"),
+        env = dict(server_env(self.args.server_src), MIAOHUI_DATABASE_URL=url, MIAOHUI_DATA_DIR=str(tmp / "data"),
                    MIAOHUI_SECRET_KEY=secrets.token_urlsafe(32), MIAOHUI_MESSAGE_KEYS=generate_key_spec("b1"),
                    MIAOHUI_HOST=HOST, MIAOHUI_REDIS_URL="")
         log_path = tmp / "server.log"
+        serve = ["serve", "--no-migrate", "--host", HOST, "--port", str(port)]
+        cmd = [str(BIN / "miaohui"), *serve]
+        if self.args.server_variant != "baseline":
+            # Same server with experimental patches applied in-process (bench/server_variants.py).
+            cmd = [sys.executable, str(Path(__file__).with_name("server_variants.py")),
+                   self.args.server_variant, "--", *serve]
+            self.stats_path = tmp / "writer-stats.json" if "stats" in self.args.server_variant else None
+            env["MIAOHUI_BENCH_STATS"] = str(self.stats_path)
         logf = log_path.open("w")
-        p = self.procs.start([str(BIN / "miaohui"), "serve", "--no-migrate", "--host", HOST, "--port", str(port)],
-                             cpu=self.pin_server, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        p = self.procs.start(cmd, cpu=self.pin_server, env=env, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         wait_http(f"http://{HOST}:{port}/healthz", p, 60, log_path)
+        self.server_pid = p.pid
         return port, p
 
     def start_relay(self) -> tuple[int, subprocess.Popen]:
@@ -815,12 +900,13 @@ class Bench:
               profile_dir: Path | None = None) -> dict:
         a = self.args
         cmd = {"cmd": "phase", "rate": rate, "warmup": a.warmup, "duration": a.duration, "grace": a.grace,
-               "drain": a.drain, "abort_on_overload": search, "pids": {"server": pid}}
+               "drain": a.drain, "pids": {"server": pid},
+               "abort_after": OVERLOAD_AGE_SEARCH_S if search else OVERLOAD_AGE_FIXED_S}
         spy = None
         if profile_dir is not None:
             spy = self.start_profiler(pid, profile_dir)
         try:
-            run = gen.call(cmd)
+            run = self.measure(gen, cmd, target)
             # The machine is shared: if something else ate CPU meanwhile, measure again.
             for attempt in range(2, a.retries + 2):
                 if spy is not None or noise(run) <= a.noise_limit:
@@ -828,13 +914,15 @@ class Bench:
                 log(f"  {target} N={n} rate={rate:.0f}: {noise(run)}% CPU used by other processes; "
                     f"measuring again (attempt {attempt})")
                 time.sleep(3)
-                again = gen.call(cmd)
+                again = self.measure(gen, cmd, target)
                 again["attempts"] = attempt
                 run = min(run, again, key=noise)
         finally:
             if spy is not None:
                 self.finish_profiler(spy, profile_dir)
         run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None}
+        if target == "miaohui" and self.db_path is not None:
+            run["db_messages"] = count_messages(self.db_path)
         run["noisy"] = noise(run) > a.noise_limit
         run["passed"] = passes(run)
         run["generator_bound"] = generator_bound(run)
@@ -845,12 +933,20 @@ class Bench:
             f"cpu srv={cpu.get('server', {}).get('cpu_pct')}% (loop {cpu.get('server', {}).get('loop_thread_pct')}%) "
             f"gen={cpu.get('generator', {}).get('cpu_pct')}% others={cpu.get('others_pct')}%  "
             f"{'PASS' if run['passed'] else 'FAIL'}"
-            f"{' [aborted: overload]' if run['aborted_overload'] else ''}")
+            f"{' [aborted: overload]' if run['aborted_overload'] else ''}"
+            f"{' db=' + str(run['db_messages']) if run.get('db_messages') is not None else ''}")
         if run["error_samples"]:
             log(f"  errors: {run['error_samples'][:2]}")
         if not run["drained"]:
             log("  warning: backlog not drained before the next phase")
         self.runs.append(run)
+        return run
+
+    def measure(self, gen: GenProc, cmd: dict, target: str) -> dict:
+        w0 = self.writer_stats() if target == "miaohui" else {}
+        run = gen.call(cmd)
+        if w0:
+            run["writer"] = summarize_writer(w0, self.writer_stats())
         return run
 
     def start_profiler(self, pid: int, out: Path) -> subprocess.Popen | None:
@@ -862,7 +958,8 @@ class Bench:
         secs = int(self.args.warmup + self.args.duration)
         log(f"  profiling server pid {pid} for {secs}s -> {out}")
         return self.procs.start([str(spy), "record", "--pid", str(pid), "--duration", str(secs), "--rate", "100",
-                                 "--threads", "--format", "raw", "-o", str(out / "miaohui-profile.txt")],
+                                 "--threads", "--format", "raw", *self.args.profile_args.split(),
+                                 "-o", str(out / "miaohui-profile.txt")],
                                 stdout=sys.stderr, stderr=sys.stderr)
 
     def finish_profiler(self, spy: subprocess.Popen, out: Path) -> None:
@@ -895,7 +992,7 @@ class Bench:
                 lo = best = mid
             else:
                 hi = mid
-        return best, {"first_failing_rate": hi, "bound_by_generator": False}
+        return best, {"lowest_failing_rate": hi}
 
     def session(self, target: str, port: int, pid: int, convs: list[dict], bodies: list[str],
                 rates: list[float], do_search: bool) -> dict:
@@ -934,14 +1031,16 @@ class Bench:
     def run(self) -> dict:
         a = self.args
         t_start = time.time()
+        self.git = git_info(Path(a.server_src) if a.server_src else REPO)
         nofile = raise_nofile()
         bodies, source = load_bodies()
         tmp = Path(tempfile.mkdtemp(prefix="miaohui-bench-"))
         try:
-            url = f"sqlite+aiosqlite:///{tmp / 'miaohui.db'}"
+            self.db_path = tmp / "miaohui.db"
+            url = f"sqlite+aiosqlite:///{self.db_path}"
             total = sum(a.ns)
             t0 = time.perf_counter()
-            convs = migrate_and_seed(url, total)
+            convs = migrate_and_seed(url, total, a.server_src)
             log(f"migrated and seeded {total} conversations ({2 * total} users) in "
                 f"{time.perf_counter() - t0:.1f}s; bodies: {source}")
             m_port, m_proc = self.start_miaohui(tmp, url)
@@ -952,8 +1051,10 @@ class Bench:
                 chunk = convs[offset:offset + n]
                 offset += n
                 do_search = n == max(a.ns) and not a.no_search
-                self.session("miaohui", m_port, m_proc.pid, chunk, bodies, a.rates, do_search)
-                self.session("raw_relay", r_port, r_proc.pid, chunk, bodies, a.rates, do_search)
+                if "miaohui" in a.targets:
+                    self.session("miaohui", m_port, m_proc.pid, chunk, bodies, a.rates, do_search)
+                if "raw_relay" in a.targets:
+                    self.session("raw_relay", r_port, r_proc.pid, chunk, bodies, a.rates, do_search)
         finally:
             self.procs.stop_all()
             if a.keep:
@@ -961,6 +1062,10 @@ class Bench:
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
         return self.report(nofile, source, bodies, time.time() - t_start)
+
+    def server_info(self) -> dict:
+        return {"source": self.args.server_src or str(REPO), "git_at_start": self.git,
+                "variant": self.args.server_variant}
 
     def report(self, nofile: int, source: str, bodies: list[str], elapsed: float) -> dict:
         a = self.args
@@ -977,12 +1082,16 @@ class Bench:
         ratio_top = max(at_top) if at_top else None
         sustained = {s["target"]: s.get("max_sustained_rate") for s in self.sessions if "max_sustained_rate" in s}
         search_detail = {s["target"]: s["search"] for s in self.sessions if "search" in s}
-        m_fixed = [r for r in fixed if r["target"] == "miaohui"]
-        lost = sum(r["lost"] + r["unacked"] + r["duplicates"] for r in m_fixed)
+        m_runs = [r for r in self.runs if r["target"] == "miaohui"]
+        lost = sum(r["lost"] for r in m_runs)
+        gone = sum(r["never_delivered"] + r["never_acked"] + r["duplicates"] + r["misrouted"] for r in m_runs)
+        late = sum(r["unacked"] for r in m_runs)
         targets = {
             "zero_lost": {
-                "pass": bool(m_fixed) and lost == 0,
-                "detail": f"{lost} lost/unacked/duplicated across {len(m_fixed)} fixed-rate 秒回 runs",
+                "pass": bool(m_runs) and lost == 0 and gone == 0,
+                "detail": f"{len(m_runs)} 秒回 runs: {lost} acked but not delivered within {a.grace:g} s, "
+                          f"{gone} never delivered/acked (after draining) or duplicated; "
+                          f"{late} not yet acked within the grace period (overload, not loss)",
             },
             f"p99_within_3x_relay_at_{top_n}": {
                 "pass": ratio_top is not None and ratio_top <= RATIO_LIMIT,
@@ -996,10 +1105,11 @@ class Bench:
         lengths = [len(b) for b in bodies]
         return {
             "machine": machine_info(nofile),
+            "server": self.server_info(),
             "config": {
                 "quick": a.quick, "conversations": a.ns, "rates": a.rates, "warmup_s": a.warmup,
                 "duration_s": a.duration, "grace_s": a.grace, "search_steps": a.search_steps,
-                "generator_processes": 1, "permessage_deflate": not a.no_compression, "pinned": a.pin,
+                "generator_processes": 1, "client_offers_permessage_deflate": not a.no_compression, "pinned": a.pin,
                 "bodies": source, "body_chars_mean": round(sum(lengths) / len(lengths), 1),
                 "database": "sqlite (WAL, synchronous=FULL)", "p99_limit_ms": P99_LIMIT_MS,
             },
@@ -1013,6 +1123,21 @@ class Bench:
             "profile": self.profile,
             "elapsed_s": round(elapsed, 1),
         }
+
+
+def git_info(tree: Path) -> dict:
+    """Which server code was measured (other people edit src/ while benchmarks run)."""
+    git: dict = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        run = {"cwd": tree, "capture_output": True, "text": True, "timeout": 10}
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run)
+        if head.returncode == 0:
+            git["commit"] = head.stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], **run).stdout.splitlines()
+            git["src_uncommitted_files"] = len([x for x in dirty if x.strip()])
+        elif (tree / "COMMIT").exists():
+            git["commit"] = (tree / "COMMIT").read_text().strip()
+    return git
 
 
 def machine_info(nofile: int) -> dict:
@@ -1045,6 +1170,24 @@ def machine_info(nofile: int) -> dict:
     }
 
 
+def markdown_table(result: dict) -> str:
+    """The runs of a saved result as a Markdown table (for docs/performance.md)."""
+    head = ("| target | N | rate/s | sent | delivered | lost | dup | p50 ms | p95 ms | p99 ms | max ms "
+            "| delivered/s | server CPU % (loop) | gen CPU % | |")
+    lines = [head, "|" + "---|" * 15]
+    for r in result["runs"]:
+        srv = r["cpu"].get("server", {})
+        note = "search" if r["search"] else ("profiled" if r["profiled"] else "fixed")
+        if r["aborted_overload"]:
+            note += ", overloaded: stopped early"
+        lines.append(
+            f"| {r['target']} | {r['conversations']} | {r['rate']:.0f} | {r['sent']} | {r['delivered']} "
+            f"| {r['lost']} | {r['duplicates']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['max_ms']} "
+            f"| {r['throughput']:.0f} | {srv.get('cpu_pct')} ({srv.get('loop_thread_pct')}) "
+            f"| {r['cpu'].get('generator', {}).get('cpu_pct')} | {'PASS' if r['passed'] else 'FAIL'} ({note}) |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1054,7 +1197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="measured seconds per rate (default 10)")
     p.add_argument("--warmup", type=float, help="unmeasured seconds before each rate (default 2)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to wait for late acks/deliveries")
-    p.add_argument("--drain", type=float, default=30.0, help="max seconds to let a backlog clear between rates")
+    p.add_argument("--drain", type=float, default=60.0, help="max seconds to let a backlog clear between rates")
     p.add_argument("--search-steps", type=float, nargs="+",
                    help="step-up rates for the max-sustained search at the largest N")
     p.add_argument("--bisect", type=int, default=2, help="bisection steps after the first failing rate")
@@ -1064,10 +1207,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the generator to CPU 1")
     p.add_argument("--profile", metavar="DIR", help="py-spy the 秒回 server during an extra run at the largest N")
     p.add_argument("--profile-rate", type=float, default=4000)
+    p.add_argument("--profile-args", default="", help="extra py-spy record flags, e.g. '--native --idle'")
     p.add_argument("--noise-limit", type=float, default=20.0,
                    help="re-measure a rate when other processes used more than this CPU %% meanwhile")
-    p.add_argument("--retries", type=int, default=2, help="re-measurements of a noisy rate")
+    p.add_argument("--retries", type=int, default=1, help="re-measurements of a noisy rate")
+    p.add_argument("--targets", nargs="+", choices=["miaohui", "raw_relay"], default=["miaohui", "raw_relay"])
+    p.add_argument("--server-variant", default="baseline", metavar="V[,V...]",
+                   help="run 秒回 with experimental patches: stats, switch, onehop, nodeflate "
+                        "(see bench/server_variants.py)")
+    p.add_argument("--server-src", metavar="DIR",
+                   help="run the 秒回 server (and its migrations) from another checkout, e.g. an older commit "
+                        "exported with `git archive`, to compare before/after")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server log, DB)")
+    p.add_argument("--table", metavar="RESULT.json", help="print a saved result's runs as a Markdown table")
     p.add_argument("--worker", choices=["gen", "relay"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -1087,6 +1239,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return None
     if args.worker == "gen":
         return generator_main()
     if args.worker == "relay":

@@ -1,0 +1,365 @@
+"""Run ``miaohui`` with experimental patches applied in-process, to measure a
+proposed server change with the same harness before anyone edits ``src/``.
+
+    .venv/bin/python bench/server_variants.py VARIANTS -- serve --no-migrate --port 8000
+
+``VARIANTS`` is a comma-separated list (or ``baseline``):
+
+``stats``
+    instrument the message writer: batch sizes, commit wall time and the
+    number of aiosqlite thread round trips per batch, plus garbage-collector
+    pauses per generation and event-loop stalls, written as JSON to
+    ``$MIAOHUI_BENCH_STATS`` on SIGUSR1 (nothing changes in behaviour).
+``switch``
+    ``sys.setswitchinterval(0.0005)``: the aiosqlite worker thread gets the
+    GIL back within 0.5 ms instead of 5 ms while the event loop is busy.
+``onehop``
+    prototype of the suggested writer change: the unchanged ``_commit`` logic
+    runs on ONE dedicated thread over a synchronous pysqlite engine, so a
+    batch costs one thread round trip instead of one per statement/fetch.
+    (Prototype only: the rare "conversation gone" path resolves a future
+    from that thread; the real change must hand it back to the loop.)
+``dedup``
+    prototype of the suggested idempotency-check fix: the writer's
+    ``(conversation_id, sender_id, client_id) IN (VALUES ...)`` row-value
+    test -- which SQLite answers with a full SCAN of ``messages`` -- becomes
+    ``... IN (SELECT * FROM (VALUES ...))``, one unique-index probe per key.
+``gcfreeze``
+    ``gc.collect(); gc.freeze()`` once the app has started.
+``gcthreshold``
+    ``gc.set_threshold(50000, 20, 100)`` (or ``$MIAOHUI_BENCH_GC``).
+``gcfreezeloop``
+    upper-bound experiment: ``gc.freeze()`` every 5 s.
+``linger``
+    the writer waits 2 ms (``$MIAOHUI_BENCH_LINGER_MS``) after the first
+    queued item before taking a batch.
+``nodeflate``
+    uvicorn without permessage-deflate (the generator's --no-compression has
+    the same effect from the client side).
+
+Used by ``chat_latency.py --server-variant``; see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import gc
+import json
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def patch_stats() -> None:
+    import aiosqlite.core
+
+    from miaohui.chat import writer as w
+
+    path = os.environ.get("MIAOHUI_BENCH_STATS", "")
+    hops = {"n": 0}
+    orig_execute = aiosqlite.core.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        hops["n"] += 1
+        return await orig_execute(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = counted
+    stats = {"batches": 0, "messages": 0, "receipts": 0, "commit_s": [], "hops": [], "sizes": [],
+             "slow_commits": [], "loop_lags": [], "gc2": []}
+    stats_tasks: dict = {}
+
+    async def lag_monitor() -> None:
+        """Event-loop stalls: a 10 ms sleep that wakes more than 20 ms late."""
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lag = time.perf_counter() - t - 0.01
+            if lag > 0.02:
+                stats["loop_lags"].append([round(t, 3), round(lag, 4)])
+    orig_process = w.MessageWriter._process
+
+    async def process(self, batch):
+        h0, t0 = hops["n"], time.perf_counter()
+        await orig_process(self, batch)
+        stats["batches"] += 1
+        stats["sizes"].append(len(batch))
+        dt = time.perf_counter() - t0
+        stats["commit_s"].append(dt)
+        stats["hops"].append(hops["n"] - h0)
+        if dt > 0.05:
+            stats["slow_commits"].append([round(t0, 3), round(dt, 4), len(batch)])
+        if "lag_task" not in stats_tasks:
+            stats_tasks["lag_task"] = asyncio.get_running_loop().create_task(lag_monitor())
+
+    w.MessageWriter._process = process
+
+    # Garbage-collector pauses (a full collection stops the event loop).
+    stats["gc"] = {"0": [], "1": [], "2": []}
+    gc_start = {}
+
+    def on_gc(phase, info) -> None:
+        if phase == "start":
+            gc_start["t"] = time.perf_counter()
+        elif "t" in gc_start:
+            t0 = gc_start.pop("t")
+            stats["gc"][str(info["generation"])].append(round(time.perf_counter() - t0, 6))
+            if info["generation"] == 2:
+                stats["gc2"].append([round(t0, 3), round(time.perf_counter() - t0, 4)])
+
+    gc.callbacks.append(on_gc)
+
+    def dump(*_args) -> None:
+        """On SIGUSR1 only (between measurements): walking the heap and writing
+        JSON holds the GIL for tens of ms, which would itself stall the loop."""
+        if not path:
+            return
+        objs = gc.get_objects()
+        stats["gc_objects"] = len(objs)
+        if os.environ.get("MIAOHUI_BENCH_HEAP"):
+            import collections
+
+            stats["heap_top"] = collections.Counter(
+                f"{type(o).__module__}.{type(o).__qualname__}" for o in objs).most_common(25)
+        del objs
+        stats["gc_frozen"] = gc.get_freeze_count()
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(stats, f)
+        os.replace(tmp, path)
+
+    signal.signal(signal.SIGUSR1, dump)
+    atexit.register(dump)
+
+
+def patch_gcfreeze() -> None:
+    """Freeze everything allocated while the app starts (framework, ORM, caches)
+    so full collections stop re-scanning it."""
+    from miaohui import app as app_module
+
+    orig_create = app_module.create_app
+
+    def create_app(*a, **kw):
+        application = orig_create(*a, **kw)
+        orig_lifespan = application.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with orig_lifespan(app) as state:
+                gc.collect()
+                gc.freeze()
+                yield state
+
+        application.router.lifespan_context = lifespan
+        return application
+
+    app_module.create_app = create_app
+
+
+def patch_gcfreezeloop() -> None:
+    """Upper-bound experiment, not a production recipe: ``gc.freeze()`` every
+    5 s, so long-lived per-connection objects leave the collected generations
+    (cyclic garbage that was live at a freeze is never collected)."""
+    import miaohui.chat.writer as w
+
+    orig_start = w.MessageWriter.start
+
+    async def start(self) -> None:
+        await orig_start(self)
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(5)
+                gc.freeze()
+
+        self._freeze_task = asyncio.get_running_loop().create_task(loop())
+
+    w.MessageWriter.start = start
+
+
+def patch_linger() -> None:
+    """Group commit with a short linger: after the first queued message, wait
+    ``$MIAOHUI_BENCH_LINGER_MS`` (default 2) before taking the batch, so a busy
+    server commits fewer, larger transactions (less CPU and GIL per message)."""
+    from miaohui.chat import writer as w
+
+    linger = float(os.environ.get("MIAOHUI_BENCH_LINGER_MS", "2")) / 1000
+    orig_get = asyncio.Queue.get
+
+    class LingerQueue(asyncio.Queue):
+        async def get(self):
+            item = await orig_get(self)
+            if item is not None and self.qsize() < w.MAX_BATCH:
+                await asyncio.sleep(linger)
+            return item
+
+    orig_init = w.MessageWriter.__init__
+
+    def init(self, *a, **kw) -> None:
+        orig_init(self, *a, **kw)
+        self._q = LingerQueue()
+
+    w.MessageWriter.__init__ = init
+
+
+def patch_gcthreshold() -> None:
+    """Fewer collections: gen0 every 50k net allocations instead of 700, so
+    short-lived per-message objects are rarely caught alive and promoted, and
+    full (gen2) collections -- the long pauses -- become rare."""
+    spec = os.environ.get("MIAOHUI_BENCH_GC", "50000,20,100")
+    gc.set_threshold(*(int(x) for x in spec.split(",")))
+
+
+def patch_switch() -> None:
+    sys.setswitchinterval(0.0005)
+
+
+def patch_onehop() -> None:
+    from sqlalchemy import create_engine, event
+
+    from miaohui.chat import writer as w
+
+    if hasattr(w, "commit_batch"):
+        return _skip("onehop", "this writer already commits on its own thread")
+    orig_commit = w.MessageWriter._commit
+    orig_init = w.MessageWriter.__init__
+
+    class _SyncBegin:
+        """``async with engine.begin()`` over a synchronous connection: every
+        ``await conn.execute`` completes immediately, on the calling thread."""
+
+        def __init__(self, engine) -> None:
+            self.cm = engine.begin()
+
+        async def __aenter__(self):
+            return _SyncConn(self.cm.__enter__())
+
+        async def __aexit__(self, *exc):
+            return self.cm.__exit__(*exc)
+
+    class _SyncConn:
+        def __init__(self, conn) -> None:
+            self.conn = conn
+
+        async def execute(self, *a, **kw):
+            return self.conn.execute(*a, **kw)
+
+    class _SyncEngineShim:
+        def __init__(self, engine, dialect) -> None:
+            self.engine = engine
+            self.dialect = dialect
+
+        def begin(self):
+            return _SyncBegin(self.engine)
+
+    def init(self, engine, clock, broker) -> None:
+        orig_init(self, engine, clock, broker)
+        if engine.dialect.name != "sqlite":
+            return
+        sync = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
+                             pool_size=1, max_overflow=0)
+
+        @event.listens_for(sync, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            for p in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+                cur.execute(f"PRAGMA {p}")
+            cur.close()
+
+        self._sync_shim = _SyncEngineShim(sync, engine.dialect)
+        self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="writer-sqlite")
+
+    def run_to_end(shimmed, msgs, receipts):
+        coro = orig_commit(shimmed, msgs, receipts)
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+        coro.close()
+        raise RuntimeError("commit suspended on a real await")
+
+    async def commit(self, msgs, receipts):
+        if not hasattr(self, "_sync_shim"):
+            return await orig_commit(self, msgs, receipts)
+        shim = _Shimmed(self, self._sync_shim)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._sync_pool, run_to_end, shim, msgs, receipts)
+
+    class _Shimmed:
+        """``self`` for the original ``_commit``, with the engine swapped."""
+
+        def __init__(self, writer, shim) -> None:
+            self.engine = shim
+            self.clock = writer.clock
+            self.is_pg = False
+
+    w.MessageWriter.__init__ = init
+    w.MessageWriter._commit = commit
+
+
+def _skip(name: str, why: str) -> None:
+    print(f"server_variants: {name} not applied: {why}", file=sys.stderr, flush=True)
+
+
+def patch_dedup() -> None:
+    import sqlalchemy as sa
+
+    from miaohui.chat import writer as w
+
+    if not hasattr(w, "tuple_"):
+        return _skip("dedup", "this writer no longer uses a row-value IN")
+
+    class _Keys:
+        def __init__(self, *cols) -> None:
+            self.cols = cols
+
+        def in_(self, keys):
+            # (a, b, c) IN (SELECT * FROM (VALUES ...)): SQLite probes the unique
+            # index per key; the bare "IN (VALUES ...)" form makes it scan the table.
+            sub = sa.text("SELECT * FROM (:keys)").bindparams(
+                sa.bindparam("keys", value=keys, expanding=True)).columns(*self.cols)
+            return sa.tuple_(*self.cols).in_(sub)
+
+    w.tuple_ = _Keys
+
+
+def patch_nodeflate() -> None:
+    import uvicorn
+
+    orig_run = uvicorn.run
+
+    def run(*a, **kw):
+        kw["ws_per_message_deflate"] = False
+        return orig_run(*a, **kw)
+
+    uvicorn.run = run
+
+
+PATCHES = {
+    "stats": patch_stats,
+    "switch": patch_switch,
+    "onehop": patch_onehop,
+    "dedup": patch_dedup,
+    "nodeflate": patch_nodeflate,
+    "gcfreeze": patch_gcfreeze,
+    "gcthreshold": patch_gcthreshold,
+    "gcfreezeloop": patch_gcfreezeloop,
+    "linger": patch_linger,
+}
+
+
+def main() -> None:
+    variants, _, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+    for name in filter(None, variants.split(",")):
+        if name != "baseline":
+            PATCHES[name]()
+    from miaohui.cli import main as cli_main
+
+    cli_main(argv)
+
+
+if __name__ == "__main__":
+    main()
