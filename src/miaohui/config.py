@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     history_page_max: int = 200
     outbound_queue_max: int = 2000
     typing_min_interval_ms: int = 300
+    gc_tuning: bool = True
     presence_ttl_seconds: int = 60
 
     # Allowed browser origins for WebSockets and unsafe requests; empty means

@@ -152,21 +152,24 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
             raise ValueError
     except ValueError:
         return await _refuse(ws, 4400, "after_seq 无效", "invalid after_seq")
-    async with ctx.sessionmaker() as db:
-        try:
-            view = await service.get_view(db, user.id, conversation_id)
-        except AppError:
-            return await _refuse(ws, CLOSE_FORBIDDEN, "无权访问该会话", "you are not part of this conversation")
-
-    conv_id = view.conversation.id
-    topic = f"conv:{conv_id}"
+    if len(conversation_id) > 32:
+        return await _refuse(ws, CLOSE_FORBIDDEN, "无权访问该会话", "you are not part of this conversation")
+    # Subscribe (buffering) *before* the view and backlog are read, so nothing
+    # published in between is missed; nothing is sent until authorized.
+    topic = f"conv:{conversation_id}"
     conn = Connection(ws, user.id, settings.outbound_queue_max)
-    await ws.accept()
     await ctx.broker.subscribe(topic, conn.deliver)
+    view = None
     try:
-        await ctx.presence.set(user.id, conn.id, "online")
-        _publish_presence(ctx, view, await ctx.presence.status(user.id))
-        await _sync(ws, ctx, view, after_seq)
+        async with ctx.sessionmaker() as db:
+            try:
+                view = await service.get_view(db, user.id, conversation_id)
+            except AppError:
+                return await _refuse(ws, CLOSE_FORBIDDEN, "无权访问该会话", "you are not part of this conversation")
+            await ws.accept()
+            await ctx.presence.set(user.id, conn.id, "online")
+            _publish_presence(ctx, view, await ctx.presence.status(user.id))
+            await _sync(ws, ctx, db, view, after_seq)
         conn.start_sending()
         await _read_loop(ws, ctx, conn, view)
     except (WebSocketDisconnect, OSError):
@@ -174,54 +177,56 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
         await conn.finish()
-        with contextlib.suppress(Exception):
-            await ctx.presence.clear(user.id, conn.id)
-            _publish_presence(ctx, view, await ctx.presence.status(user.id))
+        if view is not None:
+            with contextlib.suppress(Exception):
+                await ctx.presence.clear(user.id, conn.id)
+                _publish_presence(ctx, view, await ctx.presence.status(user.id))
 
 
-async def _sync(ws: WebSocket, ctx, view: service.ConversationView, after_seq: int | None) -> None:
-    """hello → backlog → synced, written directly (the sender task is not running yet)."""
-    async with ctx.sessionmaker() as db:
-        fresh = await service.get_view(db, view.me.user_id, view.conversation.id)
-        peer_status = await ctx.presence.status(fresh.peer.user_id)
-        await ws.send_text(
-            _dumps(
-                {
-                    "type": "hello",
-                    "conversation_id": fresh.conversation.id,
-                    "me": {"user_id": fresh.me.user_id, "role": fresh.me.role},
-                    "peer": {
-                        "user_id": fresh.peer.user_id,
-                        "display_name": fresh.peer_user.display_name if fresh.peer_user else "",
-                        "role": fresh.peer.role,
-                        "presence": peer_status,
-                    },
-                    "last_seq": fresh.conversation.last_seq,
-                    "receipts": {
-                        p.user_id: {"delivered_seq": p.last_delivered_seq, "read_seq": p.last_read_seq}
-                        for p in (fresh.me, fresh.peer)
-                    },
-                    "limits": {"max_body_chars": ctx.settings.max_message_chars},
-                }
-            )
+async def _sync(ws: WebSocket, ctx, db, view: service.ConversationView, after_seq: int | None) -> None:
+    """hello → backlog → synced, written directly (the sender task is not
+    running yet).  The view was read after subscribing, so anything newer
+    arrives as a live event; the client dedupes by seq."""
+    peer_status = await ctx.presence.status(view.peer.user_id)
+    await ws.send_text(
+        _dumps(
+            {
+                "type": "hello",
+                "conversation_id": view.conversation.id,
+                "me": {"user_id": view.me.user_id, "role": view.me.role},
+                "peer": {
+                    "user_id": view.peer.user_id,
+                    "display_name": view.peer_user.display_name if view.peer_user else "",
+                    "role": view.peer.role,
+                    "presence": peer_status,
+                },
+                "last_seq": view.conversation.last_seq,
+                "receipts": {
+                    p.user_id: {"delivered_seq": p.last_delivered_seq, "read_seq": p.last_read_seq}
+                    for p in (view.me, view.peer)
+                },
+                "limits": {"max_body_chars": ctx.settings.max_message_chars},
+            }
         )
-        has_more_before = False
-        if after_seq is None:
-            msgs, has_more_before = await service.history(db, ctx.keyring, fresh, limit=50)
+    )
+    has_more_before = False
+    last_seq = view.conversation.last_seq
+    if after_seq is None:
+        msgs, has_more_before = await service.history(db, ctx.keyring, view, limit=50)
+        for m in msgs:
+            await ws.send_text(_message_frame(m))
+    else:
+        cursor = after_seq
+        while True:
+            msgs, more = await service.history(db, ctx.keyring, view, after_seq=cursor, limit=BACKLOG_PAGE)
             for m in msgs:
                 await ws.send_text(_message_frame(m))
-        else:
-            cursor = after_seq
-            while True:
-                msgs, more = await service.history(db, ctx.keyring, fresh, after_seq=cursor, limit=BACKLOG_PAGE)
-                for m in msgs:
-                    await ws.send_text(_message_frame(m))
-                if not more or not msgs:
-                    break
-                cursor = msgs[-1]["seq"]
-        await ws.send_text(
-            _dumps({"type": "synced", "last_seq": fresh.conversation.last_seq, "has_more_before": has_more_before})
-        )
+            if not more or not msgs:
+                break
+            cursor = msgs[-1]["seq"]
+    if msgs:
+        last_seq = max(last_seq, msgs[-1]["seq"])
+    await ws.send_text(_dumps({"type": "synced", "last_seq": last_seq, "has_more_before": has_more_before}))
 
 
 def _publish_presence(ctx, view: service.ConversationView, status: str) -> None:
