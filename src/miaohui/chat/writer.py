@@ -25,7 +25,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import bindparam, case, select
@@ -106,6 +106,7 @@ class MessageWriter:
         self.broker = broker
         self.is_pg = engine.dialect.name == "postgresql"
         self._sync_engine = None
+        self._sqlite = None  # the writer thread's own DBAPI connection
         self._executor: ThreadPoolExecutor | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = make_sync_engine(engine.url.set(drivername="sqlite+pysqlite"))
@@ -129,6 +130,9 @@ class MessageWriter:
             self._task.cancel()
         self._task = None
         if self._executor is not None:
+            if self._sqlite is not None:
+                self._executor.submit(self._sqlite.close).result()
+                self._sqlite = None
             self._executor.shutdown(wait=True)
             self._sync_engine.dispose()
 
@@ -200,21 +204,142 @@ class MessageWriter:
             )
         else:
             async with self.engine.begin() as conn:
-                res, events = await conn.run_sync(commit_batch, msgs, receipts, now, self.is_pg)
+                res, events = await conn.run_sync(
+                    lambda sync_conn: commit_batch(CoreStore(sync_conn, self.is_pg), msgs, receipts, now)
+                )
         for i in res.gone:
             if not msgs[i].future.done():
                 msgs[i].future.set_exception(LookupError("conversation gone"))
         return res, events
 
     def _commit_in_thread(self, msgs, receipts, now):
-        with self._sync_engine.begin() as conn:
-            return commit_batch(conn, msgs, receipts, now, False)
+        raw = self._sqlite
+        if raw is None:
+            raw = self._sqlite = self._sync_engine.raw_connection()
+        cur = raw.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlocks
+            out = commit_batch(SqliteStore(cur), msgs, receipts, now)
+            raw.commit()
+            return out
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cur.close()
 
 
-def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime, is_pg: bool):
-    """One transaction for a batch (sync SQLAlchemy; runs on the writer thread
-    for SQLite, inside the event loop's greenlet for PostgreSQL).  Touches no
-    futures: the caller resolves them on the loop after COMMIT."""
+class CoreStore:
+    """The writer's five statements through SQLAlchemy Core (PostgreSQL)."""
+
+    def __init__(self, conn, lock_rows: bool) -> None:
+        self.conn = conn
+        self.lock_rows = lock_rows
+
+    def existing(self, client_ids) -> list[tuple]:
+        # ``client_id`` leads the unique index: one index probe per id.
+        return list(
+            self.conn.execute(
+                select(Message.conversation_id, Message.sender_id, Message.client_id, Message.seq, Message.created_at)
+                .where(Message.client_id.in_(client_ids))
+            )
+        )
+
+    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, int]:
+        conv = Conversation.__table__
+        ids = sorted(counts)
+        if self.lock_rows:
+            # Lock rows in a fixed order so concurrent writers never deadlock.
+            self.conn.execute(select(conv.c.id).where(conv.c.id.in_(ids)).order_by(conv.c.id).with_for_update())
+        self.conn.execute(
+            conv.update()
+            .where(conv.c.id == bindparam("cid"))
+            .values(last_seq=conv.c.last_seq + bindparam("n"), last_activity_at=bindparam("at")),
+            [{"cid": c, "n": counts[c], "at": now} for c in ids],
+        )
+        return self.last_seqs(ids)
+
+    def last_seqs(self, ids) -> dict[str, int]:
+        conv = Conversation.__table__
+        return {r[0]: r[1] for r in self.conn.execute(select(conv.c.id, conv.c.last_seq).where(conv.c.id.in_(ids)))}
+
+    def insert(self, rows: list[tuple], now: datetime) -> None:
+        keys = ("conversation_id", "seq", "sender_id", "client_id", "key_id", "body_ct")
+        self.conn.execute(Message.__table__.insert(), [dict(zip(keys, r, strict=True), created_at=now) for r in rows])
+
+    def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
+        p = Participant.__table__
+        self.conn.execute(
+            p.update()
+            .where(p.c.conversation_id == bindparam("cid"), p.c.user_id == bindparam("uid"))
+            .values(
+                last_delivered_seq=case(
+                    (p.c.last_delivered_seq < bindparam("d"), bindparam("d")), else_=p.c.last_delivered_seq
+                ),
+                last_read_seq=case((p.c.last_read_seq < bindparam("r"), bindparam("r")), else_=p.c.last_read_seq),
+            ),
+            [{"cid": c, "uid": u, "d": d, "r": r} for c, u, d, r in rows],
+        )
+
+
+class SqliteStore:
+    """The same five statements as plain SQL on the writer thread's sqlite3
+    connection: no per-row type processing or statement cache look-ups, which
+    were most of the writer's CPU (docs/performance.md).  Datetimes use
+    SQLAlchemy's SQLite storage format so the ORM reads them back unchanged."""
+
+    def __init__(self, cur) -> None:
+        self.cur = cur
+
+    @staticmethod
+    def _ts(now: datetime) -> str:
+        return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _in(self, sql: str, values) -> list[tuple]:
+        values = list(values)
+        out: list[tuple] = []
+        for i in range(0, len(values), 500):  # stay under SQLite's variable limit
+            part = values[i : i + 500]
+            out += self.cur.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return out
+
+    def existing(self, client_ids) -> list[tuple]:
+        rows = self._in(
+            "SELECT conversation_id, sender_id, client_id, seq, created_at FROM messages WHERE client_id IN ({})",
+            client_ids,
+        )
+        return [(a, b, c, d, datetime.fromisoformat(e).replace(tzinfo=UTC)) for a, b, c, d, e in rows]
+
+    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, int]:
+        ts = self._ts(now)
+        self.cur.executemany(
+            "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ? WHERE id = ?",
+            [(n, ts, c) for c, n in counts.items()],
+        )
+        return self.last_seqs(counts)
+
+    def last_seqs(self, ids) -> dict[str, int]:
+        return dict(self._in("SELECT id, last_seq FROM conversations WHERE id IN ({})", ids))
+
+    def insert(self, rows: list[tuple], now: datetime) -> None:
+        ts = self._ts(now)
+        self.cur.executemany(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*r, ts) for r in rows],
+        )
+
+    def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
+        self.cur.executemany(
+            "UPDATE participants SET last_delivered_seq = max(last_delivered_seq, ?),"
+            " last_read_seq = max(last_read_seq, ?) WHERE conversation_id = ? AND user_id = ?",
+            [(d, r, c, u) for c, u, d, r in rows],
+        )
+
+
+def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime):
+    """The batch's logic, inside a transaction the caller opened and commits.
+    Touches no futures: the caller resolves them on the loop after COMMIT."""
     res = _Result()
     events: list[tuple[str, str]] = []
     # 1. Idempotency: find retries already stored (and duplicates within this batch).
@@ -229,13 +354,7 @@ def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now:
             first_index[key] = i
             fresh.append(i)
     if fresh:
-        # ``client_id`` leads the unique index, so this is one index probe per
-        # id (a row-value IN would make SQLite scan the whole table).
-        rows = conn.execute(
-            select(Message.conversation_id, Message.sender_id, Message.client_id, Message.seq, Message.created_at)
-            .where(Message.client_id.in_({msgs[i].client_id for i in fresh}))
-        )
-        existing = {(r[0], r[1], r[2]): Stored(r[3], r[4], True) for r in rows}
+        existing = {(r[0], r[1], r[2]): Stored(r[3], r[4], True) for r in store.existing({msgs[i].client_id for i in fresh})}
         still = []
         for i in fresh:
             m = msgs[i]
@@ -256,22 +375,10 @@ def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now:
         for i in fresh:
             cid = msgs[i].conversation_id
             counts[cid] = counts.get(cid, 0) + 1
-        conv_ids = sorted(counts)
-        if is_pg:
-            # Lock rows in a fixed order so concurrent writers never deadlock.
-            conn.execute(
-                select(Conversation.id).where(Conversation.id.in_(conv_ids)).order_by(Conversation.id).with_for_update()
-            )
-        conv = Conversation.__table__
-        conn.execute(
-            conv.update()
-            .where(conv.c.id == bindparam("cid"))
-            .values(last_seq=conv.c.last_seq + bindparam("n"), last_activity_at=bindparam("at")),
-            [{"cid": c, "n": counts[c], "at": now} for c in conv_ids],
-        )
-        rows = conn.execute(select(conv.c.id, conv.c.last_seq).where(conv.c.id.in_(conv_ids)))
-        next_seq = {cid: last - counts[cid] + 1 for cid, last in rows}
-        values = []
+        last = store.bump_seqs(counts, now)
+        next_seq = {cid: last[cid] - counts[cid] + 1 for cid in counts if cid in last}
+        rows = []
+        at = now.isoformat()
         for i in fresh:
             m = msgs[i]
             if m.conversation_id not in next_seq:
@@ -280,17 +387,7 @@ def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now:
             seq = next_seq[m.conversation_id]
             next_seq[m.conversation_id] = seq + 1
             res.stored[i] = Stored(seq, now)
-            values.append(
-                {
-                    "conversation_id": m.conversation_id,
-                    "seq": seq,
-                    "sender_id": m.sender_id,
-                    "client_id": m.client_id,
-                    "key_id": m.key_id,
-                    "body_ct": m.body_ct,
-                    "created_at": now,
-                }
-            )
+            rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct))
             # The sender has read and received everything up to their own message.
             wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
             wm[0] = max(wm[0], seq)
@@ -298,46 +395,24 @@ def commit_batch(conn, msgs: list[PendingMessage], receipts: list[Receipt], now:
             events.append((f"conv:{m.conversation_id}", message_event(m, seq, now)))
             if m.recipients:
                 activity = orjson.dumps(
-                    {
-                        "type": "activity",
-                        "conversation_id": m.conversation_id,
-                        "seq": seq,
-                        "sender_id": m.sender_id,
-                        "at": now.isoformat(),
-                    }
+                    {"type": "activity", "conversation_id": m.conversation_id, "seq": seq, "sender_id": m.sender_id,
+                     "at": at}
                 ).decode()
                 for r in m.recipients:
                     events.append((f"user:{r}", activity))
-        if values:
-            conn.execute(Message.__table__.insert(), values)
+        if rows:
+            store.insert(rows, now)
 
     # 3. Receipts, coalesced per participant and clamped to what exists.
     if receipts:
-        rows = conn.execute(
-            select(Conversation.id, Conversation.last_seq).where(
-                Conversation.id.in_({r.conversation_id for r in receipts})
-            )
-        )
-        last = {r[0]: r[1] for r in rows}
+        last = store.last_seqs({r.conversation_id for r in receipts})
         for r in receipts:
             top = last.get(r.conversation_id, 0)
             wm = watermarks.setdefault((r.conversation_id, r.user_id), [0, 0])
             wm[0] = max(wm[0], min(top, max(r.delivered_seq, r.read_seq)))
             wm[1] = max(wm[1], min(top, r.read_seq))
     if watermarks:
-        p = Participant.__table__
-        conn.execute(
-            p.update()
-            .where(p.c.conversation_id == bindparam("cid"), p.c.user_id == bindparam("uid"))
-            .values(
-                last_delivered_seq=case(
-                    (p.c.last_delivered_seq < bindparam("d"), bindparam("d")),
-                    else_=p.c.last_delivered_seq,
-                ),
-                last_read_seq=case((p.c.last_read_seq < bindparam("r"), bindparam("r")), else_=p.c.last_read_seq),
-            ),
-            [{"cid": c, "uid": u, "d": d, "r": rd} for (c, u), (d, rd) in watermarks.items()],
-        )
+        store.watermarks([(c, u, d, r) for (c, u), (d, r) in watermarks.items()])
         for cid, uid in {(r.conversation_id, r.user_id): None for r in receipts}:
             d, rd = watermarks[(cid, uid)]
             events.append(
