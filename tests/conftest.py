@@ -102,7 +102,8 @@ class LiveServer:
     def start(self) -> LiveServer:
         self._app = create_app(self.settings, self.clock)
         config = uvicorn.Config(
-            self._app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=256 * 1024, ws_per_message_deflate=False, lifespan="on"
+            self._app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=256 * 1024, ws_per_message_deflate=False, lifespan="on",
+            ws=self.settings.ws_impl,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

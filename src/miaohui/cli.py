@@ -21,6 +21,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     uvicorn.run(
         "miaohui.app:create_app",
+        ws=settings.ws_impl,
         factory=True,
         host=host,
         port=port,

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     outbound_queue_max: int = 2000
     typing_min_interval_ms: int = 300
     gc_tuning: bool = True
+    # uvicorn WebSocket implementation (auto | websockets | websockets-sansio |
+    # wsproto).  The sans-I/O one sustained ~4,000+ msgs/s against ~3,500 for
+    # the legacy one in bench/chat_latency.py (docs/performance.md).
+    ws_impl: str = "websockets-sansio"
     presence_ttl_seconds: int = 60
 
     # Allowed browser origins for WebSockets and unsafe requests; empty means

@@ -38,22 +38,16 @@ async def start(body: StartConversationIn, response: Response, ctx: Ctx, db: DB,
 
 
 async def _one(ctx, db, user_id: str, conversation_id: str) -> dict:
-    await service.get_view(db, user_id, conversation_id)  # authorization
-    for c in await service.list_for_user(db, ctx.keyring, user_id, limit=1000):
-        if c["id"] == conversation_id:
-            c["peer"]["presence"] = await ctx.presence.status(c["peer"]["user_id"])
-            return c
-    raise service.conversation_forbidden()
+    found = await service.list_with_presence(db, ctx.keyring, ctx.presence, user_id, only=conversation_id)
+    if not found:
+        raise service.conversation_forbidden()
+    return found[0]
 
 
 @router.get("", response_model=list[ConversationOut])
 async def mine(ctx: Ctx, db: DB, user: CurrentUser) -> list[dict]:
     """Your conversations, newest activity first, with unread counts."""
-    convs = await service.list_for_user(db, ctx.keyring, user.id)
-    presence = await ctx.presence.statuses([c["peer"]["user_id"] for c in convs])
-    for c in convs:
-        c["peer"]["presence"] = presence[c["peer"]["user_id"]]
-    return convs
+    return await service.list_with_presence(db, ctx.keyring, ctx.presence, user.id)
 
 
 @router.get("/{conversation_id}", response_model=ConversationOut)

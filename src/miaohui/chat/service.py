@@ -89,27 +89,27 @@ async def start_with_listener(db: AsyncSession, clock: Clock, seeker: User, list
     return conv, True
 
 
-async def list_for_user(db: AsyncSession, keyring: KeyRing, user_id: str, limit: int = 100) -> list[dict]:
-    """The caller's conversations, newest activity first, with unread counts."""
+async def list_for_user(
+    db: AsyncSession, keyring: KeyRing, user_id: str, limit: int = 100, only: str | None = None
+) -> list[dict]:
+    """The caller's conversations (or just ``only``), newest activity first,
+    with unread counts."""
     me = aliased(Participant)
     peer = aliased(Participant)
     rows = await db.execute(
-        select(Conversation, me, peer, User)
+        select(Conversation, me, peer, User, Message)
         .join(me, and_(me.conversation_id == Conversation.id, me.user_id == user_id))
         .join(peer, and_(peer.conversation_id == Conversation.id, peer.user_id != user_id))
         .join(User, User.id == peer.user_id)
+        # The latest message, for the preview: one index probe per row, no N+1.
+        .outerjoin(Message, and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq))
+        .where(Conversation.id == only if only else True)
         .order_by(Conversation.last_activity_at.desc())
         .limit(limit)
     )
     out = []
-    for conv, mine, theirs, peer_user in rows:
-        preview = ""
-        if conv.last_seq:
-            last = await db.scalar(
-                select(Message).where(Message.conversation_id == conv.id, Message.seq == conv.last_seq)
-            )
-            if last is not None:
-                preview = decrypt(keyring, last)[:60]
+    for conv, mine, theirs, peer_user, last in rows:
+        preview = decrypt(keyring, last)[:60] if last is not None else ""
         out.append(
             {
                 "id": conv.id,
@@ -125,6 +125,17 @@ async def list_for_user(db: AsyncSession, keyring: KeyRing, user_id: str, limit:
             }
         )
     return out
+
+
+async def list_with_presence(
+    db: AsyncSession, keyring: KeyRing, presence, user_id: str, only: str | None = None
+) -> list[dict]:
+    """:func:`list_for_user` plus each peer's live presence."""
+    convs = await list_for_user(db, keyring, user_id, only=only)
+    statuses = await presence.statuses([c["peer"]["user_id"] for c in convs])
+    for c in convs:
+        c["peer"]["presence"] = statuses[c["peer"]["user_id"]]
+    return convs
 
 
 def decrypt(keyring: KeyRing, m: Message) -> str:

@@ -348,10 +348,8 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
 
 
 async def _inbox_boot(ctx, db, user: User) -> dict:
-    convs = await chat.list_for_user(db, ctx.keyring, user.id)
-    presence = await ctx.presence.statuses([c["peer"]["user_id"] for c in convs])
+    convs = await chat.list_with_presence(db, ctx.keyring, ctx.presence, user.id)
     for c in convs:
-        c["peer"]["presence"] = presence[c["peer"]["user_id"]]
         c["last_activity_at"] = c["last_activity_at"].isoformat()
     return {"me": {"user_id": user.id, "role": user.role}, "conversations": convs}
 
