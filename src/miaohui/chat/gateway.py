@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect
 
 from miaohui.accounts import service as accounts
 from miaohui.accounts.deps import request_token
@@ -365,7 +365,3 @@ async def inbox_socket(ws: WebSocket) -> None:
         await conn.finish()
         with contextlib.suppress(Exception):
             await ctx.presence.clear(user.id, conn.id)
-
-
-def ws_open(ws: WebSocket) -> bool:
-    return ws.client_state == WebSocketState.CONNECTED

@@ -8,7 +8,7 @@ the same SQLAlchemy Core/ORM code and the same Alembic migrations.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -73,14 +73,10 @@ def make_engine(url: str, **kw) -> AsyncEngine:
 
 def make_sync_engine(url) -> Engine:
     """A synchronous SQLite engine for the message writer's own thread."""
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=1, max_overflow=0)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=2, max_overflow=0)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def utcnow_placeholder() -> datetime:  # pragma: no cover - only for server defaults in migrations
-    return datetime.now(UTC)
