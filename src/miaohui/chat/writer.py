@@ -43,8 +43,8 @@ MAX_BATCH = 2000
 # a transaction has a fixed cost (statements, fsync) that tiny batches pay
 # again and again, starving the event loop of the GIL.  Measured in
 # docs/performance.md: less server CPU and a higher sustained rate, same p99.
-LINGER_S = 0.004
-LINGER_BELOW = 128
+LINGER_S = 0.0015
+LINGER_BELOW = 32
 
 
 @dataclass(slots=True)
