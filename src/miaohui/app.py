@@ -3,6 +3,7 @@ the message writer into one :class:`~miaohui.context.AppContext`."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -50,6 +51,26 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     return ctx
 
 
+async def gc_maintenance(freeze_every: float = 30.0, full_every: float = 600.0) -> None:
+    """Keep long-lived objects (thousands of sockets) out of full collections.
+
+    Every ``freeze_every`` seconds, everything alive is moved to the permanent
+    generation, so a full collection only walks objects made since.  Every
+    ``full_every`` seconds the permanent generation is released and collected
+    once, so cyclic garbage that was frozen (closed sockets) is still freed:
+    one pause per ten minutes instead of one every few seconds.
+    """
+    loop = asyncio.get_running_loop()
+    last_full = loop.time()
+    while True:
+        await asyncio.sleep(freeze_every)
+        if loop.time() - last_full >= full_every:
+            gc.unfreeze()
+            gc.collect()
+            last_full = loop.time()
+        gc.freeze()
+
+
 def tune_gc() -> None:
     """Thousands of sockets keep ~half a million long-lived objects; CPython's
     default thresholds then run full collections that stop the event loop for
@@ -73,11 +94,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await ctx.broker.start()
         await ctx.presence.start()
         await ctx.writer.start()
+        gc_task = None
         if settings.gc_tuning:
             tune_gc()
+            gc_task = asyncio.create_task(gc_maintenance(), name="gc-maintenance")
         try:
             yield
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.presence.stop()
             await ctx.broker.stop()

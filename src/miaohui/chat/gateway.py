@@ -113,6 +113,7 @@ class Connection:
             self.sender_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.sender_task
+            self.sender_task = None  # break the connection <-> task cycle for refcounting
 
 
 async def _authenticate(ws: WebSocket):

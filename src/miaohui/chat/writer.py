@@ -39,12 +39,15 @@ from miaohui.core.db import make_sync_engine
 log = logging.getLogger("miaohui.chat.writer")
 
 MAX_BATCH = 2000
-# When fewer than LINGER_BELOW items are waiting, linger this long so the batch can grow:
+# When fewer than LINGER_BELOW items are waiting, linger so the batch can grow:
 # a transaction has a fixed cost (statements, fsync) that tiny batches pay
-# again and again, starving the event loop of the GIL.  Measured in
-# docs/performance.md: less server CPU and a higher sustained rate, same p99.
-LINGER_S = 0.0015
-LINGER_BELOW = 32
+# again and again, starving the event loop of the GIL.  The linger adapts:
+# short while batches are small (light load: latency matters most), longer
+# once batches grow (heavy load: CPU per message matters most).
+LINGER_LIGHT_S = 0.001
+LINGER_BUSY_S = 0.004
+BUSY_BATCH = 8
+LINGER_BELOW = 64
 
 
 @dataclass(slots=True)
@@ -117,6 +120,7 @@ class MessageWriter:
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.messages = 0
+        self._last_batch = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
@@ -172,7 +176,7 @@ class MessageWriter:
         while not stopping:
             item = await self._q.get()
             if item is not None and self._q.qsize() < LINGER_BELOW:
-                await asyncio.sleep(LINGER_S)
+                await asyncio.sleep(LINGER_BUSY_S if self._last_batch >= BUSY_BATCH else LINGER_LIGHT_S)
             batch = []
             while True:
                 if item is None:
@@ -182,6 +186,7 @@ class MessageWriter:
                 if self._q.empty() or len(batch) >= MAX_BATCH:
                     break
                 item = self._q.get_nowait()
+            self._last_batch = len(batch)
             if batch:
                 try:
                     await self._process(batch)
