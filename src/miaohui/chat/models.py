@@ -15,7 +15,7 @@ class Conversation(Base):
     """A conversation and its sequence counter.
 
     ``last_seq`` is the highest sequence number handed out; the message writer
-    advances it with one conditional UPDATE per batch, so two server processes
+    advances it by each batch's count inside the batch's transaction, so two server processes
     writing to the same conversation can never hand out the same number.
     """
 

@@ -149,6 +149,16 @@ def forbidden_page(
     return error_page(request, ctx, user, 403, "无权访问", message)
 
 
+def gate(request: Request, ctx, user: User | None, role: str | None = None, message: str = "") -> Response | None:
+    """The page a visitor gets instead of this one: sign in first, or 403 for
+    the wrong role.  ``None`` when they may see it."""
+    if user is None:
+        return login_redirect(request)
+    if role is not None and user.role != role:
+        return forbidden_page(request, ctx, user, message)
+    return None
+
+
 async def form_user(request: Request, ctx, db) -> User | None:
     """The signed-in user for a form POST (the form's own CSRF field is checked by the caller)."""
     token, _ = request_token(request)
@@ -356,10 +366,8 @@ async def _inbox_boot(ctx, db, user: User) -> dict:
 
 @router.get("/console")
 async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if user.role != "listener":
-        return forbidden_page(request, ctx, user, "工作台仅对倾听师开放。")
+    if (refused := gate(request, ctx, user, "listener", "工作台仅对倾听师开放。")) is not None:
+        return refused
     profile = await listeners.get_profile(db, user.id)
     boot = await _inbox_boot(ctx, db, user)
     return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot)
@@ -367,10 +375,8 @@ async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Respon
 
 @router.get("/console/profile")
 async def console_profile(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if user.role != "listener":
-        return forbidden_page(request, ctx, user, "只有倾听师可以编辑倾听师资料。")
+    if (refused := gate(request, ctx, user, "listener", "只有倾听师可以编辑倾听师资料。")) is not None:
+        return refused
     profile = await listeners.get_profile(db, user.id)
     if profile is None:
         return forbidden_page(request, ctx, user, "你还没有倾听师资料。")
@@ -392,10 +398,8 @@ async def my_conversations(request: Request, ctx: Ctx, db: DB, user: MaybeUser) 
 
 @router.get("/admin")
 async def admin(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if user.role != "admin":
-        return forbidden_page(request, ctx, user, "管理后台仅对管理员开放。")
+    if (refused := gate(request, ctx, user, "admin", "管理后台仅对管理员开放。")) is not None:
+        return refused
     rows = await listeners.pending(db)
     items = [{**listeners.card(p, u, "offline"), "username": u.username} for p, u in rows]
     return render(request, ctx, "admin.html", user, private=True, pending=items)
