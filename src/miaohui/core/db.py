@@ -63,10 +63,33 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _sqlite_autocommit_driver(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide how transactions begin
+    # (the documented pysqlite recipe), so writers can ask for BEGIN IMMEDIATE.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:
+    """``BEGIN IMMEDIATE`` for transactions that will write after reading.
+
+    A deferred SQLite transaction that reads and then writes fails at once
+    with SQLITE_BUSY when another connection committed in between (its
+    snapshot is stale; ``busy_timeout`` cannot help).  Taking the write lock
+    up front makes such transactions queue behind each other instead, the
+    SQLite counterpart of ``SELECT … FOR UPDATE`` on PostgreSQL.
+    """
+    if conn.get_execution_options().get("sqlite_immediate"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
 def make_engine(url: str, **kw) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kw)
 
@@ -80,3 +103,16 @@ def make_sync_engine(url) -> Engine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start ``session``'s transaction as a writer, before its first query.
+
+    On SQLite this is ``BEGIN IMMEDIATE`` (see :func:`_sqlite_begin`); on
+    PostgreSQL a plain BEGIN — there, money paths lock what they change with
+    conditional UPDATEs or ``FOR UPDATE``.  Call it first thing in a service
+    function that reads and then writes state that others may race on
+    (ledger, orders).  Harmless if the transaction already began.
+    """
+    if not session.in_transaction():
+        await session.connection(execution_options={"sqlite_immediate": True})
