@@ -10,6 +10,8 @@ silently using a development key.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -41,6 +43,15 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     login_max_failures: int = 5
     login_window_seconds: int = 300
+
+    # ---- Money (ledger, payments).  Amounts in integer fen.
+    # HMAC secret shared with the payment gateway for its callbacks; empty
+    # derives one from ``secret_key`` (the embedded sandbox gateway).
+    gateway_secret: str = ""
+    gateway_tolerance_seconds: int = 300  # callbacks signed longer ago than this are refused
+    topup_min_fen: int = 100
+    topup_max_fen: int = 500_000
+    withdrawal_min_fen: int = 1_000
 
     # Chat limits.
     max_message_chars: int = 4000
@@ -95,3 +106,9 @@ class Settings(BaseSettings):
     @cached_property
     def effective_message_keys(self) -> str:
         return self.message_keys or self._local_secrets()["message_keys"]
+
+    @cached_property
+    def effective_gateway_secret(self) -> str:
+        if self.gateway_secret:
+            return self.gateway_secret
+        return hmac.new(self.effective_secret_key.encode(), b"miaohui-gateway-v1", hashlib.sha256).hexdigest()
