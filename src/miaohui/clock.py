@@ -13,8 +13,29 @@ from datetime import UTC, datetime, timedelta
 
 
 class Clock:
+    """Server time.  ``now()`` is wall time advanced by the monotonic clock
+    from an anchor, so two timestamps taken by one process differ by exactly
+    the monotonic interval between them: a reply latency computed from stored
+    server times is a monotonic measurement, immune to NTP steps.  If the wall
+    clock and the anchored time drift apart by more than ``max_drift`` (a real
+    clock correction), the anchor moves: deadlines follow real time."""
+
+    max_drift = 2.0
+
+    def __init__(self) -> None:
+        self._anchor()
+
+    def _anchor(self) -> None:
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        mono = time.monotonic()
+        t = self._wall0 + (mono - self._mono0)
+        if abs(time.time() - t) > self.max_drift:
+            self._anchor()
+            t = self._wall0
+        return datetime.fromtimestamp(t, UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -20,6 +20,8 @@ from miaohui.core.ratelimit import LoginLimiter
 if TYPE_CHECKING:
     from miaohui.chat.presence import Presence
     from miaohui.chat.writer import MessageWriter
+    from miaohui.orders.scheduler import OrderScheduler
+    from miaohui.payments.gateway import PaymentGateway
 
 
 @dataclass
@@ -33,3 +35,5 @@ class AppContext:
     login_limiter: LoginLimiter
     presence: Presence = field(init=False)
     writer: MessageWriter = field(init=False)
+    orders: OrderScheduler = field(init=False)
+    gateway: PaymentGateway = field(init=False)

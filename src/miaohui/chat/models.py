@@ -28,6 +28,13 @@ class Conversation(Base):
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Head of the evidence hash chain (see chat/evidence.py), advanced with
+    # ``last_seq`` in the same statement batch.
+    chain_head: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The paid order currently running here (set by the orders domain through
+    # chat.service.attach_order).  The writer reads it with the sequence
+    # counter, so only messages under contract are handed to the SLA hook.
+    active_order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Participant(Base):
@@ -63,6 +70,8 @@ class Message(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     body_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # sha256(previous chain || seq || sender || server time || sha256(body)).
+    chain: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),

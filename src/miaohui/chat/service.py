@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from miaohui.accounts import service as accounts
 from miaohui.accounts.models import User
 from miaohui.chat.models import Conversation, Message, Participant
+from miaohui.chat.writer import PendingMessage, Stored
 from miaohui.clock import Clock
 from miaohui.core.crypto import KeyRing, message_aad
 from miaohui.core.errors import AppError
@@ -167,6 +168,7 @@ async def history(
         rows = list(await db.scalars(q.order_by(Message.seq.desc()).limit(limit + 1)))
         has_more = len(rows) > limit
         rows = list(reversed(rows[:limit]))
+    roles[SYSTEM_SENDER] = SYSTEM_SENDER
     return [to_dict(keyring, m, roles.get(m.sender_id, "")) for m in rows], has_more
 
 
@@ -180,3 +182,72 @@ def to_dict(keyring: KeyRing, m: Message, sender_role: str) -> dict:
         "body": decrypt(keyring, m),
         "created_at": m.created_at,
     }
+
+
+# ------------------------------------------------- services for other domains
+# The orders domain runs its contract on top of a conversation through these
+# functions; it never touches the chat tables itself.
+
+SYSTEM_SENDER = "system"
+
+
+async def attach_order(db: AsyncSession, conversation_id: str, order_id: str | None, *, only_if: str | None = None) -> bool:
+    """Mark ``order_id`` as the paid order running in the conversation (or
+    clear it).  ``only_if`` makes it conditional on the current value, so a
+    late clear of an old order never detaches its successor."""
+    q = update(Conversation).where(Conversation.id == conversation_id)
+    if only_if is not None:
+        q = q.where(Conversation.active_order_id == only_if)
+    result = await db.execute(q.values(active_order_id=order_id))
+    return result.rowcount == 1
+
+
+async def message_meta(db: AsyncSession, conversation_id: str, after_seq: int, upto_seq: int | None = None) -> list[tuple]:
+    """``(seq, sender_id, created_at)`` of messages after ``after_seq`` — no
+    bodies: what the reply clock needs."""
+    q = select(Message.seq, Message.sender_id, Message.created_at).where(
+        Message.conversation_id == conversation_id, Message.seq > after_seq
+    )
+    if upto_seq is not None:
+        q = q.where(Message.seq <= upto_seq)
+    return [tuple(r) for r in await db.execute(q.order_by(Message.seq))]
+
+
+async def last_seqs(db: AsyncSession, conversation_ids) -> dict[str, int]:
+    ids = list(conversation_ids)
+    if not ids:
+        return {}
+    rows = await db.execute(select(Conversation.id, Conversation.last_seq).where(Conversation.id.in_(ids)))
+    return dict(tuple(r) for r in rows)
+
+
+async def participants(db: AsyncSession, conversation_id: str) -> dict[str, str]:
+    """user id → role."""
+    rows = await db.execute(
+        select(Participant.user_id, Participant.role).where(Participant.conversation_id == conversation_id)
+    )
+    return dict(tuple(r) for r in rows)
+
+
+async def evidence_rows(db: AsyncSession, keyring: KeyRing, conversation_id: str, upto_seq: int | None = None):
+    """Rows for :func:`miaohui.chat.evidence.verify`, in seq order."""
+    q = select(Message).where(Message.conversation_id == conversation_id)
+    if upto_seq is not None:
+        q = q.where(Message.seq <= upto_seq)
+    return [
+        (m.seq, m.sender_id, m.created_at, decrypt(keyring, m), m.chain)
+        for m in await db.scalars(q.order_by(Message.seq))
+    ]
+
+
+async def post_system(ctx, conversation_id: str, client_id: str, body: str) -> Stored:
+    """Persist and deliver a platform notice in the conversation ("时间到了哦…").
+    Idempotent by ``client_id`` like any message, so a retried scheduler tick
+    never posts the same notice twice."""
+    async with ctx.sessionmaker() as db:
+        recipients = tuple(await participants(db, conversation_id))
+    key_id, ct = ctx.keyring.encrypt(body, message_aad(conversation_id, SYSTEM_SENDER, client_id))
+    fut = ctx.writer.submit(
+        PendingMessage(conversation_id, SYSTEM_SENDER, SYSTEM_SENDER, client_id, key_id, ct, body, recipients)
+    )
+    return await fut

@@ -32,6 +32,7 @@ import orjson
 from sqlalchemy import bindparam, case, select
 from sqlalchemy.exc import IntegrityError
 
+from miaohui.chat import evidence
 from miaohui.chat.models import Conversation, Message, Participant
 from miaohui.clock import Clock
 from miaohui.core.db import make_sync_engine
@@ -79,10 +80,24 @@ class Stored:
     duplicate: bool = False
 
 
+@dataclass(slots=True)
+class Committed:
+    """A durable message in a conversation that has a paid order running:
+    what the SLA hook needs (no body)."""
+
+    conversation_id: str
+    order_id: str
+    seq: int
+    sender_id: str
+    sender_role: str
+    created_at: datetime
+
+
 @dataclass
 class _Result:
     stored: dict[int, Stored] = field(default_factory=dict)  # index in batch -> result
     gone: list[int] = field(default_factory=list)  # conversations that no longer exist
+    contracted: list[Committed] = field(default_factory=list)  # messages under an order
 
 
 def message_event(m: PendingMessage, seq: int, created_at: datetime) -> str:
@@ -118,6 +133,9 @@ class MessageWriter:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
         self._q: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        # Called on the loop after COMMIT with the batch's messages under an
+        # order (the SLA hook); must not block.
+        self.on_contracted: list = []
         self.batches = 0
         self.messages = 0
         self._last_batch = 0
@@ -216,6 +234,12 @@ class MessageWriter:
         # Durable: now acknowledge and fan out, in sequence order.
         for topic, data in events:
             self.broker.publish_nowait(topic, data)
+        if results.contracted:
+            for hook in self.on_contracted:
+                try:
+                    hook(results.contracted)
+                except Exception:
+                    log.exception("contract hook failed")
         for i, m in enumerate(msgs):
             st = results.stored.get(i)
             if st is not None and not m.future.done():
@@ -277,7 +301,7 @@ class CoreStore:
             )
         )
 
-    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, int]:
+    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, tuple]:
         conv = Conversation.__table__
         ids = sorted(counts)
         if self.lock_rows:
@@ -289,14 +313,24 @@ class CoreStore:
             .values(last_seq=conv.c.last_seq + bindparam("n"), last_activity_at=bindparam("at")),
             [{"cid": c, "n": counts[c], "at": now} for c in ids],
         )
-        return self.last_seqs(ids)
+        conv_rows = self.conn.execute(
+            select(conv.c.id, conv.c.last_seq, conv.c.chain_head, conv.c.active_order_id).where(conv.c.id.in_(ids))
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in conv_rows}
 
     def last_seqs(self, ids) -> dict[str, int]:
         conv = Conversation.__table__
         return {r[0]: r[1] for r in self.conn.execute(select(conv.c.id, conv.c.last_seq).where(conv.c.id.in_(ids)))}
 
+    def set_heads(self, heads: dict[str, bytes]) -> None:
+        conv = Conversation.__table__
+        self.conn.execute(
+            conv.update().where(conv.c.id == bindparam("cid")).values(chain_head=bindparam("head")),
+            [{"cid": c, "head": h} for c, h in heads.items()],
+        )
+
     def insert(self, rows: list[tuple], now: datetime) -> None:
-        keys = ("conversation_id", "seq", "sender_id", "client_id", "key_id", "body_ct")
+        keys = ("conversation_id", "seq", "sender_id", "client_id", "key_id", "body_ct", "chain")
         self.conn.execute(Message.__table__.insert(), [dict(zip(keys, r, strict=True), created_at=now) for r in rows])
 
     def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
@@ -342,13 +376,17 @@ class SqliteStore:
         )
         return [(a, b, c, d, datetime.fromisoformat(e).replace(tzinfo=UTC)) for a, b, c, d, e in rows]
 
-    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, int]:
+    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, tuple]:
         ts = self._ts(now)
         self.cur.executemany(
             "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ? WHERE id = ?",
             [(n, ts, c) for c, n in counts.items()],
         )
-        return self.last_seqs(counts)
+        rows = self._in("SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", counts)
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def set_heads(self, heads: dict[str, bytes]) -> None:
+        self.cur.executemany("UPDATE conversations SET chain_head = ? WHERE id = ?", [(h, c) for c, h in heads.items()])
 
     def last_seqs(self, ids) -> dict[str, int]:
         return dict(self._in("SELECT id, last_seq FROM conversations WHERE id IN ({})", ids))
@@ -356,8 +394,8 @@ class SqliteStore:
     def insert(self, rows: list[tuple], now: datetime) -> None:
         ts = self._ts(now)
         self.cur.executemany(
-            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, chain, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(*r, ts) for r in rows],
         )
 
@@ -407,8 +445,9 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
         for i in fresh:
             cid = msgs[i].conversation_id
             counts[cid] = counts.get(cid, 0) + 1
-        last = store.bump_seqs(counts, now)
-        next_seq = {cid: last[cid] - counts[cid] + 1 for cid in counts if cid in last}
+        state = store.bump_seqs(counts, now)
+        next_seq = {cid: st[0] - counts[cid] + 1 for cid, st in state.items()}
+        heads = {cid: st[1] or evidence.GENESIS for cid, st in state.items()}
         rows = []
         at = now.isoformat()
         for i in fresh:
@@ -419,7 +458,13 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
             seq = next_seq[m.conversation_id]
             next_seq[m.conversation_id] = seq + 1
             res.stored[i] = Stored(seq, now)
-            rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct))
+            chain = heads[m.conversation_id] = evidence.link(
+                heads[m.conversation_id], seq, m.sender_id, now, evidence.body_digest(m.body)
+            )
+            rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct, chain))
+            order_id = state[m.conversation_id][2]
+            if order_id:
+                res.contracted.append(Committed(m.conversation_id, order_id, seq, m.sender_id, m.sender_role, now))
             # The sender has read and received everything up to their own message.
             wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
             wm[0] = max(wm[0], seq)
@@ -434,6 +479,7 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
                     events.append((f"user:{r}", activity))
         if rows:
             store.insert(rows, now)
+            store.set_heads({cid: heads[cid] for cid in {r[0] for r in rows}})
 
     # 3. Receipts, coalesced per participant and clamped to what exists.
     if receipts:

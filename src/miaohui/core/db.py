@@ -101,8 +101,10 @@ def make_sync_engine(url) -> Engine:
     return engine
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: AsyncEngine, clock=None) -> async_sessionmaker[AsyncSession]:
+    """Sessions carry the platform clock in ``session.info["clock"]`` so
+    services that only get a session (the ledger) stamp rows with it."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={"clock": clock} if clock else None)
 
 
 async def begin_write(session: AsyncSession) -> None:

@@ -19,9 +19,10 @@ class AppError(Exception):
         self.message_en = message_en
         if status_code is not None:
             self.status_code = status_code
+        self.extra: dict = {}  # machine-readable details the client needs to act (e.g. a confirm token)
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "message_en": self.message_en}
+        return {"code": self.code, "message": self.message, "message_en": self.message_en, **self.extra}
 
 
 def not_found(what: str = "资源", what_en: str = "resource") -> AppError:

@@ -26,6 +26,9 @@ class ListenerProfile(Base):
     price_per_hour_fen: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     accepting: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How many paid orders the listener serves at once (≤ the platform's
+    # max_concurrent_orders): 秒回 in 10 s cannot be sold ten times over.
+    capacity: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -60,6 +60,34 @@ async def set_accepting(db: AsyncSession, user: User, accepting: bool) -> None:
     )
 
 
+async def set_capacity(db: AsyncSession, user: User, capacity: int, platform_max: int) -> int:
+    if not 1 <= capacity <= platform_max:
+        raise AppError(
+            "bad_capacity",
+            f"同时服务人数需在 1 到 {platform_max} 之间",
+            f"capacity must be between 1 and {platform_max}",
+            400,
+        )
+    result = await db.execute(
+        update(ListenerProfile).where(ListenerProfile.user_id == user.id).values(capacity=capacity)
+    )
+    if result.rowcount == 0:
+        raise AppError("not_a_listener", "你还不是倾听师", "not a listener", 403)
+    return capacity
+
+
+async def lock_for_purchase(db: AsyncSession, listener_id: str) -> ListenerProfile | None:
+    """The listed profile, row-locked on PostgreSQL so that purchases from one
+    listener are counted against their capacity one at a time (SQLite: the
+    caller's BEGIN IMMEDIATE already serializes writers)."""
+    return await db.scalar(
+        select(ListenerProfile)
+        .join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.user_id == listener_id, ListenerProfile.status == "approved", ~User.disabled)
+        .with_for_update(of=ListenerProfile)
+    )
+
+
 async def approve(db: AsyncSession, clock: Clock, admin: User, listener_id: str) -> ListenerProfile:
     # Conditional UPDATE: approving twice, or racing a suspension, is a no-op.
     result = await db.execute(
@@ -119,6 +147,7 @@ def card(profile: ListenerProfile, user: User, presence: str) -> dict:
         "qualifications_declared": profile.qualifications,
         "price_per_hour_fen": profile.price_per_hour_fen,
         "accepting": profile.accepting,
+        "capacity": profile.capacity,
         "presence": presence,
         "online_now": presence != "offline" and profile.accepting,
         "bio": profile.bio,

@@ -27,6 +27,8 @@ from miaohui.accounts.schemas import SignupIn
 from miaohui.chat import service as chat
 from miaohui.core.errors import AppError
 from miaohui.listeners import service as listeners
+from miaohui.orders import service as orders
+from miaohui.sla import stats as sla_stats
 
 router = APIRouter(include_in_schema=False)
 
@@ -316,7 +318,13 @@ async def listener_profile(request: Request, listener_id: str, ctx: Ctx, db: DB,
             request, ctx, user, 404, "找不到这位倾听师", "这位倾听师不存在，或暂时没有公开资料。"
         )
     card = listeners.card(p, listener, await ctx.presence.status(listener_id))
-    return render(request, ctx, "profile.html", user, card=card)
+    offers = await orders.offerings_for(db, listener_id)
+    s = ctx.settings
+    return render(
+        request, ctx, "profile.html", user, card=card, offerings=offers,
+        stats=await sla_stats.listener_stats(db, listener_id, ctx.clock.now()),
+        night_price=p.price_per_hour_fen * (100 + s.night_surcharge_pct) // 100,
+    )
 
 
 # --------------------------------------------------------------------- chat
@@ -348,6 +356,9 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         "messages": [{**m, "created_at": m["created_at"].isoformat()} for m in msgs],
         "has_more": has_more,
         "limits": {"max_body_chars": ctx.settings.max_message_chars},
+        "orders": [
+            orders.summary(o, ctx.clock.now()) for o in await orders.active_in_conversation(db, user, conversation_id)
+        ],
     }
     return render(
         request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page"

@@ -8,6 +8,7 @@
 // * We reconnect with `after_seq` = the highest seq held contiguously, and on
 //   a gap ask the server to `sync`.
 
+import { OrderBar } from "./orderbar.js";
 import {
   ApiError,
   LiveSocket,
@@ -21,6 +22,7 @@ import {
 } from "./common.js";
 
 const boot = readBoot("chat-boot");
+const orderBar = new OrderBar(boot);
 const convId = boot.conversation_id;
 const meId = boot.me.user_id;
 const peerId = boot.peer.user_id;
@@ -123,7 +125,7 @@ function stampLabel(iso) {
 
 function buildElement(rec) {
   const li = document.createElement("li");
-  li.className = "msg" + (rec.mine ? " mine" : " theirs");
+  li.className = "msg" + (rec.system ? " system" : rec.mine ? " mine" : " theirs");
   li.setAttribute("data-testid", "message");
   li.dataset.mine = rec.mine ? "true" : "false";
   if (rec.client_id) li.dataset.clientId = rec.client_id;
@@ -215,7 +217,10 @@ function ingest(m) {
     if (rec.timeEl) rec.timeEl.textContent = stampLabel(m.created_at);
     removeFromOutbox(m.client_id);
   } else {
-    rec = { seq: m.seq, client_id: m.client_id, sender_id: m.sender_id, body: m.body, created_at: m.created_at, mine };
+    rec = {
+      seq: m.seq, client_id: m.client_id, sender_id: m.sender_id, body: m.body, created_at: m.created_at, mine,
+      system: m.sender_role === "system",
+    };
     buildElement(rec);
     if (mine && m.client_id) byClient.set(m.client_id, rec);
   }
@@ -561,6 +566,9 @@ function onFrame(f) {
       break;
     case "error":
       onError(f);
+      break;
+    case "order":
+      orderBar.update(f.order);
       break;
     default:
       break;

@@ -16,10 +16,11 @@ export function csrfToken() {
 }
 
 export class ApiError extends Error {
-  constructor(message, status, code) {
+  constructor(message, status, code, detail = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail; // the whole error object (e.g. confirm_token)
   }
 }
 
@@ -51,7 +52,7 @@ export async function api(path, { method = "GET", body } = {}) {
     if (res.status === 401) {
       location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
     }
-    throw new ApiError((err && err.message) || `请求失败（${res.status}）`, res.status, err && err.code);
+    throw new ApiError((err && err.message) || `请求失败（${res.status}）`, res.status, err && err.code, err);
   }
   return data;
 }

@@ -1,0 +1,52 @@
+"""Tamper-evident message history: a per-conversation hash chain.
+
+Each stored message carries ``chain = sha256(prev ‖ seq ‖ sender ‖ server
+time ‖ sha256(body))`` where ``prev`` is the previous message's chain (32 zero
+bytes for the first).  The writer computes it inside the batch transaction,
+so the chain is as durable as the message.  Changing, removing or reordering
+any message changes every later link; an order report publishes the head
+(signed with the platform key), so a report handed to a client can later be
+checked against the database (``miaohui orders verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+GENESIS = bytes(32)
+
+
+def canonical_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def body_digest(body: str) -> bytes:
+    return hashlib.sha256(body.encode()).digest()
+
+
+def link(prev: bytes, seq: int, sender_id: str, at: datetime, digest: bytes) -> bytes:
+    h = hashlib.sha256(prev)
+    h.update(seq.to_bytes(8, "big"))
+    h.update(sender_id.encode())
+    h.update(b"\x00")
+    h.update(canonical_time(at).encode())
+    h.update(b"\x00")
+    h.update(digest)
+    return h.digest()
+
+
+def verify(rows, start: bytes = GENESIS) -> tuple[bool, bytes, int | None]:
+    """Recompute the chain over ``rows`` — ``(seq, sender_id, created_at,
+    body, stored_chain)`` in seq order, starting at seq 1.  Returns ``(ok,
+    head, first_bad_seq)``; a gap in sequence numbers is a removal."""
+    prev = start
+    expected = 1
+    for seq, sender_id, at, body, stored in rows:
+        if seq != expected:
+            return False, prev, expected
+        prev = link(prev, seq, sender_id, at, body_digest(body))
+        if stored is not None and stored != prev:
+            return False, prev, seq
+        expected += 1
+    return True, prev, None

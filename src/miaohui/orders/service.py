@@ -1,0 +1,674 @@
+"""Orders: offerings, quotes, purchase, the live reply clock, endings,
+settlement, disputes and gifts.  No HTTP here.
+
+Every state change is a conditional UPDATE (``WHERE status = …``) or runs
+under the order's row lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN
+IMMEDIATE`` on SQLite via :func:`begin_write`), in the same transaction as
+the money it moves — so a settle racing a refund, or two scheduler ticks
+racing each other, end in exactly one outcome.  Side effects that are not
+money (notices in the chat, live events) happen after COMMIT and are
+idempotent, so a crash between the two only delays them to the next tick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miaohui.accounts.models import User
+from miaohui.chat import service as chat
+from miaohui.core.db import begin_write
+from miaohui.core.errors import AppError, not_found
+from miaohui.ledger import service as ledger
+from miaohui.listeners import service as listeners
+from miaohui.orders import contract as terms
+from miaohui.orders.models import LIVE, Block, Dispute, Gift, Offering, Order, Turn
+from miaohui.orders.pricing import KINDS, Tariff, quote, windows_for
+from miaohui.sla import engine
+from miaohui.wellbeing import service as wellbeing
+
+log = logging.getLogger("miaohui.orders")
+
+
+def order_not_found() -> AppError:
+    return not_found("订单", "order")
+
+
+# ------------------------------------------------------------------ offerings
+
+
+async def offerings_for(db: AsyncSession, listener_id: str, only_active: bool = True) -> list[Offering]:
+    q = select(Offering).where(Offering.listener_id == listener_id)
+    if only_active:
+        q = q.where(Offering.active)
+    rows = list(await db.scalars(q))
+    return sorted(rows, key=lambda o: KINDS.index(o.kind))
+
+
+async def set_offering(db: AsyncSession, ctx, listener: User, *, kind: str, response_window_s: int, active: bool = True,
+                       daily_start: str = "21:00", daily_minutes: int = 60) -> Offering:
+    s = ctx.settings
+    if listener.role != "listener":
+        raise AppError("listeners_only", "只有倾听师可以发布服务", "only listeners publish offerings", 403)
+    if kind not in KINDS:
+        raise AppError("bad_kind", "不支持的服务类型", "unknown offering kind", 400)
+    if response_window_s not in s.response_windows:
+        raise AppError("bad_window", f"回复时限须为 {s.response_windows} 秒之一",
+                       f"response window must be one of {s.response_windows} s", 400)
+    now = ctx.clock.now()
+    off = await db.scalar(select(Offering).where(Offering.listener_id == listener.id, Offering.kind == kind))
+    if off is None:
+        off = Offering(listener_id=listener.id, kind=kind, created_at=now)
+        db.add(off)
+    off.response_window_s = response_window_s
+    off.active = active
+    off.daily_start = daily_start
+    off.daily_minutes = daily_minutes
+    off.updated_at = now
+    await db.flush()
+    return off
+
+
+# --------------------------------------------------------------------- quotes
+
+
+def tariff(settings) -> Tariff:
+    return Tariff.from_settings(settings)
+
+
+async def make_quote(db: AsyncSession, ctx, listener_id: str, kind: str, start_at: datetime | None = None):
+    """``(quote, offering, profile)`` for buying ``kind`` from the listener."""
+    s = ctx.settings
+    profile = await listeners.get_listed(db, listener_id)
+    if profile is None:
+        raise AppError("listener_unavailable", "该倾听师暂不可预约", "listener is not available", 404)
+    if kind not in KINDS:
+        raise AppError("bad_kind", "不支持的服务类型", "unknown offering kind", 400)
+    offering = await db.scalar(
+        select(Offering).where(Offering.listener_id == listener_id, Offering.kind == kind, Offering.active)
+    )
+    if offering is None:
+        raise AppError("offering_unavailable", "该倾听师未提供此服务", "listener does not offer this", 404)
+    now = ctx.clock.now()
+    start = now if start_at is None else start_at.astimezone(UTC)
+    if start < now - timedelta(minutes=1) or start > now + timedelta(days=s.schedule_ahead_days):
+        raise AppError("bad_start", f"开始时间须在现在到 {s.schedule_ahead_days} 天内",
+                       f"start must be between now and {s.schedule_ahead_days} days ahead", 400)
+    start = max(start, now)
+    t = tariff(s)
+    wins = windows_for(kind, start, t, daily_start=offering.daily_start, daily_minutes=offering.daily_minutes)
+    q = quote(kind, profile.price_per_hour_fen, wins, t, s.package_discounts.get(kind, 0))
+    return q, offering, profile
+
+
+# ------------------------------------------------------------------- purchase
+
+
+def _confirm_token(secret: str, seeker_id: str, listener_id: str, kind: str, price: int, issued: int) -> str:
+    msg = f"{seeker_id}:{listener_id}:{kind}:{price}:{issued}".encode()
+    return f"{issued}.{price}.{hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:32]}"
+
+
+def _late_night(ctx, price: int) -> bool:
+    s = ctx.settings
+    hour = ctx.clock.now().astimezone(tariff(s).tz).hour
+    a, b = s.late_night_hours
+    return price > s.late_night_confirm_fen and a <= hour < b
+
+
+def _check_confirmation(ctx, seeker: User, listener_id: str, kind: str, price: int, token: str | None) -> None:
+    """Over ¥200 between 00:00 and 06:00: a second, deliberate confirmation
+    after a short pause — a speed bump for 3 a.m. impulse purchases."""
+    s = ctx.settings
+    now = int(ctx.clock.now().timestamp())
+    secret = s.effective_secret_key
+    if token:
+        try:
+            issued_s, price_s, _ = token.split(".", 2)
+            issued, confirmed_price = int(issued_s), int(price_s)
+        except ValueError:
+            issued, confirmed_price = -1, -1
+        expected = _confirm_token(secret, seeker.id, listener_id, kind, confirmed_price, issued)
+        # The confirmation covers the amount shown; a package priced by the
+        # second (包夜 bought at night) may only have become cheaper since.
+        good = hmac.compare_digest(token, expected) and price <= confirmed_price
+        if good and issued + s.late_night_pause_seconds <= now <= issued + 600:
+            return
+        if good and now < issued + s.late_night_pause_seconds:
+            wait = issued + s.late_night_pause_seconds - now
+            raise AppError("confirm_too_soon", f"请再想想，{wait} 秒后可以确认", f"please wait {wait} s before confirming",
+                           409)
+    err = AppError(
+        "confirm_required",
+        f"深夜大额消费（¥{price / 100:.2f}）需要二次确认：先休息一下，{s.late_night_pause_seconds} 秒后再确认",
+        f"late-night purchase over ¥{s.late_night_confirm_fen / 100:.0f} needs a second confirmation",
+        409,
+    )
+    err.extra = {"confirm_token": _confirm_token(secret, seeker.id, listener_id, kind, price, now),
+                 "wait_seconds": s.late_night_pause_seconds}
+    raise err
+
+
+def _overlaps(order: Order, start: datetime, end: datetime) -> bool:
+    return order.starts_at < end and start < order.ends_at
+
+
+async def purchase(
+    ctx, seeker: User, listener_id: str, kind: str, *, start_at: datetime | None = None,
+    confirm_token: str | None = None, extends: Order | None = None,
+) -> tuple[Order, dict]:
+    """Buy a package: contract, capacity check, escrow hold — one transaction.
+    Returns ``(order, notes)`` (notes: budget warning)."""
+    s = ctx.settings
+    if seeker.role != "seeker":
+        raise AppError("seekers_only", "只有倾诉者可以购买服务", "only seekers can buy", 403)
+    async with ctx.sessionmaker() as db:
+        q, offering, profile = await make_quote(db, ctx, listener_id, kind, start_at)
+        if await db.get(Block, (listener_id, seeker.id)) is not None:
+            raise AppError("blocked", "该倾听师暂时无法为你服务", "this listener cannot serve you", 403)
+        if not profile.accepting and extends is None:
+            raise AppError("not_accepting", "该倾听师暂停接单", "listener is not taking orders", 409)
+        if q.total_fen <= 0:
+            raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
+        if extends is None and _late_night(ctx, q.total_fen):
+            _check_confirmation(ctx, seeker, listener_id, kind, q.total_fen, confirm_token)
+        notes = await wellbeing.check_purchase(db, ctx, seeker.id, q.total_fen)
+        window_s, offering_id = offering.response_window_s, offering.id
+        await db.rollback()  # the checks read; now write under the lock
+
+        await begin_write(db)
+        profile = await listeners.lock_for_purchase(db, listener_id)
+        if profile is None:
+            raise AppError("listener_unavailable", "该倾听师暂不可预约", "listener is not available", 404)
+        live = list(await db.scalars(select(Order).where(Order.listener_id == listener_id, Order.status.in_(LIVE))))
+        overlapping = [o for o in live if _overlaps(o, q.starts_at, q.ends_at)]
+        if any(o.seeker_id == seeker.id and o.id != (extends.id if extends else None) for o in overlapping):
+            raise AppError("order_overlap", "你在这段时间已有该倾听师的订单", "you already have an order in this time", 409)
+        others = [o for o in overlapping if not (extends is not None and o.id == extends.id)]
+        if len(others) >= min(profile.capacity, s.max_concurrent_orders):
+            raise AppError("listener_full", "该倾听师这段时间已满员，换个时间或换位倾听师吧",
+                           "listener is at capacity for this time", 409)
+        conv, _ = await chat.start_with_listener(db, ctx.clock, seeker, listener_id)
+        now = ctx.clock.now()
+        card = listeners.card(profile, await db.get(User, listener_id), "offline")
+        contract = terms.build(s, q, window_s=window_s, listener=card, seeker_id=seeker.id)
+        order = Order(
+            seeker_id=seeker.id, listener_id=listener_id, conversation_id=conv.id, offering_id=offering_id,
+            kind=kind, status="scheduled", price_fen=q.total_fen, response_window_s=window_s,
+            windows=[[a.isoformat(), b.isoformat()] for a, b in q.windows], starts_at=q.starts_at, ends_at=q.ends_at,
+            contract=contract, contract_hash=terms.digest(contract), extends_order_id=extends.id if extends else None,
+            created_at=now, sla_seq=0, turns=0, breaches=0, notice_sent=False, compensation_fen=0, unserved_fen=0,
+            refund_fen=0, commission_fen=0, listener_net_fen=0,
+            listener_arrived_at=now if extends is not None else None,
+        )
+        db.add(order)
+        await db.flush()
+        await ledger.hold(db, ref=f"order:{order.id}", payer_id=seeker.id, amount=q.total_fen,
+                          memo=f"{terms.KIND_LABELS[kind]} · {card['display_name']}")
+        started = False
+        if order.starts_at <= now and (extends is None):
+            started = await _activate(db, order, now)
+        order.next_due_at = next_due(order, s)
+        await db.commit()
+    await _after_change(ctx, order, started=started)
+    return order, notes
+
+
+async def _activate(db: AsyncSession, order: Order, now: datetime) -> bool:
+    """Start the service: attach to the conversation; messages before now
+    do not count."""
+    last = (await chat.last_seqs(db, [order.conversation_id])).get(order.conversation_id, 0)
+    result = await db.execute(
+        update(Order).where(Order.id == order.id, Order.status == "scheduled")
+        .values(status="active", activated_at=now, sla_seq=last)
+    )
+    if result.rowcount != 1:
+        return False
+    await db.refresh(order)
+    await chat.attach_order(db, order.conversation_id, order.id)
+    return True
+
+
+# ----------------------------------------------------------- the reply clock
+
+
+def _windows(order: Order) -> list[tuple[datetime, datetime]]:
+    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in order.windows]
+
+
+def next_due(order: Order, s) -> datetime | None:
+    """The earliest moment the scheduler must look at this order."""
+    c = order.contract
+    if order.status == "scheduled":
+        return order.starts_at
+    if order.status == "active":
+        cands = [order.ends_at]
+        if not order.notice_sent:
+            notice = order.ends_at - timedelta(minutes=c["end_notice_minutes"])
+            if notice > order.starts_at:
+                cands.append(notice)
+        if order.listener_arrived_at is None:
+            cands.append(order.starts_at + timedelta(minutes=c["no_show_minutes"]))
+        if order.pending_since is not None:
+            cands.append(order.pending_since + timedelta(minutes=c["disappear_minutes"]))
+            w = engine.in_windows(order.pending_since, _windows(order))
+            if w is not None:
+                cands.append(w[1])
+        return min(cands)
+    if order.status == "ended":
+        return order.settle_at
+    return None
+
+
+def _state(order: Order) -> engine.ReplyState:
+    return engine.ReplyState(order.sla_seq, order.pending_since, order.pending_seq, order.listener_arrived_at)
+
+
+def _store_state(db: AsyncSession, order: Order, st: engine.ReplyState) -> None:
+    order.sla_seq = st.sla_seq
+    order.pending_since = st.pending_since
+    order.pending_seq = st.pending_seq
+    order.listener_arrived_at = st.listener_arrived_at
+    for t in st.new_turns:
+        db.add(Turn(order_id=order.id, first_seq=t.first_seq, reply_seq=t.reply_seq, asked_at=t.asked_at,
+                    replied_at=t.replied_at, latency_ms=t.latency_ms, breached=t.breached,
+                    listener_id=order.listener_id))
+        order.turns += 1
+        order.breaches += int(t.breached)
+    st.new_turns = []
+
+
+async def _lock(db: AsyncSession, order_id: str) -> Order | None:
+    await begin_write(db)
+    return await db.scalar(select(Order).where(Order.id == order_id).with_for_update())
+
+
+async def _catch_up(db: AsyncSession, order: Order) -> None:
+    """Apply messages the order has not seen yet (idempotent by ``sla_seq``)."""
+    if order.status != "active":
+        return
+    rows = await chat.message_meta(db, order.conversation_id, order.sla_seq)
+    if not rows:
+        return
+    st = engine.apply_messages(
+        _state(order), rows, windows=_windows(order), window_s=order.response_window_s,
+        seeker_id=order.seeker_id, listener_id=order.listener_id, starts_at=order.starts_at,
+    )
+    _store_state(db, order, st)
+
+
+async def on_messages(ctx, order_id: str) -> None:
+    """A message under this order was committed: advance its reply clock."""
+    async with ctx.sessionmaker() as db:
+        order = await _lock(db, order_id)
+        if order is None or order.status != "active":
+            return
+        before = (order.pending_since, order.turns, order.listener_arrived_at)
+        await _catch_up(db, order)
+        changed = before != (order.pending_since, order.turns, order.listener_arrived_at)
+        order.next_due_at = next_due(order, ctx.settings)
+        await db.commit()
+    if changed:
+        await _after_change(ctx, order)
+
+
+async def tick(ctx, order_id: str) -> None:
+    """Everything time can do to an order: start, notices, no-show,
+    disappearance, scheduled end, settlement."""
+    s = ctx.settings
+    now = ctx.clock.now()
+    posts: list[tuple[str, str]] = []
+    started = False
+    async with ctx.sessionmaker() as db:
+        order = await _lock(db, order_id)
+        if order is None or order.next_due_at is None or order.next_due_at > now:
+            return
+        c = order.contract
+        if order.status == "scheduled" and order.starts_at <= now:
+            started = await _activate(db, order, now)
+        if order.status == "active":
+            await _catch_up(db, order)
+            st = _state(order)
+            engine.expire(st, now, _windows(order), order.response_window_s)
+            _store_state(db, order, st)
+            if order.listener_arrived_at is None and now >= order.starts_at + timedelta(minutes=c["no_show_minutes"]):
+                await _end(db, ctx, order, "no_show", now)
+            elif order.pending_since is not None and now >= order.pending_since + timedelta(
+                minutes=c["disappear_minutes"]
+            ):
+                await _end(db, ctx, order, "disappeared", order.pending_since + timedelta(
+                    minutes=c["disappear_minutes"]))
+                posts.append((f"order:{order.id}:end", "倾听师超过10分钟未回复，本次服务已提前结束；"
+                              "未服务时长与超时赔付将自动退还给你。"))
+            elif now >= order.ends_at:
+                await _end(db, ctx, order, "completed", order.ends_at)
+                posts.append((f"order:{order.id}:end", "时间到了哦，这次的倾诉就先到这里。谢谢你愿意说出来，"
+                              "照顾好自己；想继续的话可以一键续费。"))
+            elif not order.notice_sent and now >= order.ends_at - timedelta(minutes=c["end_notice_minutes"]):
+                order.notice_sent = True
+                posts.append((f"order:{order.id}:notice", f"温馨提示：本次服务还剩 {c['end_notice_minutes']} 分钟。"))
+        if order.status == "ended" and order.settle_at is not None and now >= order.settle_at:
+            await _settle(db, order, None, now)
+        order.next_due_at = next_due(order, s)
+        await db.commit()
+    for client_id, body in posts:
+        try:
+            await chat.post_system(ctx, order.conversation_id, client_id, body)
+        except Exception:  # the notice is retried by nothing; the order state is what matters
+            log.warning("system notice failed for an order")
+    await _after_change(ctx, order, started=started)
+
+
+async def _end(db: AsyncSession, ctx, order: Order, reason: str, at: datetime) -> None:
+    """End the service (row already locked).  A no-show is refunded at once;
+    anything else waits out the dispute window before settling."""
+    st = _state(order)
+    engine.close_turn(st, at, order.response_window_s, None) if st.pending_since is not None else None
+    _store_state(db, order, st)
+    order.status = "ended"
+    order.end_reason = reason
+    order.ended_at = at
+    order.settle_at = at + timedelta(hours=order.contract["dispute_window_hours"])
+    await chat.attach_order(db, order.conversation_id, None, only_if=order.id)
+    if reason == "no_show":
+        await ledger.void(db, ref=f"order:{order.id}", memo="倾听师未到场，全额退款")
+        o = terms.outcome(order)
+        order.status = "refunded"
+        order.refund_fen = o["refund"]
+        order.unserved_fen = o["unserved"]
+        order.closed_at = at
+    else:
+        o = terms.outcome(order)
+        order.compensation_fen = o["compensation"]
+        order.unserved_fen = o["unserved"]
+
+
+async def _settle(db: AsyncSession, order: Order, refund_override: int | None, now: datetime) -> None:
+    o = terms.outcome(order, refund_override=refund_override)
+    if o["refund"] >= order.price_fen:
+        await ledger.void(db, ref=f"order:{order.id}", memo="全额退款")
+        order.status = "refunded"
+    else:
+        await ledger.settle(db, ref=f"order:{order.id}", payee_id=order.listener_id, payee_net=o["listener_net"],
+                            commission=o["commission"], refund=o["refund"], memo="订单结算")
+        order.status = "settled"
+    order.refund_fen = o["refund"]
+    order.compensation_fen = o["compensation"]
+    order.unserved_fen = o["unserved"]
+    order.commission_fen = o["commission"]
+    order.listener_net_fen = o["listener_net"]
+    order.closed_at = now
+
+
+# -------------------------------------------------------- endings by people
+
+
+async def end_by(ctx, user: User, order_id: str, *, block: bool = False, reason_text: str = "") -> Order:
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        order = await _lock(db, order_id)
+        if order is None or user.id not in (order.seeker_id, order.listener_id):
+            raise order_not_found()
+        if block and user.id != order.listener_id:
+            raise AppError("listeners_only", "只有倾听师可以拉黑", "only the listener can block", 403)
+        if order.status not in LIVE:
+            raise AppError("order_closed", "订单已结束", "order is no longer running", 409)
+        await _catch_up(db, order)
+        if user.id == order.seeker_id:
+            reason = "seeker_ended"
+        else:
+            reason = "blocked" if block else "listener_ended"
+        if order.status == "scheduled":
+            # Not started: cancelling is a full refund whoever cancels.
+            await ledger.void(db, ref=f"order:{order.id}", memo="订单开始前取消")
+            order.status, order.end_reason, order.ended_at, order.closed_at = "refunded", reason, now, now
+            order.refund_fen = order.price_fen
+        else:
+            await _end(db, ctx, order, reason, now)
+        if block:
+            if await db.get(Block, (order.listener_id, order.seeker_id)) is None:
+                db.add(Block(listener_id=order.listener_id, seeker_id=order.seeker_id, created_at=now,
+                             reason=reason_text[:500]))
+        order.next_due_at = next_due(order, ctx.settings)
+        await db.commit()
+    await _after_change(ctx, order)
+    return order
+
+
+async def extend(ctx, seeker: User, order_id: str, kind: str = "30m") -> Order:
+    """One-click extension at the current price, starting when this order ends."""
+    async with ctx.sessionmaker() as db:
+        order = await db.scalar(readable_orders(seeker).where(Order.id == order_id))
+        if order is None or order.seeker_id != seeker.id:
+            raise order_not_found()
+    if order.status != "active" or kind not in ("30m", "1h"):
+        raise AppError("cannot_extend", "只能为进行中的订单续费 30 分钟或 1 小时", "only a running order can be extended", 409)
+    new, _ = await purchase(ctx, seeker, order.listener_id, kind, start_at=order.ends_at, extends=order)
+    return new
+
+
+# ---------------------------------------------------------------- disputes
+
+
+async def open_dispute(ctx, seeker: User, order_id: str, reason: str) -> Dispute:
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        await begin_write(db)
+        result = await db.execute(
+            update(Order).where(
+                Order.id == order_id, Order.seeker_id == seeker.id, Order.status == "ended", Order.settle_at > now
+            ).values(status="disputed", next_due_at=None)
+        )
+        if result.rowcount != 1:
+            order = await db.scalar(readable_orders(seeker).where(Order.id == order_id))
+            if order is None:
+                raise order_not_found()
+            raise AppError("cannot_dispute", "该订单不在可申诉期内", "this order cannot be disputed now", 409)
+        d = Dispute(order_id=order_id, seeker_id=seeker.id, reason=reason, status="open", note="", created_at=now)
+        db.add(d)
+        await db.commit()
+    return d
+
+
+async def resolve_dispute(ctx, staff: User, order_id: str, refund_fen: int, note: str) -> Order:
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        order = await _lock(db, order_id)
+        if order is None:
+            raise order_not_found()
+        if not 0 <= refund_fen <= order.price_fen:
+            raise AppError("bad_refund", "退款金额须在 0 到订单金额之间", "refund must be between 0 and the price", 400)
+        dispute = await db.scalar(select(Dispute).where(Dispute.order_id == order_id, Dispute.status == "open"))
+        if order.status != "disputed" or dispute is None:
+            raise AppError("no_open_dispute", "该订单没有待处理的申诉", "no open dispute on this order", 409)
+        await _settle(db, order, refund_fen, now)
+        dispute.status, dispute.refund_fen, dispute.note = "resolved", refund_fen, note
+        dispute.decided_by, dispute.resolved_at = staff.id, now
+        order.next_due_at = None
+        await db.commit()
+    await _after_change(ctx, order)
+    return order
+
+
+async def open_disputes(db: AsyncSession) -> list[tuple[Dispute, Order]]:
+    rows = await db.execute(
+        select(Dispute, Order).join(Order, Order.id == Dispute.order_id)
+        .where(Dispute.status == "open").order_by(Dispute.created_at)
+    )
+    return [(d, o) for d, o in rows]
+
+
+# ------------------------------------------------------------------- gifts
+
+
+async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str = "") -> Gift:
+    s = ctx.settings
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        await begin_write(db)
+        order = await db.scalar(select(Order).where(Order.id == order_id, Order.seeker_id == seeker.id)
+                                .with_for_update())
+        if order is None:
+            raise order_not_found()
+        if order.status not in ("ended", "settled") or order.end_reason in ("no_show",):
+            raise AppError("gift_after_service", "礼物只能在服务完成后赠送，不能代替服务费用",
+                           "gifts are only possible after a completed service, never instead of payment", 409)
+        given = await db.scalar(
+            select(func.coalesce(func.sum(Gift.amount_fen), 0)).where(Gift.order_id == order_id, Gift.status != "refunded")
+        )
+        cap = min(s.gift_max_fen, order.price_fen * s.gift_max_pct_of_order // 100)
+        if amount_fen <= 0 or given + amount_fen > cap:
+            raise AppError("gift_cap", f"这笔订单的礼物总额最多 ¥{cap / 100:.2f}", f"gifts for this order are capped at {cap} fen",
+                           400)
+        gift = Gift(order_id=order_id, seeker_id=seeker.id, listener_id=order.listener_id, amount_fen=amount_fen,
+                    note=note[:100], status="held", created_at=now,
+                    settle_at=now + timedelta(hours=order.contract["dispute_window_hours"]))
+        db.add(gift)
+        await db.flush()
+        await ledger.hold(db, ref=f"gift:{gift.id}", payer_id=seeker.id, amount=amount_fen, memo="礼物")
+        await db.commit()
+    return gift
+
+
+async def refund_gift(ctx, seeker: User, gift_id: str) -> Gift:
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        await begin_write(db)
+        result = await db.execute(
+            update(Gift).where(Gift.id == gift_id, Gift.seeker_id == seeker.id, Gift.status == "held",
+                               Gift.settle_at > now).values(status="refunded")
+        )
+        if result.rowcount != 1:
+            raise AppError("gift_not_refundable", "该礼物已结算或不存在", "gift cannot be refunded", 409)
+        await ledger.void(db, ref=f"gift:{gift_id}", memo="礼物退回")
+        await db.commit()
+        return await db.get(Gift, gift_id)
+
+
+async def settle_gifts(ctx, now: datetime) -> int:
+    n = 0
+    async with ctx.sessionmaker() as db:
+        due = list(await db.scalars(select(Gift.id).where(Gift.status == "held", Gift.settle_at <= now).limit(100)))
+    for gid in due:
+        async with ctx.sessionmaker() as db:
+            await begin_write(db)
+            gift = await db.scalar(select(Gift).where(Gift.id == gid, Gift.status == "held").with_for_update())
+            if gift is None:
+                continue
+            commission = (gift.amount_fen * ctx.settings.commission_pct + 50) // 100
+            await ledger.settle(db, ref=f"gift:{gid}", payee_id=gift.listener_id,
+                                payee_net=gift.amount_fen - commission, commission=commission, refund=0, memo="礼物结算")
+            gift.status = "settled"
+            await db.commit()
+            n += 1
+    return n
+
+
+# ------------------------------------------------------------------- reads
+
+
+def readable_orders(user: User) -> Select:
+    """Orders ``user`` may see: their own as seeker or listener; staff see all."""
+    q = select(Order)
+    if user.role in ("supervisor", "admin"):
+        return q
+    return q.where(or_(Order.seeker_id == user.id, Order.listener_id == user.id))
+
+
+async def get_for(db: AsyncSession, user: User, order_id: str) -> Order:
+    if not order_id or len(order_id) > 32:
+        raise order_not_found()
+    order = await db.scalar(readable_orders(user).where(Order.id == order_id))
+    if order is None:
+        raise order_not_found()
+    return order
+
+
+async def list_for(db: AsyncSession, user: User, limit: int = 50) -> list[Order]:
+    q = readable_orders(user)
+    if user.role in ("supervisor", "admin"):
+        q = q.where(or_(Order.seeker_id == user.id, Order.listener_id == user.id))
+    return list(await db.scalars(q.order_by(Order.created_at.desc()).limit(limit)))
+
+
+async def active_in_conversation(db: AsyncSession, user: User, conversation_id: str) -> list[Order]:
+    return list(await db.scalars(
+        readable_orders(user).where(Order.conversation_id == conversation_id, Order.status.in_(LIVE))
+        .order_by(Order.starts_at)
+    ))
+
+
+async def live_for_listener(db: AsyncSession, listener: User) -> list[Order]:
+    """The listener's running orders, most urgent first: an unanswered
+    message closest to breach, then the rest by end time."""
+    rows = list(await db.scalars(
+        select(Order).where(Order.listener_id == listener.id, Order.status == "active")
+    ))
+
+    def urgency(o: Order):
+        if o.pending_since is not None:
+            return (0, o.pending_since + timedelta(seconds=o.response_window_s))
+        return (1, o.ends_at)
+
+    return sorted(rows, key=urgency)
+
+
+async def turns_of(db: AsyncSession, order_id: str) -> list[Turn]:
+    return list(await db.scalars(select(Turn).where(Turn.order_id == order_id).order_by(Turn.first_seq)))
+
+
+async def due_ids(db: AsyncSession, now: datetime, limit: int = 200) -> list[str]:
+    return list(await db.scalars(
+        select(Order.id).where(Order.next_due_at <= now, Order.status.in_(("scheduled", "active", "ended")))
+        .order_by(Order.next_due_at).limit(limit)
+    ))
+
+
+async def unapplied_ids(db: AsyncSession) -> list[str]:
+    """Active orders whose conversation has messages the reply clock has not
+    seen (after a crash between a message's commit and its hook)."""
+    rows = list(await db.execute(select(Order.id, Order.conversation_id, Order.sla_seq).where(Order.status == "active")))
+    last = await chat.last_seqs(db, {r[1] for r in rows})
+    return [oid for oid, cid, seq in rows if last.get(cid, 0) > seq]
+
+
+def summary(order: Order, now: datetime | None = None) -> dict:
+    o = terms.outcome(order, at=now)
+    return {
+        "id": order.id,
+        "kind": order.kind,
+        "kind_label": terms.KIND_LABELS[order.kind],
+        "status": order.status,
+        "end_reason": order.end_reason,
+        "end_reason_label": terms.END_REASON_LABELS.get(order.end_reason or "", ""),
+        "seeker_id": order.seeker_id,
+        "listener_id": order.listener_id,
+        "listener_name": order.contract["parties"]["listener_name"],
+        "conversation_id": order.conversation_id,
+        "price_fen": order.price_fen,
+        "response_window_s": order.response_window_s,
+        "starts_at": order.starts_at.isoformat(),
+        "ends_at": order.ends_at.isoformat(),
+        "ended_at": order.ended_at.isoformat() if order.ended_at else None,
+        "settle_at": order.settle_at.isoformat() if order.settle_at else None,
+        "pending_since": order.pending_since.isoformat() if order.pending_since else None,
+        "pending_seq": order.pending_seq,
+        "listener_arrived": order.listener_arrived_at is not None,
+        "turns": order.turns,
+        "breaches": order.breaches,
+        "estimate": o,
+        "contract_hash": order.contract_hash,
+    }
+
+
+async def _after_change(ctx, order: Order, started: bool = False) -> None:
+    data = orjson.dumps({"type": "order", "order": summary(order, ctx.clock.now()), "started": started}).decode()
+    ctx.broker.publish_nowait(f"conv:{order.conversation_id}", data)
+    ctx.broker.publish_nowait(f"user:{order.listener_id}", data)
+    ctx.broker.publish_nowait(f"user:{order.seeker_id}", data)

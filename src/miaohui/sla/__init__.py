@@ -1,0 +1,1 @@
+"""The reply-time contract measured: the reply clock (engine) and public stats."""

@@ -1,0 +1,155 @@
+// Orders: buying (with the late-night second confirmation), budget,
+// disputes, gifts, offerings and dispute decisions.  Every rule is enforced
+// by the server; this only asks and shows its (Chinese) answers.
+import { api } from "./common.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+function show(id, text) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function fail(err, id = "order-error") {
+  show(id, err.message || "操作失败，请重试");
+}
+
+// ------------------------------------------------------------------ buying
+const buy = $("#buy");
+if (buy) {
+  let token = null;
+  buy.addEventListener("click", async () => {
+    show("buy-error", "");
+    buy.disabled = true;
+    try {
+      const res = await api("/api/orders", {
+        method: "POST",
+        body: { listener_id: buy.dataset.listenerId, kind: buy.dataset.kind, confirm_token: token },
+      });
+      if (res.budget_warning) sessionStorage.setItem("mh-budget-warning", res.budget_warning);
+      location.href = `/chat/${res.order.conversation_id}`;
+    } catch (err) {
+      if (err.code === "confirm_required" && err.detail) {
+        token = err.detail.confirm_token;
+        let left = err.detail.wait_seconds;
+        show("buy-note", err.message);
+        const label = buy.textContent;
+        const timer = setInterval(() => {
+          left -= 1;
+          buy.textContent = left > 0 ? `请稍候 ${left} 秒` : "我想清楚了，确认支付";
+          if (left <= 0) {
+            clearInterval(timer);
+            buy.disabled = false;
+          }
+        }, 1000);
+        buy.dataset.label = label;
+        return;
+      }
+      fail(err, "buy-error");
+      buy.disabled = false;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ budget
+const budgetForm = $("#budget-form");
+if (budgetForm) {
+  budgetForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const limit = budgetForm.limit.value.trim();
+    try {
+      await api("/api/me/budget", {
+        method: "PUT",
+        body: { monthly_limit_fen: limit ? Math.round(Number(limit) * 100) : null, hard_cap: budgetForm.hard_cap.checked },
+      });
+      location.reload();
+    } catch (err) {
+      fail(err, "budget-error");
+    }
+  });
+}
+
+// ------------------------------------------------------- dispute and gifts
+const disputeForm = $("#dispute-form");
+if (disputeForm) {
+  disputeForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api(`/api/orders/${disputeForm.dataset.orderId}/disputes`, {
+        method: "POST",
+        body: { reason: disputeForm.reason.value },
+      });
+      location.reload();
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+const giftForm = $("#gift-form");
+if (giftForm) {
+  giftForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api(`/api/orders/${giftForm.dataset.orderId}/gifts`, {
+        method: "POST",
+        body: { amount_fen: Math.round(Number(giftForm.amount.value) * 100) },
+      });
+      giftForm.reset();
+      show("order-note", "谢谢你的心意，已送出（申诉期内可退回）。");
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+// -------------------------------------------------------------- offerings
+for (const form of document.querySelectorAll(".offering-form")) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { response_window_s: Number(form.response_window_s.value), active: form.active.checked };
+    if (form.daily_start) {
+      body.daily_start = form.daily_start.value;
+      body.daily_minutes = Number(form.daily_minutes.value);
+    }
+    try {
+      await api(`/api/listener/offerings/${form.dataset.kind}`, { method: "PUT", body });
+      show("order-error", "");
+      show("order-note", "已保存");
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+const capacityForm = $("#capacity-form");
+if (capacityForm) {
+  capacityForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/api/listener/capacity", { method: "PUT", body: { capacity: Number(capacityForm.capacity.value) } });
+      show("order-error", "");
+      show("order-note", "已保存");
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+// ------------------------------------------------------ dispute decisions
+for (const form of document.querySelectorAll(".resolve-form")) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api(`/api/admin/disputes/${form.dataset.orderId}/resolve`, {
+        method: "POST",
+        body: { refund_fen: Math.round(Number(form.refund.value) * 100), note: form.note.value },
+      });
+      location.reload();
+    } catch (err) {
+      fail(err);
+    }
+  });
+}

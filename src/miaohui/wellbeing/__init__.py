@@ -1,0 +1,1 @@
+"""Seeker wellbeing: spending budgets (and, later, attachment nudges)."""

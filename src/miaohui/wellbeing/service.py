@@ -1,0 +1,80 @@
+"""Spending protection: a seeker's own monthly budget.
+
+Spending is what the ledger says the seeker committed this natural month
+(platform time zone): holds for orders and gifts, minus what came back.  At
+``budget_warn_pct`` the purchase goes through with a warning; with a hard
+cap, a purchase that would cross the limit is refused before any money moves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miaohui.core.errors import AppError
+from miaohui.ledger import service as ledger
+from miaohui.wellbeing.models import Budget
+
+MAX_LIMIT_FEN = 100_000_000
+
+
+def month_start(now: datetime, tz: str) -> datetime:
+    local = now.astimezone(ZoneInfo(tz))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def get_budget(db: AsyncSession, user_id: str) -> Budget | None:
+    return await db.get(Budget, user_id)
+
+
+async def set_budget(db: AsyncSession, ctx, user_id: str, monthly_limit_fen: int | None, hard_cap: bool) -> Budget | None:
+    budget = await db.get(Budget, user_id)
+    if monthly_limit_fen is None:
+        if budget is not None:
+            await db.delete(budget)
+        return None
+    if not 0 < monthly_limit_fen <= MAX_LIMIT_FEN:
+        raise AppError("bad_budget", "预算金额无效", "invalid budget amount", 400)
+    if budget is None:
+        budget = Budget(user_id=user_id)
+        db.add(budget)
+    budget.monthly_limit_fen = monthly_limit_fen
+    budget.hard_cap = hard_cap
+    budget.updated_at = ctx.clock.now()
+    await db.flush()
+    return budget
+
+
+async def status(db: AsyncSession, ctx, user_id: str) -> dict:
+    budget = await db.get(Budget, user_id)
+    spent = await ledger.spent_since(db, user_id, month_start(ctx.clock.now(), ctx.settings.timezone))
+    out = {"spent_this_month_fen": spent, "limit_fen": None, "hard_cap": False, "used_pct": None, "warning": False}
+    if budget is not None:
+        pct = spent * 100 // budget.monthly_limit_fen
+        out.update(limit_fen=budget.monthly_limit_fen, hard_cap=budget.hard_cap, used_pct=pct,
+                   warning=pct >= ctx.settings.budget_warn_pct)
+    return out
+
+
+async def check_purchase(db: AsyncSession, ctx, user_id: str, amount_fen: int) -> dict:
+    """Raise if a hard cap would be crossed; otherwise return notes for the
+    client (a warning at 80 % of the budget)."""
+    budget = await db.get(Budget, user_id)
+    if budget is None:
+        return {}
+    spent = await ledger.spent_since(db, user_id, month_start(ctx.clock.now(), ctx.settings.timezone))
+    after = spent + amount_fen
+    if budget.hard_cap and after > budget.monthly_limit_fen:
+        left = max(0, budget.monthly_limit_fen - spent)
+        raise AppError(
+            "budget_exceeded",
+            f"超出你设定的本月预算（剩余 ¥{left / 100:.2f}）。预算是你给自己的保护，可以在钱包里调整。",
+            f"this purchase would exceed your monthly budget ({left} fen left)",
+            409,
+        )
+    pct = after * 100 // budget.monthly_limit_fen
+    if pct >= ctx.settings.budget_warn_pct:
+        return {"budget_warning": f"本月已用预算的 {pct}%，留意一下自己的开销哦。", "budget_used_pct": pct}
+    return {}
