@@ -272,3 +272,61 @@ def test_history_paging_escaping_and_composer_limit(live, chromium):
     expect(messages.last).to_have_attribute("data-seq", "71")
     assert not errors, errors
     ctx.close()
+
+
+def test_seeker_buys_30_minutes_chats_with_a_breach_and_sees_the_deduction(sqlite_url, tmp_path, chromium):
+    from datetime import UTC, datetime
+
+    from miaohui.clock import FakeClock
+
+    # Server time close to the browser's, but moved by hand for the breach.
+    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))  # 14:00 in Shanghai: daytime price
+    live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
+    try:
+        base = live.url
+        errors: list[str] = []
+        expect.set_options(timeout=10_000)
+        seeker = chromium.new_context(**PHONE).new_page()
+        listener = chromium.new_context(**PHONE).new_page()
+        watch_errors(seeker, errors, "seeker")
+        watch_errors(listener, errors, "listener")
+        login(listener, base, "linqing")
+        expect(listener.get_by_test_id("live-orders")).to_be_attached()
+
+        login(seeker, base, "xiaoyu")
+        linqing = Api(live, "linqing")
+        seeker.goto(f"{base}/listeners/{linqing.id}")
+        expect(seeker.get_by_test_id("offerings")).to_contain_text("10 秒内回复")
+        seeker.get_by_test_id("buy-30m").click()
+        expect(seeker.get_by_test_id("quote-total")).to_have_text("¥30.00")
+        expect(seeker.get_by_test_id("contract")).to_contain_text("不是赠与")
+        seeker.screenshot(path=str(tmp_path / "order_new.png"), full_page=True)
+        seeker.get_by_test_id("buy").click()
+        expect(seeker).to_have_url(re.compile(r"/chat/"))
+        expect(seeker.get_by_test_id("order-bar")).to_contain_text("30分钟 · 10秒回")
+
+        # The listener's console shows the order; the seeker's message starts the reply clock.
+        row = listener.get_by_test_id("live-order")
+        expect(row).to_have_count(1)
+        send(seeker, "今天被老板当众骂了，很难受")
+        expect(listener.get_by_test_id("order-countdown")).to_contain_text("内回复")
+        listener.screenshot(path=str(tmp_path / "console_orders.png"), full_page=True)
+
+        clock.advance(15)  # 15 s > 10 s: this reply is late
+        row.locator("a").click()
+        expect(listener.get_by_test_id("reply-clock")).to_be_visible()
+        send(listener, "我在，被当众批评真的很伤人")
+        expect(seeker.get_by_test_id("message").last).to_contain_text("被当众批评")
+        expect(listener.get_by_test_id("reply-clock")).to_have_text("已回复")
+        seeker.screenshot(path=str(tmp_path / "chat_order.png"), full_page=True)
+
+        seeker.goto(f"{base}/orders")
+        seeker.locator(".order-item a").first.click()
+        expect(seeker.get_by_test_id("breaches")).to_have_text("1")
+        expect(seeker.get_by_test_id("compensation")).to_have_text("¥1.50")
+        expect(seeker.get_by_test_id("receipt")).to_contain_text("非赠与")
+        expect(seeker.get_by_test_id("latencies")).to_contain_text("15.0 秒")
+        seeker.screenshot(path=str(tmp_path / "receipt.png"), full_page=True)
+        assert errors == []
+    finally:
+        live.stop()

@@ -5,16 +5,22 @@ restarts, disputes, gifts, extension, evidence."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from miaohui.demo import PASSWORD
 from miaohui.ledger import service as ledger
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import KEYS, SECRET, Api, LiveServer, make_settings
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -381,3 +387,84 @@ def test_listener_console_orders_most_urgent_first(server, funded, seeker2, list
     live = httpx.get(f"{server.url}/api/listener/orders/live", headers=listener.headers).json()
     assert [o["id"] for o in live] == [b["id"], a["id"]]
     assert live[0]["pending_since"] is not None
+
+
+def _verify(server: LiveServer, path) -> tuple[int, dict]:
+    env = {**os.environ, "MIAOHUI_DATABASE_URL": server.settings.resolved_database_url, "MIAOHUI_SECRET_KEY": SECRET,
+           "MIAOHUI_MESSAGE_KEYS": KEYS, "MIAOHUI_DATA_DIR": str(server.settings.data_dir)}
+    p = subprocess.run([sys.executable, "-m", "miaohui", "orders", "verify", str(path)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_report_lists_every_latency_and_detects_tampering(server, funded, listener, clock, tmp_path):
+    order = buy(server, funded, listener).json()["order"]
+    conv = order["conversation_id"]
+    say(server, funded, conv, "第一句")
+    clock.advance(2)
+    say(server, funded, conv, "第二句")
+    clock.advance(12)
+    say(server, listener, conv, "我在听")
+    wait_for(server, funded, order["id"], lambda o: o["turns"] == 1)
+    r = httpx.get(f"{server.url}/api/orders/{order['id']}/report?download=1", headers=funded.headers)
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    rep = r.json()
+    assert [(m["seq"], m["latency_ms"]) for m in rep["messages"]] == [(1, 14000), (2, 12000)]
+    assert rep["breaches"] == 1 and rep["turns"][0]["breached"] is True
+    assert rep["chain"]["intact"] and rep["chain"]["upto_seq"] == 3
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(rep))
+    rc, out = _verify(server, path)
+    assert rc == 0 and out["ok"], out
+
+    # An edited report fails its signature.
+    forged = {**rep, "breaches": 0}
+    path.write_text(json.dumps(forged))
+    rc, out = _verify(server, path)
+    assert rc == 1 and any("signature" in p for p in out["problems"])
+
+    # An edited message in the database breaks the chain (even re-encrypted with the real key).
+    path.write_text(json.dumps(rep))
+
+    async def rewrite(db):
+        from sqlalchemy import update
+
+        from miaohui.chat.models import Message
+        from miaohui.core.crypto import KeyRing, message_aad
+
+        m = await db.scalar(select(Message).where(Message.conversation_id == conv, Message.seq == 2))
+        kid, ct = KeyRing(KEYS).encrypt("我从没说过这句", message_aad(conv, m.sender_id, m.client_id))
+        await db.execute(update(Message).where(Message.id == m.id).values(body_ct=ct, key_id=kid))
+        await db.commit()
+
+    server.db(rewrite)
+    rc, out = _verify(server, path)
+    assert rc == 1 and any("chain" in p for p in out["problems"]), out
+    page = httpx.get(f"{server.url}/orders/{order['id']}/report", headers=funded.headers)
+    assert page.status_code == 200 and "已损坏" in page.text
+
+
+def test_concurrent_decisions_on_one_order_end_in_exactly_one_outcome(server, funded, listener, clock):
+    before = available(server, funded.id)
+    order = buy(server, funded, listener).json()["order"]
+    say(server, listener, order["conversation_id"], "你好")
+    clock.advance(minutes=31)
+    wait_for(server, funded, order["id"], lambda o: o["status"] == "ended")
+    assert httpx.post(f"{server.url}/api/orders/{order['id']}/disputes", json={"reason": "不满意"},
+                      headers=funded.headers).status_code == 201
+    sup, adm = Api(server, "supervisor"), Api(server, "admin")
+    url = f"{server.url}/api/admin/disputes/{order['id']}/resolve"
+
+    def decide(i: int) -> int:
+        who = sup if i % 2 else adm
+        refund = 3000 if i % 2 else 1000  # full refund (void) races a partial one (settle)
+        return httpx.post(url, json={"refund_fen": refund}, headers=who.headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(decide, range(8)))
+    assert sorted(codes) == [200] + [409] * 7
+    final = get_order(server, funded, order["id"])
+    assert final["status"] in ("refunded", "settled")
+    spent = before - available(server, funded.id)
+    assert spent == (0 if final["status"] == "refunded" else 2000)
+    books_ok(server)

@@ -35,6 +35,36 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     )
 
 
+def _verify_report(settings: Settings, path: str) -> int:
+    """Check an order report (JSON) against the database: signature, hash
+    chain, reply latencies.  Prints JSON; exit status 0 only if it holds."""
+    import json
+
+    from miaohui.core.crypto import KeyRing
+    from miaohui.core.db import make_engine, make_sessionmaker
+    from miaohui.orders import report
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        print(json.dumps({"ok": False, "problems": [f"cannot read report: {type(e).__name__}"]}))
+        return 2
+
+    async def go():
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                return await report.verify(db, KeyRing(settings.effective_message_keys),
+                                           settings.effective_secret_key, data)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(go())
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0 if result["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="miaohui", description="秒回 instant-reply emotional support platform")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -47,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     p_demo.add_argument("--host", default=None)
     p_demo.add_argument("--port", type=int, default=None)
     p_demo.add_argument("--no-serve", action="store_true", help="seed only")
+    p_orders = sub.add_parser("orders", help="order tools")
+    orders_sub = p_orders.add_subparsers(dest="orders_cmd", required=True)
+    p_verify = orders_sub.add_parser("verify", help="check an order report (JSON) against the database")
+    p_verify.add_argument("report")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd in ("serve", "demo"):
         # Fail fast on missing production secrets; create local ones on first run.
         _ = settings.effective_secret_key, settings.effective_message_keys
+    if args.cmd == "orders":
+        sys.exit(_verify_report(settings, args.report))
     if args.cmd == "migrate":
         _migrate(settings)
         print("数据库已是最新 / database is up to date")

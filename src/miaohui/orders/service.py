@@ -664,6 +664,8 @@ def summary(order: Order, now: datetime | None = None) -> dict:
         "breaches": order.breaches,
         "estimate": o,
         "contract_hash": order.contract_hash,
+        # Countdowns run on the client; this lets it correct for its own clock.
+        "server_now": now.isoformat() if now else None,
     }
 
 

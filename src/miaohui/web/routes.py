@@ -92,7 +92,7 @@ def safe_next(value: str | None) -> str | None:
 
 
 def home_for(user: User) -> str:
-    return {"listener": "/console", "admin": "/admin"}.get(user.role, "/listeners")
+    return {"listener": "/console", "admin": "/admin", "supervisor": "/admin/disputes"}.get(user.role, "/listeners")
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -381,7 +381,9 @@ async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Respon
         return refused
     profile = await listeners.get_profile(db, user.id)
     boot = await _inbox_boot(ctx, db, user)
-    return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot)
+    now = ctx.clock.now()
+    live = [orders.summary(o, now) for o in await orders.live_for_listener(db, user)]
+    return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot, live_orders=live)
 
 
 @router.get("/console/profile")

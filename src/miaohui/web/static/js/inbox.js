@@ -87,6 +87,10 @@ const sock = new LiveSocket({
   url: () => wsUrl("/ws/inbox"),
   onFrame(f) {
     if (f.type === "activity" || f.type === "conversation" || f.type === "presence") scheduleRefresh();
+    if (f.type === "order") {
+      window.dispatchEvent(new CustomEvent("mh-order", { detail: f.order }));
+      scheduleRefresh(); // a purchase may have opened a new conversation
+    }
   },
   onOpen() {
     // Events may have been missed while disconnected.

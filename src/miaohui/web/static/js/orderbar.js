@@ -16,7 +16,11 @@ export class OrderBar {
     this.role = boot.me.role;
     this.el = document.getElementById("order-bar");
     this.orders = new Map();
-    for (const o of boot.orders || []) this.orders.set(o.id, o);
+    this.skew = 0; // server clock − this device's clock
+    for (const o of boot.orders || []) {
+      this.orders.set(o.id, o);
+      if (o.server_now) this.skew = new Date(o.server_now).getTime() - Date.now();
+    }
     if (!this.el) return;
     this.el.addEventListener("click", (ev) => this.onClick(ev));
     this.render();
@@ -29,7 +33,8 @@ export class OrderBar {
   }
 
   update(order) {
-    if (!order || order.conversation_id !== undefined && order.id === undefined) return;
+    if (!order || order.id === undefined) return;
+    if (order.server_now) this.skew = new Date(order.server_now).getTime() - Date.now();
     if (["scheduled", "active"].includes(order.status)) this.orders.set(order.id, order);
     else {
       this.orders.delete(order.id);
@@ -104,7 +109,7 @@ export class OrderBar {
   tick() {
     const o = this.current();
     if (!o || !this.leftEl) return;
-    const now = Date.now();
+    const now = Date.now() + this.skew;
     const left = new Date(o.ends_at).getTime() - now;
     this.leftEl.textContent = fmt(left);
     this.el.classList.toggle("ending", left < 5 * 60 * 1000);
