@@ -139,6 +139,13 @@ def test_30_minute_order_with_a_breach_settles_with_compensation(server, funded,
     assert earnings(server, listener.id) == gross - (gross * 30 + 50) // 100
     books_ok(server)
 
+    # Public stats come from these measurements, not from the profile.
+    st = httpx.get(f"{server.url}/api/listeners/{listener.id}/stats").json()
+    assert st["turns"] == 2 and st["instant_rate"] == 0.5 and st["median_reply_ms"] == 14500
+    assert st["completed_orders"] == 1 and st["hours_served"] == 0.5
+    page = httpx.get(f"{server.url}/listeners", headers=seeker.headers).text
+    assert "50%（2 次回复）" in page
+
 
 def test_no_show_is_refunded_in_full(server, funded, listener, clock):
     before = available(server, funded.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.orders.models import Order, Turn
@@ -58,7 +58,7 @@ async def many(db: AsyncSession, listener_ids: list[str], now: datetime) -> dict
     since = now - timedelta(days=30)
     out = {lid: {"turns": 0, "instant_rate": None, "completed_orders": 0} for lid in listener_ids}
     for lid, n, ok in await db.execute(
-        select(Turn.listener_id, func.count(), func.sum(1 - func.cast(Turn.breached, type_=Turn.latency_ms.type)))
+        select(Turn.listener_id, func.count(), func.sum(case((Turn.breached, 0), else_=1)))
         .where(Turn.listener_id.in_(listener_ids), Turn.asked_at >= since).group_by(Turn.listener_id)
     ):
         out[lid]["turns"] = n

@@ -297,6 +297,9 @@ async def directory(
     if online_only:
         cards = [c for c in cards if c["online_now"]]
     cards.sort(key=lambda c: not c["online_now"])
+    measured = await sla_stats.many(db, [c["user_id"] for c in cards], ctx.clock.now())
+    for c in cards:
+        c["stats"] = measured.get(c["user_id"], {})
     return render(
         request,
         ctx,
