@@ -28,7 +28,12 @@ from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
 from miaohui.core.headers import SecurityHeaders
 from miaohui.core.ratelimit import LoginLimiter
+from miaohui.ledger.pages import router as ledger_pages
+from miaohui.ledger.routes import router as ledger_router
 from miaohui.listeners.routes import router as listeners_router
+from miaohui.payments.gateway import SandboxGateway
+from miaohui.payments.pages import router as payments_pages
+from miaohui.payments.routes import router as payments_router
 from miaohui.web.routes import router as web_router
 
 log = logging.getLogger("miaohui")
@@ -48,6 +53,9 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     )
     ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
     ctx.writer = MessageWriter(engine, clock, ctx.broker)
+    ctx.gateway = SandboxGateway(
+        ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds
+    )
     return ctx
 
 
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.presence.stop()
             await ctx.broker.stop()
+            await ctx.gateway.aclose()
             await ctx.engine.dispose()
 
     app = FastAPI(
@@ -124,7 +133,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__, "broker": type(ctx.broker).__name__}
 
-    for router in (accounts_router, listeners_router, chat_router, gateway_router, web_router):
+    for router in (accounts_router, listeners_router, chat_router, gateway_router,
+                   ledger_router, ledger_pages, payments_router, payments_pages, web_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -11,12 +11,15 @@ from miaohui.accounts import service as accounts
 from miaohui.accounts.models import User
 from miaohui.clock import Clock
 from miaohui.config import Settings
-from miaohui.core.db import make_engine, make_sessionmaker
+from miaohui.core.db import make_engine, make_sessionmaker, new_id
 from miaohui.listeners import service as listeners
+from miaohui.payments import service as payments
 
 PASSWORD = "miaohui-demo"
 
 SEEKERS = [("xiaoyu", "小雨"), ("ahe", "阿禾")]
+# Starting balances (fen), credited through a completed sandbox payment like any top-up.
+DEMO_BALANCES = {"xiaoyu": 50000, "ahe": 20000}
 LISTENERS = [
     (
         "linqing", "林晴", "失恋、分手后的夜晚，我陪你慢慢说",
@@ -58,9 +61,10 @@ async def seed(settings: Settings, clock: Clock | None = None) -> None:
                 )
                 admin = u if role == "admin" else admin
             for username, name in SEEKERS:
-                await accounts.signup(
+                u = await accounts.signup(
                     db, clock, username=username, password=PASSWORD, display_name=name, role="seeker"
                 )
+                await payments.record_completed_topup(db, clock, u.id, DEMO_BALANCES[username], new_id())
             for username, name, headline, topics, langs, quals, price, bio in LISTENERS:
                 u = await accounts.signup(
                     db, clock, username=username, password=PASSWORD, display_name=name, role="listener"

@@ -1,0 +1,314 @@
+"""Top-ups through the sandbox gateway, its signed callbacks, withdrawals and
+the money pages — over a real server on SQLite and on PostgreSQL.  The
+sandbox's callback is a real HTTP request from the server to itself."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+
+import httpx
+import orjson
+import pytest
+
+from miaohui.ledger import service as ledger
+from miaohui.payments.gateway import SIGNATURE_HEADER, signature_header
+from tests.conftest import Api
+from tests.test_web_pages import signed_in, text_of
+
+
+def get(api: Api, path: str, **kw) -> httpx.Response:
+    return httpx.get(api.server.url + path, headers=api.headers, timeout=10, **kw)
+
+
+def post(api: Api, path: str, json=None) -> httpx.Response:
+    return httpx.post(api.server.url + path, headers=api.headers, json=json, timeout=10)
+
+
+def wallet(api: Api) -> dict:
+    r = get(api, "/api/wallet")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_status(api: Api, payment_id: str, want: str, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        p = get(api, f"/api/wallet/topups/{payment_id}").json()
+        if p["status"] == want or time.monotonic() > deadline:
+            assert p["status"] == want, p
+            return p
+        time.sleep(0.05)
+
+
+def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["message"] and err["message_en"]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message"]), err  # Chinese first
+    if code:
+        assert err["code"] == code, err
+    return err
+
+
+def books_ok(server) -> dict:
+    books = server.db(ledger.check_books)
+    assert books["ok"], books["problems"]
+    return books
+
+
+def start_topup(api: Api, amount: int) -> dict:
+    r = post(api, "/api/wallet/topups", {"amount_fen": amount})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["status"] == "pending" and out["amount_fen"] == amount
+    assert out["pay_url"] == f"{api.server.url}/sandbox/pay/{out['payment_id']}"
+    return out
+
+
+def callback(server, payment_id: str, amount: int, type_: str = "payment.succeeded", t: int | None = None):
+    body = orjson.dumps(
+        {"id": "evt_test", "type": type_, "created": 0, "data": {"payment_id": payment_id, "amount_fen": amount}}
+    )
+    t = int(server.clock.now().timestamp()) if t is None else t
+    return body, {SIGNATURE_HEADER: signature_header(server.settings.effective_gateway_secret, t, body)}
+
+
+def deliver(server, body: bytes, headers: dict) -> httpx.Response:
+    return httpx.post(
+        server.url + "/api/payments/sandbox/webhook", content=body,
+        headers={"content-type": "application/json", **headers}, timeout=10,
+    )
+
+
+# ------------------------------------------------------------------ top-ups
+
+
+def test_topup_through_sandbox_callback(server, seeker, admin):
+    before = wallet(seeker)
+    assert before["balance_fen"] == 50000  # demo: a completed sandbox payment of ¥500
+    topup = start_topup(seeker, 12345)
+    r = post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "succeed"})
+    assert r.status_code == 202 and r.json()["status"] == "succeeded"
+    # The sandbox calls the webhook over HTTP in the background; poll until credited.
+    wait_status(seeker, topup["payment_id"], "succeeded")
+    after = wallet(seeker)
+    assert after == {"balance_fen": 62345, "held_fen": 0, "available_fen": 62345}
+    lines = get(seeker, "/api/wallet/statement").json()["lines"]
+    assert lines[0]["code"] == "topup" and lines[0]["amount_fen"] == 12345 and lines[0]["label"] == "充值"
+    # Confirming again is harmless: no second callback moves money.
+    r = post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "succeed"})
+    assert r.status_code == 202
+    assert_error(post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "fail"}), 409, "intent_closed")
+    time.sleep(0.2)
+    assert wallet(seeker)["balance_fen"] == 62345
+    books = get(admin, "/api/admin/ledger/check").json()
+    assert books["ok"] and books["money_in"] == 50000 + 20000 + 12345
+
+
+def test_failed_payment_moves_nothing(server, seeker):
+    topup = start_topup(seeker, 5000)
+    r = post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "fail"})
+    assert r.status_code == 202 and r.json()["status"] == "failed"
+    p = wait_status(seeker, topup["payment_id"], "failed")
+    assert p["status_label"] == "支付失败"
+    assert wallet(seeker)["balance_fen"] == 50000
+    assert_error(post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "succeed"}), 409)
+    books_ok(server)
+
+
+def test_callbacks_are_verified_and_idempotent(server, seeker):
+    topup = start_topup(seeker, 8000)
+    pid = topup["payment_id"]
+    body, headers = callback(server, pid, 8000)
+
+    # Tampered: the body says more money than was signed for.
+    forged = body.replace(b"8000", b"9000")
+    assert_error(deliver(server, forged, headers), 400, "bad_signature")
+    # Signed with another secret; no signature at all; a malformed header.
+    wrong = {SIGNATURE_HEADER: signature_header("not-the-secret", int(server.clock.now().timestamp()), body)}
+    assert_error(deliver(server, body, wrong), 400, "bad_signature")
+    assert_error(deliver(server, body, {}), 400, "bad_signature")
+    assert_error(deliver(server, body, {SIGNATURE_HEADER: "v1=abc"}), 400, "bad_signature")
+    # A captured callback replayed later than the tolerance.
+    old_body, old_headers = callback(server, pid, 8000, t=int(server.clock.now().timestamp()) - 600)
+    assert_error(deliver(server, old_body, old_headers), 400, "stale_callback")
+    # Authentic but for another amount / an unknown payment.
+    assert_error(deliver(server, *callback(server, pid, 7999)), 400, "amount_mismatch")
+    assert_error(deliver(server, *callback(server, "0" * 32, 8000)), 400, "unknown_payment")
+    assert wallet(seeker)["balance_fen"] == 50000
+    assert get(seeker, f"/api/wallet/topups/{pid}").json()["status"] == "pending"
+
+    # The real one, then replays of it: 200 every time, money moves once.
+    for _ in range(3):
+        r = deliver(server, body, headers)
+        assert r.status_code == 200 and r.json() == {"received": True, "status": "succeeded"}
+    assert wallet(seeker)["balance_fen"] == 58000
+    # A late "failed" event for a payment that succeeded changes nothing.
+    r = deliver(server, *callback(server, pid, 8000, "payment.failed"))
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    assert wallet(seeker)["balance_fen"] == 58000
+    books_ok(server)
+
+
+def test_topup_bad_amounts_and_roles(server, seeker, listener):
+    for amount in (99, 0, -100, 500_001, 10**15):
+        err = assert_error(post(seeker, "/api/wallet/topups", {"amount_fen": amount}), 400, "amount_out_of_range")
+        assert "¥1.00" in err["message"] and "¥5000.00" in err["message"]
+    for body in ({"amount_fen": "100"}, {"amount_fen": 100.5}, {"amount_fen": 100.0}, {}, {"amount_fen": True}):
+        assert_error(post(seeker, "/api/wallet/topups", body), 422, "invalid_input")
+    assert_error(post(listener, "/api/wallet/topups", {"amount_fen": 1000}), 403, "forbidden_role")
+    assert_error(httpx.post(server.url + "/api/wallet/topups", json={"amount_fen": 1000}), 401)
+    assert_error(httpx.get(server.url + "/api/wallet"), 401)
+    assert_error(post(seeker, "/api/sandbox/payments/nope", {"outcome": "succeed"}), 404)
+    assert_error(post(seeker, "/api/sandbox/payments/nope", {"outcome": "maybe"}), 422)
+    assert wallet(seeker)["balance_fen"] == 50000
+
+
+def test_statements_are_private(server, seeker, seeker2, admin, listener):
+    topup = start_topup(seeker, 3000)
+    assert_error(get(seeker2, f"/api/wallet/topups/{topup['payment_id']}"), 404, "not_found")
+    mine = get(seeker2, "/api/wallet/statement").json()["lines"]
+    assert [line["amount_fen"] for line in mine] == [20000]  # only ahe's own top-up
+    assert_error(get(seeker, f"/api/admin/ledger/users/{seeker2.id}/statement"), 403, "forbidden_role")
+    assert_error(get(listener, "/api/admin/withdrawals"), 403)
+    assert_error(get(seeker, "/api/listener/earnings"), 403)
+    r = get(admin, f"/api/admin/ledger/users/{seeker2.id}/statement")
+    assert r.status_code == 200 and r.json()["lines"][0]["amount_fen"] == 20000
+    assert_error(get(seeker, "/api/wallet/statement", params={"before": "x1"}), 400, "bad_cursor")
+
+
+# -------------------------------------------------------------- withdrawals
+
+
+def give_earnings(server, seeker: Api, listener: Api, ref: str, net: int) -> None:
+    """The real path: a seeker's hold settles into the listener's earnings."""
+
+    async def go(db):
+        await ledger.hold(db, ref=ref, payer_id=seeker.id, amount=net + 1000)
+        await ledger.settle(db, ref=ref, payee_id=listener.id, payee_net=net, commission=1000, refund=0)
+        await db.commit()
+
+    server.db(go)
+
+
+def test_withdrawal_request_approve_reject(server, seeker, listener, admin):
+    give_earnings(server, seeker, listener, "order:test-w", 20000)
+    assert get(listener, "/api/listener/earnings").json() == {
+        "balance_fen": 20000, "held_fen": 0, "available_fen": 20000,
+    }
+    assert_error(post(listener, "/api/listener/withdrawals", {"amount_fen": 500}), 400, "amount_too_small")
+    assert_error(post(listener, "/api/listener/withdrawals", {"amount_fen": 20001}), 402, "insufficient_funds")
+    assert_error(post(listener, "/api/listener/withdrawals", {"amount_fen": "5000"}), 422)
+    assert_error(post(seeker, "/api/listener/withdrawals", {"amount_fen": 5000}), 403)
+
+    r = post(listener, "/api/listener/withdrawals", {"amount_fen": 15000})
+    assert r.status_code == 201 and r.json()["status"] == "requested", r.text
+    w1 = r.json()["id"]
+    assert get(listener, "/api/listener/earnings").json() == {
+        "balance_fen": 20000, "held_fen": 15000, "available_fen": 5000,
+    }
+    # The reserved money cannot be asked for twice.
+    assert_error(post(listener, "/api/listener/withdrawals", {"amount_fen": 6000}), 402, "insufficient_funds")
+    w2 = post(listener, "/api/listener/withdrawals", {"amount_fen": 5000}).json()["id"]
+
+    queue = get(admin, "/api/admin/withdrawals").json()
+    assert {w["id"] for w in queue} == {w1, w2} and queue[0]["user"]["username"] == "linqing"
+    assert_error(post(listener, f"/api/admin/withdrawals/{w1}/approve"), 403)
+
+    r = post(admin, f"/api/admin/withdrawals/{w1}/approve")
+    assert r.status_code == 200 and r.json()["status"] == "paid" and r.json()["payout_ref"].startswith("sbpo_")
+    assert_error(post(admin, f"/api/admin/withdrawals/{w1}/approve"), 409, "withdrawal_closed")
+    assert_error(post(admin, f"/api/admin/withdrawals/{w1}/reject", {"reason": "x"}), 409, "withdrawal_closed")
+
+    r = post(admin, f"/api/admin/withdrawals/{w2}/reject", {"reason": "账户信息不完整"})
+    assert r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reason"] == "账户信息不完整"
+    assert_error(post(admin, f"/api/admin/withdrawals/{w2}/approve"), 409, "withdrawal_closed")
+    assert_error(post(admin, f"/api/admin/withdrawals/{'0' * 32}/approve"), 404)
+
+    assert get(listener, "/api/listener/earnings").json() == {
+        "balance_fen": 5000, "held_fen": 0, "available_fen": 5000,
+    }
+    mine = get(listener, "/api/listener/withdrawals").json()
+    assert {w["id"]: w["status_label"] for w in mine} == {w1: "已打款", w2: "已驳回"}
+    books = books_ok(server)
+    assert books["money_out"] == 15000 and books["payouts_in_flight"] == 0 and books["platform_revenue"] == 1000
+
+
+# -------------------------------------------------------------------- pages
+
+
+def test_wallet_pages_topup_with_forms(server):
+    with closing(signed_in(server, "xiaoyu")) as c:
+        r = c.get("/wallet")
+        assert r.status_code == 200
+        text = text_of(r.text)
+        for s in ("我的钱包", "可用余额", "¥500.00", "托管中", "¥50.00", "¥100.00", "¥200.00", "去支付", "充值"):
+            assert s in text, s
+        csrf = c.cookies.get("mh_csrf")
+        assert c.post("/wallet/topup", data={"preset": "5000"}).status_code == 403  # no CSRF field
+        r = c.post("/wallet/topup", data={"csrf_token": csrf, "preset": "5000", "custom_yuan": "abc"})
+        assert r.status_code == 400 and "请输入正确的金额" in text_of(r.text)
+        r = c.post("/wallet/topup", data={"csrf_token": csrf, "preset": "5000", "custom_yuan": "0.5"})
+        assert r.status_code == 400 and "充值金额需在 ¥1.00 至 ¥5000.00 之间" in text_of(r.text)
+        r = c.post("/wallet/topup", data={"csrf_token": csrf, "preset": "5000", "custom_yuan": "88.8"})
+        assert r.status_code == 303
+        pay_url = r.headers["location"]
+        r = c.get(pay_url)
+        assert r.status_code == 200
+        text = text_of(r.text)
+        assert "沙箱支付" in text and "¥88.80" in text and "确认支付" in text and "模拟失败" in text
+        assert c.post(pay_url, data={"outcome": "succeed"}).status_code == 403
+        r = c.post(pay_url, data={"csrf_token": csrf, "outcome": "succeed"})
+        assert r.status_code == 303 and r.headers["location"].startswith("/wallet?payment=")
+        deadline = time.monotonic() + 15
+        while "充值成功" not in (text := text_of(c.get(r.headers["location"]).text)):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
+        assert "¥588.80" in text and "已到账" in text
+
+    with closing(signed_in(server, "linqing")) as c:
+        assert c.get("/wallet").status_code == 403
+        r = c.get("/console/earnings")
+        assert r.status_code == 200
+        text = text_of(r.text)
+        assert "我的收入" in text and "可提现" in text and "¥0.00" in text and "还没有提现记录" in text
+        r = c.post("/console/earnings/withdraw", data={"csrf_token": c.cookies.get("mh_csrf"), "amount_yuan": "50"})
+        assert r.status_code == 402 and "可提现金额不足" in text_of(r.text)
+
+
+def test_admin_withdrawal_page(server, seeker, listener):
+    give_earnings(server, seeker, listener, "order:test-p", 9000)
+    with closing(signed_in(server, "linqing")) as c:
+        csrf = c.cookies.get("mh_csrf")
+        r = c.post("/console/earnings/withdraw", data={"csrf_token": csrf, "amount_yuan": "60.5"})
+        assert r.status_code == 303
+        text = text_of(c.get(r.headers["location"]).text)
+        assert "提现申请已提交" in text and "¥60.50" in text and "审核中" in text
+    with closing(signed_in(server, "admin")) as c:
+        r = c.get("/admin/withdrawals")
+        text = text_of(r.text)
+        assert r.status_code == 200 and "提现审核" in text and "林晴" in text and "¥60.50" in text
+        assert "借贷平衡" in text
+        wid = r.text.split('data-withdrawal-id="', 1)[1].split('"', 1)[0]
+        csrf = c.cookies.get("mh_csrf")
+        r = c.post(f"/admin/withdrawals/{wid}/approve", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        assert "已打款" in text_of(c.get(r.headers["location"]).text)
+        r = c.post(f"/admin/withdrawals/{wid}/approve", data={"csrf_token": csrf})
+        assert r.status_code == 409 and "该提现申请已处理" in text_of(r.text)
+    with closing(signed_in(server, "xiaoyu")) as c:
+        assert c.get("/admin/withdrawals").status_code == 403
+    assert get(listener, "/api/listener/earnings").json()["balance_fen"] == 9000 - 6050
+
+
+@pytest.fixture
+def anon_client(server):
+    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=10) as c:
+        yield c
+
+
+def test_money_pages_need_sign_in(server, anon_client):
+    for path in ("/wallet", "/console/earnings", "/admin/withdrawals", "/sandbox/pay/abc"):
+        r = anon_client.get(path)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
