@@ -133,3 +133,25 @@ def test_concurrent_replays_move_money_once(database_url, tag):
     assert outcomes == ["ok"] * 6 and wallet.balance == 2_500
     outcomes, wallet = race(database_url, setup, [hold] * 6, after)
     assert outcomes == ["ok"] * 6 and (wallet.held, wallet.available) == (2_000, 500)
+
+
+def test_concurrent_first_use_of_an_account(database_url, tag):
+    """Concurrent withdrawals from one (existing) earnings account into the
+    ``payouts`` account, which does not exist yet: whoever creates it must not
+    deadlock with those that already see it and lock in id order."""
+    payee = f"l-{tag}"
+
+    async def setup(db):
+        await ledger.topup(db, payment_id=tag, user_id=f"u-{tag}", amount=8_000)
+        await ledger.hold(db, ref=f"order:{tag}", payer_id=f"u-{tag}", amount=8_000)
+        await ledger.settle(db, ref=f"order:{tag}", payee_id=payee, payee_net=8_000, commission=0, refund=0)
+
+    def withdraw(i):
+        return lambda db: ledger.request_withdrawal(db, ref=f"withdrawal:{tag}-{i}", user_id=payee, amount=1_000)
+
+    async def after(db):
+        return await ledger.earnings(db, payee)
+
+    outcomes, earnings = race(database_url, setup, [withdraw(i) for i in range(8)], after)
+    assert outcomes == ["ok"] * 8, outcomes
+    assert (earnings.balance, earnings.held, earnings.available) == (8_000, 8_000, 0)

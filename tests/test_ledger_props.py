@@ -249,3 +249,55 @@ def test_ledger_properties_sqlite(sqlite_url):
 
 def test_ledger_properties_postgres(pg_server, pg_template):
     run_property(_clone_pg(pg_server, pg_template), 25)
+
+
+def test_spent_since_statement_and_labels(sqlite_url):
+    """Monthly spend counts holds (pending or posted) less voids and refunds;
+    statements page newest-first with Chinese labels; times come from the clock."""
+    from datetime import timedelta
+
+    from miaohui.clock import FakeClock
+
+    clock = FakeClock()
+    t0 = clock.now()
+
+    async def go():
+        engine = make_engine(sqlite_url)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                db.info["clock"] = clock
+                u, listener = "u-spend", "l-spend"
+                await ledger.topup(db, payment_id="spend", user_id=u, amount=50_000)
+                await ledger.hold(db, ref="order:old", payer_id=u, amount=1_000)  # before the window
+                clock.advance(hours=1)
+                await ledger.hold(db, ref="order:a", payer_id=u, amount=6_000)
+                await ledger.settle(db, ref="order:a", payee_id=listener, payee_net=3_500, commission=1_500, refund=1_000)
+                await ledger.hold(db, ref="order:b", payer_id=u, amount=2_000)
+                await ledger.void(db, ref="order:b")
+                await ledger.hold(db, ref="gift:g", payer_id=u, amount=800)
+                await db.commit()
+                assert await ledger.spent_since(db, u, t0 + timedelta(minutes=30)) == 6_000 - 1_000 + 800
+                assert await ledger.spent_since(db, u, t0) == 1_000 + 5_000 + 800
+                assert await ledger.spent_since(db, "nobody", t0) == 0
+
+                lines = await ledger.statement(db, u, limit=3)
+                assert [(x.label, x.state_label, x.amount) for x in lines] == [
+                    ("礼物", "托管中", -800), ("订单付款", "已全额退回", -2_000), ("退款", "", 1_000),
+                ]
+                assert lines[0].created_at == clock.now()
+                older = await ledger.statement(db, u, limit=3, before=lines[-1].id)
+                assert [(x.label, x.state_label, x.amount) for x in older] == [
+                    ("订单付款", "已结算", -6_000), ("订单付款", "托管中", -1_000), ("充值", "", 50_000),
+                ]
+                earned = await ledger.statement(db, listener, "earnings")
+                assert [(x.label, x.amount) for x in earned] == [("服务收入", 3_500)]
+                try:
+                    await ledger.statement(db, u, "escrow")
+                    raise AssertionError("escrow statements are not for users")
+                except AppError as e:
+                    assert e.code == "bad_account"
+                assert ledger.yuan(123_456) == "¥1234.56" and ledger.parse_yuan("88.8") == 8_880
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())

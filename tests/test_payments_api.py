@@ -4,6 +4,7 @@ sandbox's callback is a real HTTP request from the server to itself."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import closing
 
@@ -233,6 +234,26 @@ def test_withdrawal_request_approve_reject(server, seeker, listener, admin):
     assert {w["id"]: w["status_label"] for w in mine} == {w1: "已打款", w2: "已驳回"}
     books = books_ok(server)
     assert books["money_out"] == 15000 and books["payouts_in_flight"] == 0 and books["platform_revenue"] == 1000
+
+
+def test_concurrent_withdrawals_and_approvals(server, seeker, listener, admin):
+    """Racing HTTP requests against the live server: no 500s, money moves once."""
+    give_earnings(server, seeker, listener, "order:test-c", 10_000)
+
+    async def burst(api: Api, method: str, paths_bodies: list[tuple[str, dict | None]]) -> list[int]:
+        async with api.client() as c:
+            rs = await asyncio.gather(*(c.request(method, p, json=b) for p, b in paths_bodies))
+        return [r.status_code for r in rs]
+
+    codes = asyncio.run(burst(listener, "POST", [("/api/listener/withdrawals", {"amount_fen": 3_000})] * 6))
+    assert sorted(codes) == [201] * 3 + [402] * 3, codes
+    w = get(listener, "/api/listener/withdrawals").json()[0]["id"]
+    codes = asyncio.run(burst(admin, "POST", [(f"/api/admin/withdrawals/{w}/approve", None)] * 4))
+    assert sorted(codes) == [200] + [409] * 3, codes
+    assert get(listener, "/api/listener/earnings").json() == {
+        "balance_fen": 7_000, "held_fen": 6_000, "available_fen": 1_000,
+    }
+    assert books_ok(server)["money_out"] == 3_000
 
 
 # -------------------------------------------------------------------- pages

@@ -41,6 +41,7 @@ async def _posted_form(request: Request, ctx, db, role: str):
         return form, user, refused
     if not csrf_ok(request, _field(form, "csrf_token")):
         return form, user, error_page(request, ctx, user, 403, "页面已过期", STALE_FORM)
+    await payments.end_reads(db)
     return form, user, None
 
 

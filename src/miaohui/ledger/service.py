@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +75,7 @@ STATE_LABELS = {
 }
 
 _WALL = Clock()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -177,21 +179,27 @@ def _insert_ignore(session: AsyncSession, rows: list[dict]):
 async def _lock(
     session: AsyncSession, wanted: Iterable[tuple[str, str]], now: datetime
 ) -> dict[tuple[str, str], str]:
-    """Ids of the (kind, owner) accounts, created if missing, locked in id order."""
+    """Ids of the (kind, owner) accounts, locked in id order.
+
+    A missing account is not created here: inserting it (or waiting for a
+    concurrent creator) while holding locks on the others could deadlock
+    with a transaction that sees it and locks in id order.  :class:`_Missing`
+    makes :func:`_atomic` roll the savepoint back (which releases the locks),
+    create the accounts, and run the operation again."""
     wanted = list(dict.fromkeys(wanted))
     cond = or_(*(and_(Acct.kind == k, Acct.owner == o) for k, o in wanted))
-
-    async def fetch() -> dict[tuple[str, str], str]:
-        q = select(Acct.id, Acct.kind, Acct.owner).where(cond).order_by(Acct.id).with_for_update()
-        return {(r.kind, r.owner): r.id for r in await session.execute(q)}
-
-    found = await fetch()
+    q = select(Acct.id, Acct.kind, Acct.owner).where(cond).order_by(Acct.id).with_for_update()
+    found = {(r.kind, r.owner): r.id for r in await session.execute(q)}
     missing = [w for w in wanted if w not in found]
     if missing:
-        rows = [{"id": new_id(), "kind": k, "owner": o, "created_at": now} for k, o in missing]
-        await session.execute(_insert_ignore(session, rows))
-        found = await fetch()
+        raise _Missing([{"id": new_id(), "kind": k, "owner": o, "created_at": now} for k, o in missing])
     return found
+
+
+class _Missing(Exception):
+    def __init__(self, rows: list[dict]):
+        super().__init__("missing ledger accounts")
+        self.rows = rows
 
 
 @dataclass
@@ -282,23 +290,26 @@ async def _by_keys(session: AsyncSession, keys: list[str]) -> list[Transfer]:
     return sorted(rows, key=lambda t: order[t.key])
 
 
-class _Atomic:
-    """``begin_write`` + SAVEPOINT; integrity errors become a 409."""
+def ledger_conflict() -> AppError:
+    return AppError("ledger_conflict", "账务操作冲突，请稍后重试", "ledger conflict; please retry", 409)
 
-    def __init__(self, session: AsyncSession):
-        self.session = session
 
-    async def __aenter__(self):
-        await begin_write(self.session)
-        self._nested = self.session.begin_nested()
-        await self._nested.__aenter__()
-
-    async def __aexit__(self, exc_type, exc, tb):
-        await self._nested.__aexit__(exc_type, exc, tb)
-        if isinstance(exc, IntegrityError):
-            log.warning("ledger integrity conflict: %s", type(exc.orig).__name__ if exc.orig else "?")
-            raise AppError("ledger_conflict", "账务操作冲突，请稍后重试", "ledger conflict; please retry", 409) from exc
-        return False
+async def _atomic(session: AsyncSession, body: Callable[[], Awaitable[T]]) -> T:
+    """Run ``body`` as a writer (``begin_write``) inside a SAVEPOINT: when it
+    raises, nothing it did remains, even if the caller commits other work.
+    Accounts used for the first time are created between attempts (see
+    :func:`_lock`); integrity errors become a 409."""
+    await begin_write(session)
+    for _ in range(4):
+        try:
+            async with session.begin_nested():
+                return await body()
+        except _Missing as m:
+            await session.execute(_insert_ignore(session, m.rows))
+        except IntegrityError as e:
+            log.warning("ledger integrity conflict: %s", type(e.orig).__name__ if e.orig else "?")
+            raise ledger_conflict() from e
+    raise ledger_conflict()
 
 
 # -------------------------------------------------------- single-phase / open
@@ -320,7 +331,8 @@ async def _single_or_open(
     _check_ref(ref)
     _check_amount(amount)
     now = _now(session, clock)
-    async with _Atomic(session):
+
+    async def body() -> Transfer:
         ids = await _lock(session, [debit, credit], now)
         existing = await _by_key(session, key)
         if existing is not None:
@@ -331,8 +343,10 @@ async def _single_or_open(
         kinds = {ids[debit]: debit[0], ids[credit]: credit[0]}
         leg = _Leg(key, code, ids[debit], ids[credit], amount, ref, memo, flags=flags)
         (row,) = await _move(session, now, [leg], kinds)
-    log.info("ledger %s %s amount=%d", code, ref, amount)
-    return row
+        log.info("ledger %s %s amount=%d", code, ref, amount)
+        return row
+
+    return await _atomic(session, body)
 
 
 async def topup(
@@ -398,7 +412,8 @@ async def _resolve(
     now = _now(session, clock)
     done = "posted" if post else "voided"
     keys = [f"{ref}:{'post' if post else 'void'}", *(f"{ref}:{k}" for k in follow_keys)]
-    async with _Atomic(session):
+
+    async def body() -> list[Transfer]:
         pending = await _by_key(session, f"{ref}:hold")
         if pending is None:
             raise hold_not_found()
@@ -437,8 +452,10 @@ async def _resolve(
             raise hold_closed(done)
         rows = await _move(session, now, legs, {i: k for (k, _), i in ids.items()})
         set_committed_value(pending, "state", done)
-    log.info("ledger %s %s amount=%d", "post" if post else "void", ref, pending.amount)
-    return rows
+        log.info("ledger %s %s amount=%d", "post" if post else "void", ref, pending.amount)
+        return rows
+
+    return await _atomic(session, body)
 
 
 def _split_of(rows: list[Transfer], ref: str) -> dict[str, tuple[str, int]]:

@@ -30,6 +30,16 @@ PAYMENT_LABELS = {"pending": "待支付", "succeeded": "已到账", "failed": "�
 WITHDRAWAL_LABELS = {"requested": "审核中", "paid": "已打款", "rejected": "已驳回"}
 
 
+async def end_reads(db: AsyncSession) -> None:
+    """End the read-only transaction that the sign-in lookup opened on a
+    request's session, so the write that follows begins as a writer
+    (``begin_write``: BEGIN IMMEDIATE on SQLite, where a read transaction that
+    later writes fails at once if another writer committed in between).
+    ``expire_on_commit=False`` keeps the loaded user usable."""
+    if db.in_transaction():
+        await db.commit()
+
+
 def withdrawal_ref(withdrawal_id: str) -> str:
     return f"withdrawal:{withdrawal_id}"
 
@@ -64,6 +74,7 @@ async def start_topup(
     if user.role != "seeker":
         raise AppError("forbidden_role", "只有倾诉者可以充值", "only seekers can top up", 403)
     check_topup_amount(settings, amount)
+    await end_reads(db)
     payment = Payment(
         id=new_id(), user_id=user.id, amount_fen=amount, status="pending", gateway=gateway.name,
         created_at=clock.now(),
