@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     orders_sub = p_orders.add_subparsers(dest="orders_cmd", required=True)
     p_verify = orders_sub.add_parser("verify", help="check an order report (JSON) against the database")
     p_verify.add_argument("report")
+    from miaohui.safety.cli import add_parser as add_safety_parser
+
+    add_safety_parser(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         _ = settings.effective_secret_key, settings.effective_message_keys
     if args.cmd == "orders":
         sys.exit(_verify_report(settings, args.report))
+    if args.cmd == "safety":
+        from miaohui.safety.cli import run as run_safety
+
+        sys.exit(run_safety(args))
     if args.cmd == "migrate":
         _migrate(settings)
         print("数据库已是最新 / database is up to date")

@@ -1,0 +1,63 @@
+"""Text normalisation and character n-grams.
+
+``normalise`` is applied identically at training and at run time:
+
+* Unicode NFKC: full-width letters, digits and punctuation become half-width
+  (``ＡＢＣ１２３！`` → ``ABC123!``), compatibility forms are folded.
+* Lower case (Latin only changes).
+* Traditional → simplified for a small table of frequent characters (enough for
+  messages typed on a traditional-Chinese keyboard: 殺/藥/樓/遺書/這…); a full
+  OpenCC conversion would cost a dependency for little gain.
+* Runs of more than three identical characters are cut to three
+  (``哈哈哈哈哈`` keeps ``哈哈哈``; ``啊啊啊啊啊啊`` → ``啊啊啊``; ``。。。。。。`` → ``。。。``),
+  so elongation neither inflates n-gram counts nor dodges patterns.
+* Whitespace runs become one space; the ends are stripped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+_TRAD = (
+    "兩两殺杀藥药樓楼遺遗書书這这個个們们來来為为麼么沒没開开關关時时後后過过體体臺台燒烧車车錢钱銀银"
+    "說说讓让幾几會会覺觉應应還还對对裡里裏里嗎吗們们學学習习愛爱聽听見见難难謝谢點点頭头錯错發发"
+    "給给經经歲岁帶带媽妈爺爷奶奶歡欢樂乐號号話话認认識识讀读寫写動动電电視视夢梦傷伤淚泪憂忧鬱郁"
+    "煩烦悶闷懼惧驚惊厭厌氣气壓压絕绝滅灭結结終终訣诀別别僅仅將将從从實实現现種种樣样邊边遠远間间"
+    "離离開开橋桥藥药腸肠戶户窗窗陽阳颱台緒绪頁页雙双親亲爸爸無无準准備备劃划畫画線线層层頂顶風风"
+    "跳跳脈脉腕腕吊吊繩绳屍尸墳坟喪丧葬葬槍枪彈弹醫医療疗術术劑剂瓶瓶顆颗粒粒罐罐農农計计謀谋"
+)
+_TRAD_TABLE = str.maketrans({_TRAD[i]: _TRAD[i + 1] for i in range(0, len(_TRAD), 2) if _TRAD[i] != _TRAD[i + 1]})
+_REPEAT = re.compile(r"(.)\1{3,}", re.DOTALL)
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Return the canonical form of ``text`` that every model and pattern sees."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_TRAD_TABLE)
+    text = _REPEAT.sub(r"\1\1\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def char_ngrams(text: str, lo: int = 1, hi: int = 3) -> Iterator[str]:
+    """Character n-grams of length ``lo``..``hi`` (spaces included, as scikit-learn's ``analyzer="char"``)."""
+    n = len(text)
+    for k in range(lo, hi + 1):
+        for i in range(n - k + 1):
+            yield text[i : i + k]
+
+
+MAX_MODEL_CHARS = 256
+
+
+def clip(text: str, max_chars: int = MAX_MODEL_CHARS) -> str:
+    """What the n-gram models read of a long message: its first and last ``max_chars // 2`` characters.
+
+    Bounds the per-message cost (n-gram look-ups are linear in length); the knowledge patterns
+    still read the whole message. Training clips the same way.
+    """
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return text[:half] + " " + text[-half:]

@@ -1,0 +1,255 @@
+"""``assess(text, history)``: learned score + knowledge signals + rules → tier, level, score.
+
+How the parts combine, in order:
+
+1. ``knowledge.detect`` normalises the text, masks colloquial and negated death
+   words and collects the signals.
+2. ``model.RiskModel`` (stacked n-gram model, trained on SOS-1K + SmileChat)
+   gives the probability of SOS-1K high risk and a level estimate.
+3. A base tier from the model: ``plan`` when the probability passes the trained
+   threshold; ``ideation`` when the probability is close to it and the level
+   estimate is at least 4 (wish to die); ``distress`` for hopelessness, pain,
+   self-harm, past attempts or mostly negative emotions (the emotion model);
+   else ``none``.
+4. ``RULES`` (below, data with examples), in three passes: *soft floors*
+   (what a signal means on the SOS-1K scale: a wish to die → ideation, a
+   decided method or a date → plan), then *caps* (negation, jokes, colloquial
+   死 only), then *hard floors*, which carry what SOS-1K cannot teach — the
+   means in hand, standing at a height, last words, the conversation's history
+   — and win over every cap, so "药已经吃下去了哈哈" is still imminent.
+   Rules are explicit rather than learned because these cases are rare, high
+   stakes and must be auditable: each names what it needs and what it sets.
+
+``score`` is monotone in the model probability, rescaled so that ``score ≥ 0.5``
+exactly when the tier is ``plan`` or ``imminent`` (floors lift it to at least
+0.75 / 0.9, caps below ``plan`` hold it under 0.5). ``level`` is the model's
+level estimate clipped into the tier's range on the SOS-1K scale
+(none 0, distress 1–3, ideation 4–5, plan 6–8, imminent 9–10).
+
+``history`` (the same person's recent messages, oldest first) adds the
+pseudo-signals ``history_risk`` (an earlier message reached ideation or more),
+``history_plan`` (one reached plan or more) and ``history_joke`` (one of the last
+two joked). Each history message is assessed alone, memoised, so a product that
+assesses every message on arrival pays for history only once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from miaohui.nlp.emotion import Emotion
+from miaohui.nlp.emotion import classify as classify_emotions
+from miaohui.nlp.text import normalise
+from miaohui.nlp.topics import detect_topics
+from miaohui.safety.knowledge import detect
+from miaohui.safety.model import RiskModel, default_model
+
+TIERS: tuple[str, ...] = ("none", "distress", "ideation", "plan", "imminent")
+_RANK = {t: i for i, t in enumerate(TIERS)}
+_INTERNAL = {"risk_context"}  # gate signal, not shown in assessments
+LEVEL_RANGE: dict[str, tuple[int, int]] = {
+    "none": (0, 0), "distress": (1, 3), "ideation": (4, 5), "plan": (6, 8), "imminent": (9, 10)
+}
+HISTORY_WINDOW = 8
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule table. ``examples`` are (text, history, allowed tiers "a|b") and are tested."""
+
+    name: str
+    all_of: dict[str, float]  # every signal at least this strong
+    any_of: dict[str, float] = field(default_factory=dict)  # at least one (when given)
+    none_of: dict[str, float] = field(default_factory=dict)  # none this strong
+    floor: str | None = None
+    cap: str | None = None
+    hard: bool = False  # a hard floor overrides caps (jokes, negation); a soft floor does not
+    examples: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    note: str = ""
+
+    def applies(self, s: dict[str, float]) -> bool:
+        return (
+            all(s.get(k, 0.0) >= v for k, v in self.all_of.items())
+            and (not self.any_of or any(s.get(k, 0.0) >= v for k, v in self.any_of.items()))
+            and not any(s.get(k, 0.0) >= v for k, v in self.none_of.items())
+        )
+
+
+# Signals that keep a joke or a negation from lowering anything.
+_SERIOUS = {"acquired_means": 0.5, "place": 0.6, "attempt": 0.5, "plan": 0.9, "farewell": 0.8}
+_RISK_CONTEXT = {"history_risk": 1.0, "ideation": 0.5, "method": 0.6, "method_intent": 0.5, "self_harm": 0.5,
+                 "hopelessness": 0.7, "attempt": 0.5}
+
+RULES: tuple[Rule, ...] = (
+    # ---- soft floors: what the signals say on their own (SOS-1K scale) ----
+    Rule("wish_to_die", {"ideation": 0.5}, none_of={"negation": 0.5, "advice": 0.7, "third_party": 0.7},
+         floor="ideation", examples=(("不想活了", (), "ideation"), ("活着没意思", (), "ideation"))),
+    Rule("method_intent", {"method_intent": 0.5}, floor="plan", examples=(("我打算吃安眠药", (), "plan"),),
+         note="SOS-1K level 7: method decided"),
+    Rule("date_set", {"time": 0.6}, any_of={"method_intent": 0.5, "method": 0.6, "ideation": 0.5}, floor="plan",
+         examples=(("等过完生日我就去死", (), "plan"),), note="SOS-1K level 8: a date is roughly set"),
+    Rule("place_mentioned", {"place": 0.7}, floor="ideation", examples=(("我在楼顶", (), "ideation|plan"),),
+         note="ask gently; no alarm on the place alone"),
+    Rule("at_height", {"place": 0.8}, floor="plan", examples=(("我在天台上，风好大", (), "plan|imminent"),)),
+    # ---- caps ----
+    Rule("negated", {"negation": 0.5},
+         none_of={**_SERIOUS, "ideation": 0.5, "method_intent": 0.5, "farewell": 0.4, "time": 0.6,
+                  "self_harm": 0.5, "together": 0.5},
+         cap="distress", examples=(("我从来没想过自杀", (), "none|distress"), ("我不想死，只是有点累", (), "none|distress")),
+         note="a negated wish to die with nothing else risky stays below ideation"),
+    Rule("joke", {"joke": 0.6}, none_of=_SERIOUS, cap="ideation",
+         examples=(("我要去跳楼了（狗头）", (), "none|distress|ideation"), ("考试又挂了不想活了哈哈哈", (), "ideation")),
+         note="joke markers: the listener may still ask, but no alarm"),
+    Rule("joke_context", {"history_joke": 1.0}, none_of=_SERIOUS, cap="ideation",
+         examples=(("我要去跳楼", ("哈哈哈今天又被老板骂了", "开玩笑的啦"), "none|distress|ideation"),),
+         note="the conversation is joking"),
+    Rule("colloquial_only", {"colloquial": 1.0},
+         none_of={**_SERIOUS, "ideation": 0.5, "method": 0.6, "method_intent": 0.5, "farewell": 0.4,
+                  "together": 0.5, "method_seeking": 0.5},
+         cap="distress", examples=(("累死了", (), "none|distress"), ("笑死我了", (), "none|distress"),
+                                   ("饿死了", (), "none|distress")),
+         note="累死了, 笑死, 死线: intensifiers, not risk"),
+    Rule("no_risk_context", {},
+         none_of={"risk_context": 0.3, "history_risk": 1.0, "method": 0.3, "method_intent": 0.5, "method_seeking": 0.5,
+                  "together": 0.5, "plan": 0.5, "farewell": 0.4, "attempt": 0.5, "ideation": 0.5, "self_harm": 0.5,
+                  "place": 0.3, "acquired_means": 0.5},
+         cap="distress", examples=(("周末去爬山了", (), "none|distress"), ("今天吃了火锅", (), "none")),
+         note="the n-gram model knows suicide-context texts only (SOS-1K); with no word of death, harm or leaving "
+              "and no risky history it may not raise an alarm"),
+    # ---- hard floors: what SOS-1K cannot teach; they win over every cap ----
+    Rule("means_in_hand", {"acquired_means": 0.8}, floor="imminent", hard=True,
+         examples=(("药已经吃下去了，谢谢你陪我聊天", (), "imminent"), ("安眠药买好了", (), "imminent"),
+                   ("药已经吃下去了哈哈", (), "imminent")),
+         note="SOS-1K level 10: possibly in progress"),
+    Rule("means_after_risk", {"acquired_means": 0.5, "history_risk": 1.0}, floor="imminent", hard=True,
+         examples=(("买好了", ("我想吃安眠药死掉",), "imminent"),)),
+    Rule("at_height_now", {"place": 0.6}, any_of={"now": 0.5, "farewell": 0.4, **_RISK_CONTEXT}, floor="imminent",
+         hard=True,
+         examples=(("我现在在天台上，风好大", (), "imminent"), ("我坐在窗台上", ("活着好累，我撑不下去了",), "imminent"))),
+    Rule("last_words", {"farewell": 0.8}, floor="plan", hard=True,
+         examples=(("这是我最后一条消息了", (), "plan|imminent"),
+                   ("我把猫托付给朋友了，存款也转给我妈了", (), "plan|imminent"))),
+    Rule("farewell_after_risk", {"farewell": 0.4}, any_of=_RISK_CONTEXT, floor="plan", hard=True,
+         examples=(("谢谢你陪我聊天", ("我真的不想活了",), "plan|imminent"),)),
+    Rule("ready_after_risk", {"plan": 0.5, "history_risk": 1.0}, floor="plan", hard=True,
+         examples=(("好了，我准备好了", ("我真的不想活了",), "plan|imminent"),)),
+    Rule("escalation", {"history_plan": 1.0},
+         any_of={"farewell": 0.4, "plan": 0.5, "time": 0.6, "now": 0.5, "acquired_means": 0.5, "place": 0.6},
+         floor="imminent", hard=True, examples=(("好了，我准备好了", ("我打算今晚吃安眠药",), "imminent"),),
+         note="after a plan, readiness, time or farewell means it is happening"),
+    Rule("method_now", {"method_intent": 0.5, "now": 0.5}, none_of={"joke": 0.6}, floor="imminent", hard=True,
+         examples=(("我现在就准备去跳楼", (), "imminent"),), note="SOS-1K level 10: method decided, now"),
+)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    tier: str
+    level: int
+    score: float
+    signals: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    emotions: tuple[tuple[str, float], ...] = ()  # (Chinese label, probability), best first
+    topics: tuple[str, ...] = ()
+
+    @property
+    def high_risk(self) -> bool:
+        return _RANK[self.tier] >= _RANK["plan"]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["signals"], d["rules"], d["topics"] = list(self.signals), list(self.rules), list(self.topics)
+        d["emotions"] = [{"label": lab, "prob": p} for lab, p in self.emotions]
+        d["high_risk"] = self.high_risk
+        return d
+
+
+def _rescale(p: float, thr: float) -> float:
+    return 0.5 * p / thr if p < thr else 0.5 + 0.5 * (p - thr) / max(1e-9, 1.0 - thr)
+
+
+def _base(text: str, model: RiskModel, emo: list[Emotion]) -> tuple[str, float, float, dict[str, float]]:
+    """Tier from the model alone, plus score (0.5 = threshold), level estimate and signals."""
+    det = detect(text, normalised=True)
+    rs = model.score(det)
+    s, t = det.signals, model.tiering
+    if rs.high:
+        tier = "plan"
+    elif rs.prob >= t.get("ideation_prob", 0.3) and rs.level >= t.get("ideation_level", 4.0):
+        tier = "ideation"
+    elif (s.get("hopelessness", 0.0) >= 0.4 or s.get("self_harm", 0.0) >= 0.5 or s.get("attempt", 0.0) >= 0.5
+          or sum(e.prob for e in emo if e.label in _NEGATIVE) >= t.get("distress_emotion", 0.6)):
+        tier = "distress"
+    else:
+        tier = "none"
+    return tier, _rescale(rs.prob, model.threshold), rs.level, dict(s)
+
+
+_NEGATIVE = ("sadness", "anger", "disgust", "fear")
+
+
+@lru_cache(maxsize=4096)
+def _cached_tier(text: str) -> tuple[str, bool]:
+    a = _assess(text, (), default_model())
+    return a.tier, "joke" in a.signals
+
+
+def _history_signals(history: list[str] | tuple[str, ...], model: RiskModel) -> dict[str, float]:
+    recent = [normalise(h) for h in history[-HISTORY_WINDOW:] if h and h.strip()]
+    if not recent:
+        return {}
+    if model is default_model():
+        seen = [_cached_tier(h) for h in recent]
+    else:
+        seen = [(a.tier, "joke" in a.signals) for a in (_assess(h, (), model) for h in recent)]
+    top = max(_RANK[t] for t, _ in seen)
+    out: dict[str, float] = {}
+    if top >= _RANK["ideation"]:
+        out["history_risk"] = 1.0
+    if top >= _RANK["plan"]:
+        out["history_plan"] = 1.0
+    if any(j for _, j in seen[-2:]):
+        out["history_joke"] = 1.0
+    return out
+
+
+def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, extras: bool = False) -> Assessment:
+    emo = classify_emotions(text, top=7, normalised=True)
+    base_tier, score, level_est, sig = _base(text, model, emo)
+    sig.update(_history_signals(history, model) if history else {})
+    if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
+        score *= 0.5
+    fired = [r for r in RULES if r.applies(sig)]
+    tier = base_tier
+    for r in fired:  # soft floors, then caps, then hard floors
+        if r.floor and not r.hard and _RANK[tier] < _RANK[r.floor]:
+            tier = r.floor
+    for r in fired:
+        if r.cap and _RANK[tier] > _RANK[r.cap]:
+            tier = r.cap
+    for r in fired:
+        if r.floor and r.hard and _RANK[tier] < _RANK[r.floor]:
+            tier = r.floor
+    if _RANK[tier] >= _RANK["plan"]:
+        score = max(score, 0.9 if tier == "imminent" else 0.75)
+    else:
+        score = min(score, 0.49)
+    lo, hi = LEVEL_RANGE[tier]
+    level = int(min(hi, max(lo, round(level_est))))
+    signals = tuple(k for k, v in sorted(sig.items(), key=lambda kv: -kv[1]) if v > 0 and k not in _INTERNAL)
+    emotions: tuple[tuple[str, float], ...] = ()
+    topics: tuple[str, ...] = ()
+    if extras:
+        emotions = tuple((e.zh, e.prob) for e in emo[:2])
+        topics = detect_topics(text, normalised=True)
+    return Assessment(tier, level, round(min(1.0, max(0.0, score)), 4), signals,
+                      tuple(r.name for r in fired if (r.floor or r.cap)), emotions, topics)
+
+
+def assess(text: str, history: list[str] | None = None, *, model: RiskModel | None = None,
+           extras: bool = True) -> Assessment:
+    """Assess one message of a seeker, optionally with their recent earlier messages (oldest first).
+
+    ``extras=False`` skips emotions and topics (only the risk fields are filled).
+    """
+    return _assess(normalise(text or ""), tuple(history or ()), model or default_model(), extras)
