@@ -244,11 +244,11 @@ def run_property(url: str, examples: int) -> None:
 
 
 def test_ledger_properties_sqlite(sqlite_url):
-    run_property(sqlite_url, 80)
+    run_property(sqlite_url, 60)
 
 
 def test_ledger_properties_postgres(pg_server, pg_template):
-    run_property(_clone_pg(pg_server, pg_template), 25)
+    run_property(_clone_pg(pg_server, pg_template), 30)
 
 
 def test_spent_since_statement_and_labels(sqlite_url):
