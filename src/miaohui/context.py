@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from miaohui.chat.writer import MessageWriter
     from miaohui.orders.scheduler import OrderScheduler
     from miaohui.payments.gateway import PaymentGateway
+    from miaohui.supervision.monitor import SafetyMonitor
 
 
 @dataclass
@@ -37,3 +38,4 @@ class AppContext:
     writer: MessageWriter = field(init=False)
     orders: OrderScheduler = field(init=False)
     gateway: PaymentGateway = field(init=False)
+    safety: SafetyMonitor = field(init=False)

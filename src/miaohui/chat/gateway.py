@@ -36,6 +36,7 @@ from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
 from miaohui.chat.writer import PendingMessage, Receipt, Stored
 from miaohui.core.crypto import message_aad
 from miaohui.core.errors import AppError
+from miaohui.supervision.monitor import private_topic
 
 log = logging.getLogger("miaohui.chat.gateway")
 router = APIRouter()
@@ -158,8 +159,10 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
     # Subscribe (buffering) *before* the view and backlog are read, so nothing
     # published in between is missed; nothing is sent until authorized.
     topic = f"conv:{conversation_id}"
+    private = private_topic(conversation_id, user.id)  # safety events meant for this person only
     conn = Connection(ws, user.id, settings.outbound_queue_max)
     await ctx.broker.subscribe(topic, conn.deliver)
+    await ctx.broker.subscribe(private, conn.deliver)
     view = None
     try:
         async with ctx.sessionmaker() as db:
@@ -177,6 +180,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
         pass  # the client went away (possibly mid-backlog); it resumes by seq
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
+        await ctx.broker.unsubscribe(private, conn.deliver)
         await conn.finish()
         if view is not None:
             with contextlib.suppress(Exception):
@@ -248,14 +252,16 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     topic = f"conv:{conv_id}"
     user_id = view.me.user_id
     role = view.me.role
-    recipients = tuple(p for p in {view.peer.user_id} if p != user_id)
+    recipients = tuple(p for p in (view.roles or {view.peer.user_id: ""}) if p != user_id)
+    peer_id = view.peer.user_id
     keyring = ctx.keyring
     writer = ctx.writer
     clock = ctx.clock
+    safety = ctx.safety
     last_typing = 0.0
     typing_gap = settings.typing_min_interval_ms / 1000
 
-    def on_stored(client_id: str):
+    def on_stored(client_id: str, verdict=None):
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
                 return
@@ -278,6 +284,8 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                     }
                 )
             )
+            if verdict is not None:
+                safety.committed(verdict, st.seq, st.duplicate)
 
         return done
 
@@ -290,11 +298,15 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             ftype = frame["type"]
             if ftype == "send":
                 client_id, body = validate_send(frame, settings.max_message_chars)
+                # Boundary scan (masks contact details) and, for seekers, the risk model: before storing.
+                verdict = safety.check(conv_id, user_id, role, peer_id, body)
+                if verdict is not None:
+                    body = verdict.body
                 key_id, ct = keyring.encrypt(body, message_aad(conv_id, user_id, client_id))
                 fut = writer.submit(
                     PendingMessage(conv_id, user_id, role, client_id, key_id, ct, body, recipients, conn.id)
                 )
-                fut.add_done_callback(on_stored(client_id))
+                fut.add_done_callback(on_stored(client_id, verdict))
             elif ftype == "typing":
                 state = "stop" if frame.get("state") == "stop" else "start"
                 now = clock.monotonic()

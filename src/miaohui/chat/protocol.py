@@ -30,7 +30,7 @@ class FrameError(Exception):
         return orjson.dumps(d).decode()
 
 
-def parse_frame(raw: str | bytes, max_bytes: int) -> dict:
+def parse_frame(raw: str | bytes, max_bytes: int, types: frozenset[str] | set[str] = CLIENT_TYPES) -> dict:
     if len(raw) > max_bytes:
         raise FrameError("frame_too_large", "消息帧过大", "frame too large")
     try:
@@ -40,7 +40,7 @@ def parse_frame(raw: str | bytes, max_bytes: int) -> dict:
     if not isinstance(frame, dict):
         raise FrameError("malformed_frame", "消息格式错误（应为对象）", "frame must be a JSON object")
     ftype = frame.get("type")
-    if ftype not in CLIENT_TYPES:
+    if ftype not in types:
         raise FrameError("unknown_type", "未知的事件类型", "unknown event type")
     return frame
 

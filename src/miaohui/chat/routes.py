@@ -83,12 +83,17 @@ async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx,
         raise AppError("empty_body", "不能发送空消息", "message is empty")
     if len(body.body) > ctx.settings.max_message_chars:
         raise AppError("body_too_long", "消息过长", "message too long")
-    key_id, ct = ctx.keyring.encrypt(body.body, message_aad(view.conversation.id, user.id, body.client_id))
+    text = body.body
+    verdict = ctx.safety.check(view.conversation.id, user.id, view.me.role, view.peer.user_id, text)
+    if verdict is not None:
+        text = verdict.body  # contact details masked before storing
+    key_id, ct = ctx.keyring.encrypt(text, message_aad(view.conversation.id, user.id, body.client_id))
+    recipients = tuple(u for u in (view.roles or {view.peer.user_id: ""}) if u != user.id)
     fut = ctx.writer.submit(
-        PendingMessage(
-            view.conversation.id, user.id, view.me.role, body.client_id, key_id, ct, body.body, (view.peer.user_id,)
-        )
+        PendingMessage(view.conversation.id, user.id, view.me.role, body.client_id, key_id, ct, text, recipients)
     )
+    if verdict is not None:  # safety events after COMMIT, even if this request is cancelled meanwhile
+        fut.add_done_callback(ctx.safety.after(verdict))
     try:
         st = await asyncio.shield(fut)
     except Exception:

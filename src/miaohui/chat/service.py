@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -44,6 +44,7 @@ class ConversationView:
     me: Participant
     peer: Participant
     peer_user: User
+    roles: dict[str, str] | None = None  # every participant (a supervisor may have joined)
 
 
 async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> ConversationView:
@@ -54,9 +55,15 @@ async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> Conv
         raise conversation_forbidden()
     parts = list(await db.scalars(select(Participant).where(Participant.conversation_id == conv.id)))
     me = next(p for p in parts if p.user_id == user_id)
-    peer = next((p for p in parts if p.user_id != user_id), me)
+    # The peer is the other party of the pair (seeker <-> listener); a
+    # supervisor who joined sees the seeker as the peer.
+    others = sorted((p for p in parts if p.user_id != user_id), key=lambda p: _PEER_ORDER.get(p.role, 9))
+    peer = others[0] if others else me
     peer_user = await accounts.get_user(db, peer.user_id)
-    return ConversationView(conv, me, peer, peer_user)
+    return ConversationView(conv, me, peer, peer_user, {p.user_id: p.role for p in parts})
+
+
+_PEER_ORDER = {"seeker": 0, "listener": 1, "supervisor": 2}
 
 
 async def start_with_listener(db: AsyncSession, clock: Clock, seeker: User, listener_id: str) -> tuple[Conversation, bool]:
@@ -100,7 +107,9 @@ async def list_for_user(
     rows = await db.execute(
         select(Conversation, me, peer, User, Message)
         .join(me, and_(me.conversation_id == Conversation.id, me.user_id == user_id))
-        .join(peer, and_(peer.conversation_id == Conversation.id, peer.user_id != user_id))
+        .join(peer, and_(peer.conversation_id == Conversation.id, peer.user_id != user_id,
+                         # one row per conversation when a supervisor joined
+                         peer.role != "supervisor", or_(me.role != "supervisor", peer.role == "seeker")))
         .join(User, User.id == peer.user_id)
         # The latest message, for the preview: one index probe per row, no N+1.
         .outerjoin(Message, and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq))
@@ -155,7 +164,7 @@ async def history(
     """A page of messages.  ``before_seq`` pages backwards (scrolling up),
     ``after_seq`` forwards (catching up).  Returns ``(messages, has_more)``."""
     conv_id = view.conversation.id
-    roles = {view.me.user_id: view.me.role, view.peer.user_id: view.peer.role}
+    roles = dict(view.roles or {view.me.user_id: view.me.role, view.peer.user_id: view.peer.role})
     q = select(Message).where(Message.conversation_id == conv_id)
     if after_seq is not None:
         q = q.where(Message.seq > after_seq).order_by(Message.seq.asc()).limit(limit + 1)
@@ -227,6 +236,31 @@ async def participants(db: AsyncSession, conversation_id: str) -> dict[str, str]
         select(Participant.user_id, Participant.role).where(Participant.conversation_id == conversation_id)
     )
     return dict(tuple(r) for r in rows)
+
+
+async def add_participant(db: AsyncSession, clock: Clock, conversation_id: str, user_id: str, role: str) -> bool:
+    """Add someone to a conversation (a supervisor joining a case).  Returns
+    False if they already take part.  The caller commits."""
+    if await db.get(Participant, (conversation_id, user_id)) is not None:
+        return False
+    last = (await last_seqs(db, [conversation_id])).get(conversation_id, 0)
+    db.add(Participant(conversation_id=conversation_id, user_id=user_id, role=role, joined_at=clock.now(),
+                       last_delivered_seq=last, last_read_seq=last))
+    await db.flush()
+    return True
+
+
+async def staff_transcript(db: AsyncSession, keyring: KeyRing, conversation_id: str, limit: int = 200) -> list[dict]:
+    """The latest ``limit`` messages of a conversation for a supervisor who is
+    not a participant.  This bypasses :func:`readable_conversations` on
+    purpose: the caller (``supervision.service.transcript``) checks the role
+    and writes the access audit record in the same transaction."""
+    roles = await participants(db, conversation_id)
+    roles[SYSTEM_SENDER] = SYSTEM_SENDER
+    rows = list(await db.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq.desc()).limit(limit)
+    ))
+    return [to_dict(keyring, m, roles.get(m.sender_id, "")) for m in reversed(rows)]
 
 
 async def evidence_rows(db: AsyncSession, keyring: KeyRing, conversation_id: str, upto_seq: int | None = None):

@@ -738,3 +738,43 @@ async def check_books(session: AsyncSession) -> dict:
         "escrow_held": sum(int(a.credits_pending) for a in accts if a.kind == "escrow"),
         "payouts_in_flight": sum(int(a.credits_pending) for a in accts if a.kind == "payouts"),
     }
+
+
+# ------------------------------------------------------- platform-paid time
+
+
+async def guardian_pay(
+    session: AsyncSession, *, ref: str, listener_id: str, amount: int, memo: str = "", clock: Clock | None = None
+) -> list[Transfer]:
+    """The platform pays a listener for time spent in guardian mode beyond a
+    paid period (supervision, issue 4): platform revenue → the listener's
+    earnings (code ``settle``, key ``<ref>:payee``); the seeker is never
+    charged.  If platform revenue cannot cover it, the shortfall is first
+    paid in from outside (gateway → platform revenue, code ``adjustment``,
+    key ``<ref>:fund``).  Exactly once per ``ref``: a repeat returns the
+    original transfers."""
+    _check_ref(ref)
+    _check_amount(amount)
+    payee = ("earnings", listener_id)
+    now = _now(session, clock)
+
+    async def body() -> list[Transfer]:
+        ids = await _lock(session, [GATEWAY, PLATFORM, payee], now)
+        existing = await _by_key(session, f"{ref}:payee")
+        if existing is not None:
+            if (existing.credit_account_id, existing.amount) != (ids[payee], amount):
+                raise key_conflict()
+            return await _by_keys(session, [f"{ref}:fund", f"{ref}:payee"])
+        revenue = int(await session.scalar(
+            select(Acct.credits_posted - Acct.debits_posted - Acct.debits_pending).where(Acct.id == ids[PLATFORM])
+        ) or 0)
+        legs = []
+        if revenue < amount:
+            legs.append(_Leg(f"{ref}:fund", "adjustment", ids[GATEWAY], ids[PLATFORM], amount - revenue, ref,
+                             "平台守护基金补足"))
+        legs.append(_Leg(f"{ref}:payee", "settle", ids[PLATFORM], ids[payee], amount, ref, memo))
+        rows = await _move(session, now, legs, {i: k for (k, _), i in ids.items()})
+        log.info("ledger guardian pay %s amount=%d", ref, amount)
+        return rows
+
+    return await _atomic(session, body)

@@ -83,6 +83,15 @@ def served_windows(order, until: datetime) -> list[tuple[datetime, datetime]]:
     return [(a, min(b, until)) for a, b in _windows(order) if a < until]
 
 
+def value_at_agreed_rate(order, windows: list[tuple[datetime, datetime]]) -> int:
+    """What ``windows`` of time are worth at the order's agreed rate (its base,
+    night rule and discount, from the contract copy)."""
+    c = order.contract
+    t = c["tariff"]
+    tariff = Tariff(t["timezone"], t["night_start_hour"], t["night_end_hour"], t["night_surcharge_pct"])
+    return value_of(windows, c["price"]["base_fen_per_hour"], tariff, c["price"]["discount_pct"])
+
+
 def outcome(order, *, refund_override: int | None = None, at: datetime | None = None) -> dict:
     """Who gets what, in fen.  ``refund_override`` is a supervisor's dispute
     decision (total refund); otherwise the contract decides.  ``at`` is the
@@ -95,11 +104,7 @@ def outcome(order, *, refund_override: int | None = None, at: datetime | None = 
     unserved = 0
     ended = order.ended_at or at
     if order.end_reason in REFUND_UNSERVED and ended is not None:
-        t = c["tariff"]
-        tariff = Tariff(t["timezone"], t["night_start_hour"], t["night_end_hour"], t["night_surcharge_pct"])
-        served = value_of(served_windows(order, ended), c["price"]["base_fen_per_hour"], tariff,
-                          c["price"]["discount_pct"])
-        unserved = max(0, price - served)
+        unserved = max(0, price - value_at_agreed_rate(order, served_windows(order, ended)))
     per = price * c["breach_deduction_pct"] // 100
     compensation = min(order.breaches * per, price * c["breach_cap_pct"] // 100, price - unserved)
     refund = unserved + compensation

@@ -26,6 +26,7 @@ class OrderScheduler:
         self._task: asyncio.Task | None = None
         self._running: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
+        self._rechecks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
@@ -35,10 +36,24 @@ class OrderScheduler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*self._running.values(), *self._rechecks, return_exceptions=True)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def recheck_conversation(self, conversation_id: str) -> None:
+        """Guardian mode ended in this conversation: look at its order now."""
+
+        async def go() -> None:
+            try:
+                if await service.due_now(self.ctx, conversation_id):
+                    self.wake()
+            except Exception:
+                log.exception("guardian recheck failed")
+
+        task = asyncio.get_running_loop().create_task(go())
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
 
     # -------------------------------------------------------- message hook
 

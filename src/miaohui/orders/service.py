@@ -31,6 +31,7 @@ from miaohui.orders import contract as terms
 from miaohui.orders.models import LIVE, Block, Dispute, Gift, Offering, Order, Turn
 from miaohui.orders.pricing import KINDS, Tariff, quote, windows_for
 from miaohui.sla import engine
+from miaohui.supervision import service as supervision
 from miaohui.wellbeing import service as wellbeing
 
 log = logging.getLogger("miaohui.orders")
@@ -332,12 +333,19 @@ async def tick(ctx, order_id: str) -> None:
         c = order.contract
         if order.status == "scheduled" and order.starts_at <= now:
             started = await _activate(db, order, now)
+        holding = False
         if order.status == "active":
             await _catch_up(db, order)
             st = _state(order)
             engine.expire(st, now, _windows(order), order.response_window_s)
             _store_state(db, order, st)
-            if order.listener_arrived_at is None and now >= order.starts_at + timedelta(minutes=c["no_show_minutes"]):
+            guard = None
+            if _time_would_interrupt(order, now):
+                guard = await supervision.guardian_for_order(db, order.conversation_id, order.id, now, order.sla_seq)
+                holding = guard is not None and guard.holding
+            if holding:
+                pass  # guardian mode: no end, no "time's up", no notice while the risk case is open
+            elif order.listener_arrived_at is None and now >= order.starts_at + timedelta(minutes=c["no_show_minutes"]):
                 await _end(db, ctx, order, "no_show", now)
             elif order.pending_since is not None and now >= order.pending_since + timedelta(
                 minutes=c["disappear_minutes"]
@@ -348,14 +356,21 @@ async def tick(ctx, order_id: str) -> None:
                               "未服务时长与超时赔付将自动退还给你。"))
             elif now >= order.ends_at:
                 await _end(db, ctx, order, "completed", order.ends_at)
-                posts.append((f"order:{order.id}:end", "时间到了哦，这次的倾诉就先到这里。谢谢你愿意说出来，"
-                              "照顾好自己；想继续的话可以一键续费。"))
+                if guard is not None:  # released from guardian mode: the platform pays the extra time
+                    await _pay_guardian_time(db, ctx, order, guard, now)
+                    posts.append((f"order:{order.id}:end", GUARDIAN_END_NOTICE))
+                else:
+                    posts.append((f"order:{order.id}:end", "时间到了哦，这次的倾诉就先到这里。谢谢你愿意说出来，"
+                                  "照顾好自己；想继续的话可以一键续费。"))
             elif not order.notice_sent and now >= order.ends_at - timedelta(minutes=c["end_notice_minutes"]):
                 order.notice_sent = True
                 posts.append((f"order:{order.id}:notice", f"温馨提示：本次服务还剩 {c['end_notice_minutes']} 分钟。"))
         if order.status == "ended" and order.settle_at is not None and now >= order.settle_at:
             await _settle(db, order, None, now)
         order.next_due_at = next_due(order, s)
+        if holding and order.next_due_at is not None and order.next_due_at <= now:
+            # Look again later (resolving the case asks for a look at once).
+            order.next_due_at = now + timedelta(seconds=s.guardian_recheck_seconds)
         await db.commit()
     for client_id, body in posts:
         try:
@@ -363,6 +378,52 @@ async def tick(ctx, order_id: str) -> None:
         except Exception:  # the notice is retried by nothing; the order state is what matters
             log.warning("system notice failed for an order")
     await _after_change(ctx, order, started=started)
+
+
+GUARDIAN_END_NOTICE = ("本次服务的付费时长已经结束。超出的陪伴时间由平台承担，不向你收费。"
+                       "谢谢你愿意说出来，照顾好自己；任何时候想说话，都可以再来。")
+
+
+def _time_would_interrupt(order: Order, now: datetime) -> bool:
+    """Would time alone end this active order, or post its end notice, now?"""
+    c = order.contract
+    return (
+        now >= order.ends_at
+        or (order.listener_arrived_at is None and now >= order.starts_at + timedelta(minutes=c["no_show_minutes"]))
+        or (order.pending_since is not None and now >= order.pending_since + timedelta(minutes=c["disappear_minutes"]))
+        or (not order.notice_sent and now >= order.ends_at - timedelta(minutes=c["end_notice_minutes"]))
+    )
+
+
+async def _pay_guardian_time(db: AsyncSession, ctx, order: Order, guard, now: datetime) -> None:
+    """Guardian mode kept the order open past its paid end: the platform pays
+    the listener, at the agreed rate, for the time from the paid end to their
+    last message before the case was resolved (capped); the seeker pays
+    nothing more.  Recorded on the case in this same transaction."""
+    until = min(guard.resolved_at or now, order.ends_at + timedelta(minutes=ctx.settings.guardian_pay_cap_minutes))
+    rows = await chat.message_meta(db, order.conversation_id, guard.held_seq or 0)
+    stayed = max((at for _, sender, at in rows if sender == order.listener_id and order.ends_at < at <= until),
+                 default=None)
+    seconds = fen = 0
+    if stayed is not None:
+        seconds = int((stayed - order.ends_at).total_seconds())
+        fen = terms.value_at_agreed_rate(order, [(order.ends_at, stayed)])
+    if fen > 0:
+        await ledger.guardian_pay(db, ref=f"guardian:{order.id}", listener_id=order.listener_id, amount=fen,
+                                  memo=f"守护模式超时陪伴 {seconds // 60} 分钟（平台承担）")
+    await supervision.guardian_paid(db, guard.case_id, order_id=order.id, seconds=seconds, fen=fen, now=now)
+
+
+async def due_now(ctx, conversation_id: str) -> int:
+    """Make the conversation's running orders due at once (a risk case was
+    resolved: guardian mode no longer holds them)."""
+    async with ctx.sessionmaker() as db:
+        result = await db.execute(
+            update(Order).where(Order.conversation_id == conversation_id, Order.status == "active")
+            .values(next_due_at=ctx.clock.now())
+        )
+        await db.commit()
+    return result.rowcount
 
 
 async def _end(db: AsyncSession, ctx, order: Order, reason: str, at: datetime) -> None:
@@ -420,6 +481,13 @@ async def end_by(ctx, user: User, order_id: str, *, block: bool = False, reason_
         if order.status not in LIVE:
             raise AppError("order_closed", "订单已结束", "order is no longer running", 409)
         await _catch_up(db, order)
+        if user.id == order.listener_id and order.status == "active":
+            case_id = await supervision.guardian_case(db, order.conversation_id)
+            if case_id is not None:  # guardian mode: the listener cannot end or block now
+                await supervision.refused_end(db, case_id, user.id, order.id, now)
+                await db.commit()
+                raise AppError("guardian_mode", "对方可能正处在危险中，守护模式下不能结束或拉黑。请留在对话里，督导会来协助。",
+                               "guardian mode: this conversation cannot be ended now", 409)
         if user.id == order.seeker_id:
             reason = "seeker_ended"
         else:

@@ -29,6 +29,7 @@ from miaohui.core.errors import AppError
 from miaohui.listeners import service as listeners
 from miaohui.orders import service as orders
 from miaohui.sla import stats as sla_stats
+from miaohui.supervision import service as supervision
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,7 +93,7 @@ def safe_next(value: str | None) -> str | None:
 
 
 def home_for(user: User) -> str:
-    return {"listener": "/console", "admin": "/admin", "supervisor": "/admin/disputes"}.get(user.role, "/listeners")
+    return {"listener": "/console", "admin": "/admin", "supervisor": "/supervision"}.get(user.role, "/listeners")
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -362,6 +363,8 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         "orders": [
             orders.summary(o, ctx.clock.now()) for o in await orders.active_in_conversation(db, user, conversation_id)
         ],
+        # Guidance, whispers (listener), the hotline card (seeker): see supervision.service.chat_state.
+        "safety": await supervision.chat_state(ctx, db, user, view.conversation.id, view.me.role),
     }
     return render(
         request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page"
@@ -386,7 +389,9 @@ async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Respon
     boot = await _inbox_boot(ctx, db, user)
     now = ctx.clock.now()
     live = [orders.summary(o, now) for o in await orders.live_for_listener(db, user)]
-    return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot, live_orders=live)
+    safety = await supervision.listener_state(ctx, db, user)
+    return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot, live_orders=live,
+                  safety=safety)
 
 
 @router.get("/console/profile")

@@ -27,6 +27,8 @@ const convId = boot.conversation_id;
 const meId = boot.me.user_id;
 const peerId = boot.peer.user_id;
 const MAX_CHARS = (boot.limits && boot.limits.max_body_chars) || 4000;
+const SAFETY_FRAMES = new Set(["risk", "hotline", "boundary", "whisper", "case", "debrief"]);
+const ROLE_LABELS = { seeker: "倾诉者", listener: "倾听师", supervisor: "平台督导" };
 const TYPING_IDLE_MS = 3000;
 const TYPING_REFRESH_MS = 2500;
 const PEER_TYPING_TIMEOUT_MS = 5000;
@@ -126,7 +128,15 @@ function stampLabel(iso) {
 function buildElement(rec) {
   const li = document.createElement("li");
   li.className = "msg" + (rec.system ? " system" : rec.mine ? " mine" : " theirs");
+  if (rec.role === "supervisor") li.classList.add("from-supervisor");
   li.setAttribute("data-testid", "message");
+  // A third voice (a supervisor who joined), or a supervisor reading both sides: say who speaks.
+  if (!rec.mine && !rec.system && (rec.role === "supervisor" || boot.me.role === "supervisor") && ROLE_LABELS[rec.role]) {
+    const from = document.createElement("span");
+    from.className = "msg-from";
+    from.textContent = ROLE_LABELS[rec.role];
+    li.append(from);
+  }
   li.dataset.mine = rec.mine ? "true" : "false";
   if (rec.client_id) li.dataset.clientId = rec.client_id;
   const bubble = document.createElement("div");
@@ -219,7 +229,7 @@ function ingest(m) {
   } else {
     rec = {
       seq: m.seq, client_id: m.client_id, sender_id: m.sender_id, body: m.body, created_at: m.created_at, mine,
-      system: m.sender_role === "system",
+      system: m.sender_role === "system", role: m.sender_role,
     };
     buildElement(rec);
     if (mine && m.client_id) byClient.set(m.client_id, rec);
@@ -539,6 +549,7 @@ function onHello(f) {
   const r = f.receipts || {};
   if (r[peerId]) onReceipt({ user_id: peerId, ...r[peerId] });
   if (r[meId]) onReceipt({ user_id: meId, ...r[meId] });
+  window.dispatchEvent(new CustomEvent("mh-safety-resync")); // safety events may have been missed
 }
 
 function onFrame(f) {
@@ -571,6 +582,7 @@ function onFrame(f) {
       orderBar.update(f.order);
       break;
     default:
+      if (SAFETY_FRAMES.has(f.type)) window.dispatchEvent(new CustomEvent("mh-safety", { detail: f })); // safety_chat.js
       break;
   }
 }

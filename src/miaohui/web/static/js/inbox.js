@@ -87,6 +87,9 @@ const sock = new LiveSocket({
   url: () => wsUrl("/ws/inbox"),
   onFrame(f) {
     if (f.type === "activity" || f.type === "conversation" || f.type === "presence") scheduleRefresh();
+    if (["risk", "case", "whisper", "debrief"].includes(f.type)) {
+      window.dispatchEvent(new CustomEvent("mh-safety", { detail: f })); // console_safety.js
+    }
     if (f.type === "order") {
       window.dispatchEvent(new CustomEvent("mh-order", { detail: f.order }));
       scheduleRefresh(); // a purchase may have opened a new conversation

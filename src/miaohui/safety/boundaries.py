@@ -1,0 +1,224 @@
+"""Boundary signals in chat messages, from either side, as data.
+
+Two families, each a table of :class:`Signal` rows (a regular expression over
+a position-preserving normal form of the text, with examples that must match
+and near misses that must not — both are tested):
+
+* **attachment / transference** (``我爱上你了``, ``你是唯一懂我的人``, ``想见你``,
+  ``做我女朋友``): the listener gets a boundary note, supervision gets a flag;
+* **off-platform contact and payment outside the escrow** (``加微信``, ``vx``,
+  ``私下转账``, ``备注自愿赠与``, ``支付宝账号``, ``QQ``, phone numbers): both
+  sides get a warning, supervision a flag — this is how clients get cheated.
+
+Contact details themselves are *masked* in the body that is stored and
+delivered (:data:`MASKS`: mobile numbers, also spaced out or written in
+Chinese digits, landlines, ids after a contact keyword, e-mail addresses).
+Public hotlines (12356, 400-161-9995, 110 …) are never masked.
+
+``scan(text)`` costs a few microseconds; it runs on every message before it
+is stored.  Nothing here logs or keeps text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+ATTACHMENT = "attachment"
+OFF_PLATFORM = "off_platform"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One row of a signal table.  ``pattern`` is matched against
+    :func:`fold` (lower case, half-width) of the message."""
+
+    name: str
+    kind: str  # ATTACHMENT | OFF_PLATFORM
+    label: str  # Chinese, shown to listeners and supervisors
+    pattern: str
+    examples: tuple[str, ...]
+    near_misses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Contact details to hide.  The named group ``x`` is replaced by
+    ``replacement``; ``examples`` are ``(text, masked text)`` and are tested."""
+
+    name: str
+    label: str
+    pattern: str
+    replacement: str
+    examples: tuple[tuple[str, str], ...]
+
+
+# Digits as people type them to slip past filters: ASCII (full-width is folded),
+# Chinese numerals, financial numerals, 幺 (one, on the phone).
+D = "[0-9零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺]"
+ONE = "[1一壹幺]"
+SEP = r"[\s\-—–_.·•,，、/|*~()（）]"  # what goes between digits ("138 1234-5678", "1.3.8…")
+_KW_SEP = r"(?:\s|[:：=是为叫号码加搜#@]|账号|帐号){0,4}"
+
+ATTACHMENT_SIGNALS: tuple[Signal, ...] = (
+    Signal("love", ATTACHMENT, "表白/爱慕",
+           r"(?:爱上|喜欢上|迷上)(?:了)?你|(?<!不)我(?:好|真的|是真的)?爱你|(?<!不)(?:好|真的)?喜欢你(?:了|啊|呀)?(?:$|[，。!！~])",
+           ("我爱上你了", "我好像喜欢上你了", "我真的爱你", "我真的好喜欢你！"),
+           ("我爱上了这首歌", "我不爱你", "我喜欢你推荐的那本书", "你喜欢你的工作吗")),
+    Signal("only_you", ATTACHMENT, "唯一依赖",
+           r"唯一(?:一个)?(?:懂|理解|在乎|关心|心疼)我|只有你(?:能|会|才|最)?(?:懂|理解|在乎|关心|心疼|明白)我|你是我(?:的)?(?:唯一|全部|一切)",
+           ("你是唯一懂我的人", "只有你懂我", "只有你才理解我", "你是我的全部"),
+           ("只有你一个人在线吗", "唯一的问题是我睡不着")),
+    Signal("meet", ATTACHMENT, "想线下见面",
+           r"(?<!不)想见(?:见)?你|(?:见个面|见一面|线下见|出来见|约你出来|面基)|(?:我们|咱们)(?:可以)?见面|你(?:住|家)(?:在)?哪",
+           ("好想见你", "我们见一面吧", "可以线下见面吗", "你住在哪里呀"),
+           ("我不想见你", "明天要和朋友见面", "想见见我外婆")),
+    Signal("romance", ATTACHMENT, "想发展恋爱关系",
+           r"(?:做|当)我(?:的)?(?:男|女)(?:朋友|友)|(?:我们|咱们)在一起(?:吧|好不好|好吗)|和我在一起|处对象|(?:和我)?交往吧|嫁给我|娶我",
+           ("做我女朋友好不好", "当我男朋友吧", "我们在一起吧", "你愿意和我在一起吗"),
+           ("我男朋友不理我", "和男朋友在一起三年了", "我们在一起工作")),
+    Signal("dependence", ATTACHMENT, "过度依赖",
+           r"离不开你|没有你我(?:不行|怎么办|活不)|(?:只想|只愿意)(?:和|跟)你(?:聊|说)|天天都想(?:和|跟)你",
+           ("我离不开你了", "没有你我不行", "我只想和你聊"),
+           ("离不开手机", "我只想睡一觉")),
+)
+
+OFF_PLATFORM_SIGNALS: tuple[Signal, ...] = (
+    Signal("contact_app", OFF_PLATFORM, "引导站外联系",
+           r"加(?:个|下|一下|我)?(?:的)?(?:微信|威信|薇信|v信|vx|wx|v(?![a-z])|qq|扣扣|企鹅|好友|飞书|钉钉)"
+           r"|(?:微信|威信|vx|wx|qq|电报|telegram|whatsapp)(?:上)?(?:号|聊|联系|私聊)"
+           r"|(?:去|到|换到?|用)(?:微信|qq|vx|电报|telegram|抖音|小红书|别的软件|其他软件|别的平台|其他平台)(?:上)?(?:聊|联系|说)"
+           r"|(?:留|给|发|报)(?:个|一下|我)?(?:你的)?(?:电话|手机号|联系方式|微信号|qq号)|联系方式|私信我|加好友",
+           ("加个微信吧", "加我vx", "我们去微信上聊", "留个电话给我", "你的联系方式是什么", "加v详聊", "微信号多少"),
+           ("微信支付可以吗", "我在公司群里被骂了", "我的vip到期了")),
+    Signal("pay_outside", OFF_PLATFORM, "平台外付款",
+           r"私下(?:转账|交易|付|给钱|打钱|收费|联系|约)|(?:直接|私下|偷偷)?(?:转账|打钱|转钱|付钱)给我|自愿赠与|备注(?:一下|上|成|写)?[\"“”']?赠与"
+           r"|绕(?:过|开)平台|不走平台|跳过平台|平台(?:以)?外(?:交易|付|转|聊)|(?:支付宝|微信|银行卡)(?:转账|转我|付给我|收款)"
+           r"|收款码|扫(?:我的|这个)?码(?:付款|付钱|转账|支付)|(?:给我|私下)发(?:个)?红包|发我(?:个)?红包|红包给我"
+           r"|便宜(?:点|些)?(?:私下|直接)|(?:抽成|佣金)(?:太高|太多)",
+           ("我们私下转账吧，便宜点", "转账的时候备注自愿赠与", "绕过平台，直接转给我", "扫我的收款码", "直接转账给我就行",
+            "给我发个红包吧"),
+           ("平台的服务挺好的", "我今天给朋友转了钱", "这不是赠与", "过年家里发红包", "扫码点了外卖")),
+)
+
+SIGNALS: tuple[Signal, ...] = ATTACHMENT_SIGNALS + OFF_PLATFORM_SIGNALS
+
+MASKS: tuple[Mask, ...] = (
+    Mask("contact_id", "联系账号",
+         r"(?:微信|威信|薇信|v信|vx|wx|weixin|wechat|qq|扣扣|企鹅|抖音|小红书|telegram|电报|支付宝|收款)(?:号|帐号|账号|账户|id)?"
+         + _KW_SEP + r"(?P<x>[a-z][-_a-z0-9]{5,19}(?![-_a-z0-9])|" + D + r"(?:" + SEP + r"{0,2}" + D + r"){4,12}(?!" + D + r"))",
+         "[账号已隐藏]",
+         (("加我微信 abc_12345", "加我微信 [账号已隐藏]"), ("vx：Miaohui-2024", "vx：[账号已隐藏]"),
+          ("我QQ是 12345678", "我QQ是 [账号已隐藏]"), ("支付宝账号 zhangsan88", "支付宝账号 [账号已隐藏]"))),
+    Mask("mobile", "手机号",
+         r"(?<!" + D + r")(?P<x>(?:\+?86" + SEP + r"{0,2})?" + ONE + r"(?:" + SEP + r"{0,2}" + D + r"){10})(?!" + D + r")",
+         "[号码已隐藏]",
+         (("我电话13812345678", "我电话[号码已隐藏]"), ("打给我 138 1234 5678 吧", "打给我 [号码已隐藏] 吧"),
+          ("一三八一二三四五六七八", "[号码已隐藏]"), ("+86 139-0000-1111", "[号码已隐藏]"),
+          ("1 3 8 1 2 3 4 5 6 7 8", "[号码已隐藏]"), ("１３８１２３４５６７８", "[号码已隐藏]"))),
+    Mask("landline", "座机号",
+         r"(?<!" + D + r")(?P<x>0\d{2,3}" + SEP + r"{0,2}\d{7,8})(?!" + D + r")",
+         "[号码已隐藏]",
+         (("座机 021-66668888", "座机 [号码已隐藏]"),)),
+    Mask("email", "邮箱", r"(?P<x>[a-z0-9._%+-]{2,}@[a-z0-9-]+(?:\.[a-z0-9-]+)+)", "[邮箱已隐藏]",
+         (("发我邮箱 me.li@example.com", "发我邮箱 [邮箱已隐藏]"),)),
+)
+
+# Public numbers that are never masked (digits only): crisis hotlines and
+# emergency services.  Settings can add regional ones (see :func:`scan`).
+PUBLIC_NUMBERS = frozenset({"110", "120", "119", "12356", "12320", "01082951332", "4001619995", "8008101117"})
+
+# Examples of masking that must leave the text alone.
+MASK_NEAR_MISSES: tuple[str, ...] = (
+    "全国心理援助热线 12356", "北京心理危机研究与干预中心 010-82951332", "希望24热线 400-161-9995",
+    "我 2024-05-01 那天", "订单号 20240501", "我今年23岁，存款10000元", "晚上11点到12点",
+)
+
+_ZH_DIGITS = str.maketrans("零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺", "001234567891234567891")
+_SIGNAL_RX = tuple((s, re.compile(s.pattern)) for s in SIGNALS)
+_MASK_RX = tuple((m, re.compile(m.pattern)) for m in MASKS)
+# Cheap gate: most messages contain none of these and skip the tables.
+_GATE = re.compile(
+    r"[0-9零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺]{4}|[0-9]|@|爱|喜欢|迷上|唯一|只有你|你是我|你住|你家|见|一起|朋友|男友|女友|对象|交往|嫁|娶|离不开|没有你|只想|只愿意|天天"
+    r"|微|威|薇|v|wx|qq|扣扣|企鹅|电报|telegram|whatsapp|抖音|小红书|飞书|钉钉|软件|平台|联系|私|加|电话|手机|号"
+    r"|转|打钱|付|赠与|支付宝|收款|扫|红包|抽成|佣金|便宜"
+)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(c: str) -> str:
+    f = unicodedata.normalize("NFKC", c).lower()
+    return f if len(f) == 1 else c
+
+
+def fold(text: str) -> str:
+    """Lower case and half-width, **one character for one character**, so a
+    match in the folded text masks the same span of the original."""
+    if text.isascii():
+        return text.lower()
+    return "".join(_fold_char(c) for c in text)
+
+
+def digits_of(s: str) -> str:
+    return "".join(c for c in s.translate(_ZH_DIGITS) if c.isdigit())
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`scan` found.  ``text`` is the body to store and deliver
+    (masked when ``masked`` is not empty)."""
+
+    text: str
+    attachment: tuple[str, ...] = ()
+    off_platform: tuple[str, ...] = ()
+    masked: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.attachment or self.off_platform or self.masked)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        out = []
+        if self.attachment:
+            out.append(ATTACHMENT)
+        if self.off_platform or self.masked:
+            out.append(OFF_PLATFORM)
+        return tuple(out)
+
+
+LABELS: dict[str, str] = {**{s.name: s.label for s in SIGNALS}, **{m.name: m.label for m in MASKS}}
+
+
+def scan(text: str, public_numbers: frozenset[str] = PUBLIC_NUMBERS) -> Scan:
+    """Signals in ``text`` and the text with contact details masked."""
+    folded = fold(text)
+    if not _GATE.search(folded):
+        return Scan(text)
+    attachment = tuple(s.name for s, rx in _SIGNAL_RX if s.kind == ATTACHMENT and rx.search(folded))
+    off = tuple(s.name for s, rx in _SIGNAL_RX if s.kind == OFF_PLATFORM and rx.search(folded))
+    spans: list[tuple[int, int, str]] = []
+    masked: list[str] = []
+    for m, rx in _MASK_RX:
+        for hit in rx.finditer(folded):
+            a, b = hit.span("x")
+            if digits_of(folded[a:b]) in public_numbers or digits_of(folded[a:b]).lstrip("0") in public_numbers:
+                continue
+            if m.name == "landline" and digits_of(folded[a:b]).startswith(("400", "800")):
+                continue
+            if any(a < y and x < b for x, y, _ in spans):
+                continue  # already inside a mask (an id that is also a number)
+            spans.append((a, b, m.replacement))
+            if m.name not in masked:
+                masked.append(m.name)
+    if spans:
+        out, last = [], 0
+        for a, b, rep in sorted(spans):
+            out.append(text[last:a])
+            out.append(rep)
+            last = b
+        out.append(text[last:])
+        text = "".join(out)
+    return Scan(text, attachment, off, tuple(masked))

@@ -1,0 +1,193 @@
+"""The safety step on the message path (one per process, ``ctx.safety``).
+
+Before a message is stored, :meth:`SafetyMonitor.check` runs the boundary
+tables on it (either side: contact details are masked in the body that is
+stored and delivered) and, for a seeker's message, the risk model with that
+seeker's recent messages in this conversation as history — kept here in
+memory, so no database read is added to the hot path (assess ≈ 1 ms).
+
+After COMMIT, :meth:`SafetyMonitor.committed` publishes what follows, on
+private topics that only the intended person's sockets subscribe to:
+
+* ``safety:<conversation>:<user>`` — every chat socket subscribes to its own
+  one (see ``chat.gateway``): the listener gets ``risk`` (emotions, topics and
+  an approach hint at distress; the guidance panel at ideation and above),
+  boundary notes and whispers; the seeker only ever gets the ``hotline`` card
+  and the off-platform ``boundary`` warning — never a risk event;
+* ``user:<listener>`` — the listener's console (inbox socket);
+* ``supervision`` — every supervisor's console, via the case record.
+
+Recording a case (ideation and above, any boundary flag) is a database write
+done in a background task, off the sender's path.  Message text is never
+logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import orjson
+
+from miaohui.safety import assess
+from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
+from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
+from miaohui.supervision import guidance as g
+
+log = logging.getLogger("miaohui.supervision")
+
+HISTORY_MESSAGES = 8  # recent messages of the same seeker passed to assess()
+HISTORY_CONVERSATIONS = 20_000  # LRU bound on conversations remembered per process
+SUPERVISION_TOPIC = "supervision"
+
+
+def private_topic(conversation_id: str, user_id: str) -> str:
+    """A participant's private safety stream in one conversation."""
+    return f"safety:{conversation_id}:{user_id}"
+
+
+def dumps(d: dict) -> str:
+    return orjson.dumps(d).decode()
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What :meth:`SafetyMonitor.check` found in one message (no text kept
+    beyond the masked body that replaces it)."""
+
+    conversation_id: str
+    sender_id: str
+    sender_role: str
+    peer_id: str
+    body: str
+    scan: Scan | None
+    tier: str = "none"
+    level: int = 0
+    score: float = 0.0
+    signals: tuple[str, ...] = ()
+    emotions: tuple[tuple[str, float], ...] = ()
+    topics: tuple[str, ...] = ()
+
+    @property
+    def rank(self) -> int:
+        return g.TIER_RANK.get(self.tier, 0)
+
+    @property
+    def seeker_id(self) -> str:
+        return self.sender_id if self.sender_role == "seeker" else self.peer_id
+
+    @property
+    def listener_id(self) -> str:
+        return self.peer_id if self.sender_role == "seeker" else self.sender_id
+
+
+class SafetyMonitor:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.broker = ctx.broker
+        self._history: OrderedDict[str, deque[str]] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
+        self.assessed = 0
+
+    # ------------------------------------------------------------ before
+
+    def check(self, conversation_id: str, sender_id: str, sender_role: str, peer_id: str, body: str) -> Verdict | None:
+        """Scan (and for seekers assess) a message before it is stored.
+        ``None`` when there is nothing to act on; else a :class:`Verdict`
+        whose ``body`` is what must be stored and delivered."""
+        if sender_role not in ("seeker", "listener"):
+            return None  # platform notices and supervisors are not scanned
+        sc = scan(body, self.public_numbers)
+        v = None
+        if sender_role == "seeker":
+            hist = self._history.get(conversation_id)
+            if hist is None:
+                hist = self._history[conversation_id] = deque(maxlen=HISTORY_MESSAGES)
+                if len(self._history) > HISTORY_CONVERSATIONS:
+                    self._history.popitem(last=False)
+            else:
+                self._history.move_to_end(conversation_id)
+            a = assess(body, list(hist))
+            self.assessed += 1
+            if not hist or hist[-1] != body:  # a resend of the same message is not new history
+                hist.append(body)
+            if a.tier != "none":
+                v = Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc, a.tier, a.level, a.score,
+                            a.signals, a.emotions, a.topics)
+        if v is None and sc.flagged:
+            v = Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc)
+        return v
+
+    # ------------------------------------------------------------- after
+
+    def committed(self, v: Verdict, seq: int, duplicate: bool = False) -> None:
+        """The message is durable as ``seq``: tell whoever must know.  Called
+        on the event loop; never blocks (the case is recorded in a task)."""
+        if duplicate:
+            return  # the first delivery of this message already did all this
+        conv = v.conversation_id
+        pub = self.broker.publish_nowait
+        listener_topic = private_topic(conv, v.listener_id)
+        sc = v.scan
+        if sc is not None and sc.kinds:
+            if sc.off_platform or sc.masked:
+                for uid, role in ((v.seeker_id, "seeker"), (v.listener_id, "listener")):
+                    frame = {"type": "boundary", "conversation_id": conv, "seq": seq, "kind": "off_platform",
+                             "masked": bool(sc.masked), **g.OFF_PLATFORM_WARNING[role]}
+                    if sc.masked:
+                        frame["body"] = v.body  # lets the sender's own bubble show the masked text too
+                    pub(private_topic(conv, uid), dumps(frame))
+            if sc.attachment:
+                note = g.ATTACHMENT_NOTE if v.sender_role == "seeker" else g.LISTENER_ATTACHMENT_NOTE
+                pub(listener_topic, dumps({"type": "boundary", "conversation_id": conv, "seq": seq,
+                                           "kind": "attachment", "from": v.sender_role,
+                                           "signals": [BOUNDARY_LABELS.get(s, s) for s in sc.attachment], **note}))
+        if v.rank >= 1:
+            emotions = [{"label": lab, "prob": p} for lab, p in v.emotions]
+            frame = {"type": "risk", "conversation_id": conv, "seq": seq, "tier": v.tier,
+                     "tier_label": g.TIER_LABELS[v.tier], "level": v.level, "emotions": emotions,
+                     "topics": list(v.topics), "signals": [g.SIGNAL_LABELS.get(s, s) for s in v.signals[:6]]}
+            if v.rank >= g.GUARDIAN_RANK:
+                frame["guidance"] = g.guidance(v.tier)
+            else:
+                frame["hint"] = g.approach_hint(emotions, list(v.topics))
+            data = dumps(frame)
+            pub(listener_topic, data)
+            pub(f"user:{v.listener_id}", data)
+            if v.rank >= g.ALARM_RANK:
+                card = {"type": "hotline", "conversation_id": conv, **g.hotline_card(self.ctx.settings)}
+                pub(private_topic(conv, v.seeker_id), dumps(card))
+        if v.rank >= g.GUARDIAN_RANK or (sc is not None and sc.kinds):
+            self._spawn(self._record(v, seq))
+
+    def after(self, v: Verdict):
+        """A done-callback for the writer's future: :meth:`committed` once stored."""
+
+        def done(fut: asyncio.Future) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                st = fut.result()
+                self.committed(v, st.seq, st.duplicate)
+
+        return done
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, v: Verdict, seq: int) -> None:
+        from miaohui.supervision import service
+
+        try:
+            await service.observe(self.ctx, v, seq)
+        except Exception:
+            log.exception("recording a risk case failed (conversation %s, seq %d)", v.conversation_id, seq)
+
+    async def drain(self) -> None:
+        """Wait for case records in flight (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
