@@ -31,9 +31,15 @@ from miaohui.core.ratelimit import LoginLimiter
 from miaohui.ledger.pages import router as ledger_pages
 from miaohui.ledger.routes import router as ledger_router
 from miaohui.listeners.routes import router as listeners_router
+from miaohui.orders.pages import router as orders_pages
+from miaohui.orders.routes import router as orders_router
+from miaohui.orders.scheduler import OrderScheduler
 from miaohui.payments.gateway import SandboxGateway
 from miaohui.payments.pages import router as payments_pages
 from miaohui.payments.routes import router as payments_router
+from miaohui.supervision.monitor import SafetyMonitor
+from miaohui.supervision.pages import router as supervision_pages
+from miaohui.supervision.routes import router as supervision_router
 from miaohui.web.routes import router as web_router
 
 log = logging.getLogger("miaohui")
@@ -46,7 +52,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
         settings=settings,
         clock=clock,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine),
+        sessionmaker=make_sessionmaker(engine, clock),
         keyring=KeyRing(settings.effective_message_keys),
         broker=make_broker(settings.redis_url),
         login_limiter=LoginLimiter(clock, settings.login_max_failures, settings.login_window_seconds),
@@ -56,6 +62,9 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     ctx.gateway = SandboxGateway(
         ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds
     )
+    ctx.orders = OrderScheduler(ctx)
+    ctx.writer.on_contracted.append(ctx.orders.on_contracted)
+    ctx.safety = SafetyMonitor(ctx)
     return ctx
 
 
@@ -102,6 +111,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await ctx.broker.start()
         await ctx.presence.start()
         await ctx.writer.start()
+        await ctx.orders.start()
         gc_task = None
         if settings.gc_tuning:
             tune_gc()
@@ -111,7 +121,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             if gc_task is not None:
                 gc_task.cancel()
+            await ctx.orders.stop()
             await ctx.writer.stop()  # flush accepted messages before anything else goes
+            await ctx.safety.drain()  # risk cases of the last messages
             await ctx.presence.stop()
             await ctx.broker.stop()
             await ctx.gateway.aclose()
@@ -133,8 +145,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__, "broker": type(ctx.broker).__name__}
 
-    for router in (accounts_router, listeners_router, chat_router, gateway_router,
-                   ledger_router, ledger_pages, payments_router, payments_pages, web_router):
+    for router in (accounts_router, listeners_router, chat_router, gateway_router, orders_router, orders_pages,
+                   ledger_router, ledger_pages, payments_router, payments_pages, supervision_router,
+                   supervision_pages, web_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

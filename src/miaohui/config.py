@@ -66,9 +66,56 @@ class Settings(BaseSettings):
     ws_impl: str = "websockets-sansio"
     presence_ttl_seconds: int = 60
 
+    # ---- Orders, pricing and the 秒回 contract (issue 3).  The contract copy
+    # stored with each order keeps the values in force when it was bought.
+    timezone: str = "Asia/Shanghai"
+    night_start_hour: int = 23
+    night_end_hour: int = 7
+    night_surcharge_pct: int = 200  # night hours cost base × (100 + pct) / 100
+    # Percent off per package kind.
+    package_discounts: dict[str, int] = Field(
+        default_factory=lambda: {"30m": 0, "1h": 0, "night": 10, "day": 15, "month": 25}
+    )
+    commission_pct: int = 30
+    max_concurrent_orders: int = 3  # platform maximum for a listener's capacity
+    response_windows: list[int] = Field(default_factory=lambda: [10, 30, 60, 120])
+    breach_deduction_pct: int = 5
+    breach_cap_pct: int = 50
+    disappear_minutes: int = 10
+    no_show_minutes: int = 5
+    end_notice_minutes: int = 5
+    dispute_window_hours: int = 24
+    schedule_ahead_days: int = 7
+    sla_tick_seconds: float = 1.0
+    # Gifts: optional, after a session, capped, refundable within the dispute window.
+    gift_max_fen: int = 20000
+    gift_max_pct_of_order: int = 50
+    # Spending protection.
+    budget_warn_pct: int = 80
+    late_night_confirm_fen: int = 20000  # purchases above this between 00:00 and 06:00 …
+    late_night_hours: tuple[int, int] = (0, 6)
+    late_night_pause_seconds: int = 10  # … need a second confirmation after this pause
+
     # Allowed browser origins for WebSockets and unsafe requests; empty means
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)
+
+    # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
+    # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``
+    # (e.g. MIAOHUI_REGIONAL_HOTLINES='{"上海": [{"name": "…", "number": "…"}]}').
+    hotlines: list[dict[str, str]] = Field(default_factory=lambda: [
+        {"name": "全国心理援助热线", "number": "12356", "note": "24 小时"},
+        {"name": "北京心理危机研究与干预中心", "number": "010-82951332", "note": "24 小时"},
+        {"name": "希望24热线", "number": "400-161-9995", "note": "24 小时"},
+        {"name": "报警", "number": "110", "note": "有人身危险时"},
+        {"name": "急救", "number": "120", "note": "已受伤或服药时"},
+    ])
+    regional_hotlines: dict[str, list[dict[str, str]]] = Field(default_factory=dict)
+    hotline_region: str = ""
+    # Guardian mode: while a case is open, a held order is looked at again this often
+    # (resolving the case asks for a look at once); the platform pays at most this much extra time.
+    guardian_recheck_seconds: float = 30.0
+    guardian_pay_cap_minutes: int = 240
 
     @property
     def is_production(self) -> bool:

@@ -5,6 +5,8 @@ Idempotent: running it again leaves existing accounts alone.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from sqlalchemy import select
 
 from miaohui.accounts import service as accounts
@@ -13,6 +15,7 @@ from miaohui.clock import Clock
 from miaohui.config import Settings
 from miaohui.core.db import make_engine, make_sessionmaker, new_id
 from miaohui.listeners import service as listeners
+from miaohui.orders import service as orders
 from miaohui.payments import service as payments
 
 PASSWORD = "miaohui-demo"
@@ -43,6 +46,8 @@ LISTENERS = [
     ),
 ]
 STAFF = [("supervisor", "督导·陈老师", "supervisor"), ("admin", "管理员", "admin")]
+# Each demo listener commits to a different reply window.
+DEMO_WINDOWS = {"linqing": 10, "zhouyan": 30, "ajin": 60, "xiaobai": 30}
 PENDING = ("newlistener", "新倾听师", "情绪陪伴", ["情绪"], 4000)
 
 
@@ -74,6 +79,10 @@ async def seed(settings: Settings, clock: Clock | None = None) -> None:
                     price_per_hour_fen=price, bio=bio,
                 )
                 await listeners.approve(db, clock, admin, u.id)
+                window = DEMO_WINDOWS.get(username, 30)
+                ctx = SimpleNamespace(settings=settings, clock=clock)
+                for kind in ("30m", "1h", "night", "day", "month"):
+                    await orders.set_offering(db, ctx, u, kind=kind, response_window_s=window)
             username, name, headline, topics, price = PENDING
             u = await accounts.signup(db, clock, username=username, password=PASSWORD, display_name=name, role="listener")
             await listeners.update_profile(db, u, headline=headline, topics=topics, price_per_hour_fen=price)
