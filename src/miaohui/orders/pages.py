@@ -23,12 +23,6 @@ from miaohui.wellbeing import service as wellbeing
 router = APIRouter(include_in_schema=False)
 
 
-def yuan(fen: int | None) -> str:
-    if fen is None:
-        return "—"
-    return f"¥{fen / 100:.2f}"
-
-
 def local_time(iso_or_dt, fmt: str = "%m-%d %H:%M") -> str:
     if not iso_or_dt:
         return "—"
@@ -47,7 +41,6 @@ def seconds_label(ms: int | None) -> str:
 
 STATUS_LABELS = {"scheduled": "待开始", "active": "服务中", "ended": "已结束 · 申诉期", "disputed": "申诉处理中",
                  "settled": "已结算", "refunded": "已退款"}
-templates.env.filters["yuan"] = yuan
 templates.env.filters["local_time"] = local_time
 templates.env.filters["seconds_label"] = seconds_label
 templates.env.globals["ORDER_STATUS"] = STATUS_LABELS
