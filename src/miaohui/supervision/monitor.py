@@ -87,7 +87,7 @@ class SafetyMonitor:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.broker = ctx.broker
-        self._history: OrderedDict[str, deque[str]] = OrderedDict()
+        self._history: OrderedDict[str, deque[tuple[str, bool]]] = OrderedDict()  # (text, risky or joking)
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
@@ -110,10 +110,16 @@ class SafetyMonitor:
                     self._history.popitem(last=False)
             else:
                 self._history.move_to_end(conversation_id)
-            a = assess(body, list(hist))
+            # History only changes an assessment through earlier messages at
+            # ideation or above, or joking ones (assess's history signals), and
+            # a message below ideation in context is below it alone too.  So
+            # when no recent message was either, passing none gives the same
+            # result without assess() re-reading each of them (half the cost).
+            context = [text for text, marked in hist] if any(marked for _, marked in hist) else None
+            a = assess(body, context)
             self.assessed += 1
-            if not hist or hist[-1] != body:  # a resend of the same message is not new history
-                hist.append(body)
+            if not hist or hist[-1][0] != body:  # a resend of the same message is not new history
+                hist.append((body, g.TIER_RANK[a.tier] >= g.GUARDIAN_RANK or "joke" in a.signals))
             if a.tier != "none":
                 v = Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc, a.tier, a.level, a.score,
                             a.signals, a.emotions, a.topics)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from miaohui.accounts import service as accounts
 from miaohui.accounts.deps import DB, Ctx
 from miaohui.core.errors import AppError
+from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.supervision import guidance as g
 from miaohui.supervision import service
 from miaohui.web.routes import ROLE_LABELS, MaybeUser, error_page, forbidden_page, gate, render
@@ -57,5 +58,5 @@ async def case_page(case_id: str, request: Request, ctx: Ctx, db: DB, user: Mayb
     ]
     msgs = [{**m, "created_at": m["created_at"].isoformat()} for m in tr["messages"]]
     boot = {"case": case, "messages": msgs, "access": access, "me": {"user_id": user.id, "role": user.role},
-            "event_labels": g.EVENT_LABELS}
+            "tier_labels": g.TIER_LABELS, "signal_labels": {**g.SIGNAL_LABELS, **BOUNDARY_LABELS}}
     return render(request, ctx, "supervision_case.html", user, private=True, case=case, boot=boot)

@@ -12,7 +12,8 @@ const convId = boot.conversation_id;
 const area = document.getElementById("safety-area");
 const worryBtn = document.getElementById("worry-button");
 
-const ORDER = ["hotline", "guidance", "whispers", "takeover", "hint", "attachment", "offplatform", "debrief", "case"];
+// Most urgent first: the seeker's card; a supervisor's words to the listener above the standing guidance.
+const ORDER = ["hotline", "whispers", "takeover", "case", "guidance", "hint", "attachment", "offplatform", "debrief"];
 const slots = {};
 let guidanceRank = 0;
 
@@ -43,6 +44,8 @@ function addWhisper(w) {
   const body = whispersCard();
   if (w.id != null && body.querySelector(`[data-whisper-id="${CSS.escape(String(w.id))}"]`)) return;
   body.append(whisperItem(w));
+  slots.whispers.classList.remove("collapsed");
+  area.scrollTop = 0; // it is on top: make sure it is seen
 }
 
 function showDebrief(d) {
@@ -149,6 +152,7 @@ if (worryBtn) {
       worryBtn.textContent = "已呼叫督导";
       put("case", card({ cls: "whisper", testid: "worry-sent", title: "督导已收到你的求助",
         body: [el("p", { text: "督导马上会进入对话。先留在这里，继续陪着对方。" })] }));
+      area.scrollTop = 0;
       setTimeout(() => (worryBtn.disabled = false), 30000);
     } catch (e) {
       worryBtn.disabled = false;

@@ -49,21 +49,21 @@ function item(c) {
     "data-alarm": needsHelp(c) ? "true" : "false",
   });
   const who = el(
-    "span",
+    "div",
     { class: "case-who" },
     tierBadge(c.rank, `${c.tier_label} · ${c.level}级`, "case-tier"),
     el("span", { text: `${c.seeker ? c.seeker.display_name : "倾诉者"} · ${c.listener ? c.listener.display_name : ""}` }),
   );
   const wait = el("span", { class: "case-wait", "data-opened": c.opened_at });
   const meta = el(
-    "span",
+    "div",
     { class: "case-meta" },
     el("span", { class: "tag", text: c.status_label }),
     c.guardian ? el("span", { class: "tag tag-guardian", text: "守护中" }) : null,
     c.worried ? el("span", { class: "tag tag-worry", text: "倾听师求助" }) : null,
     ...flagLabels(c).map((t) => el("span", { class: "tag tag-flag", text: t })),
   );
-  const sig = chips((c.signals || []).map((s) => s.label).slice(0, 6));
+  const sig = chips((c.signals || []).filter((s) => s.key !== "worry").map((s) => s.label).slice(0, 6));
   if (sig) meta.append(sig);
   a.append(who, wait, meta);
   return el("li", {}, a);

@@ -22,6 +22,7 @@ function renderSummary() {
   tier.dataset.rank = String(c.rank);
   tier.textContent = `${c.tier_label} · ${c.level}级`;
   $("case-status").textContent = c.status_label;
+  $("case-guardian").hidden = !c.guardian;
   const resolved = c.status === "resolved";
   $("case-actions").hidden = resolved;
   $("whisper-section").hidden = resolved;
@@ -57,6 +58,16 @@ function addMessage(m) {
   list.scrollTop = list.scrollHeight;
 }
 
+function eventText(e) {
+  const d = e.data || {};
+  const bits = [e.label];
+  if (e.actor) bits.push(e.actor);
+  if (d.tier && d.tier !== "none") bits.push(`${(boot.tier_labels || {})[d.tier] || d.tier}${d.level != null ? " " + d.level + "级" : ""}`);
+  if (d.flag) bits.push((d.signals || []).map((x) => (boot.signal_labels || {})[x] || x).join("、"));
+  if (d.amount_fen != null) bits.push(`¥${(d.amount_fen / 100).toFixed(2)}（${Math.round((d.seconds || 0) / 60)} 分钟）`);
+  return bits.join(" · ") + (e.note ? "：" + e.note : "");
+}
+
 function renderEvents(events) {
   $("event-log").replaceChildren(
     ...(events || []).map((e) =>
@@ -64,7 +75,7 @@ function renderEvents(events) {
         "li",
         { "data-kind": e.kind },
         el("time", { text: clock(e.at) }),
-        el("span", { text: `${e.label}${e.actor ? " · " + e.actor : ""}${e.data && e.data.tier ? " · " + e.data.tier : ""}${e.note ? "：" + e.note : ""}` }),
+        el("span", { text: eventText(e) }),
       ),
     ),
   );
