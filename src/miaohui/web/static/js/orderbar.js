@@ -111,8 +111,10 @@ export class OrderBar {
     if (!o || !this.leftEl) return;
     const now = Date.now() + this.skew;
     const left = new Date(o.ends_at).getTime() - now;
-    this.leftEl.textContent = fmt(left);
-    this.el.classList.toggle("ending", left < 5 * 60 * 1000);
+    // Still running past the paid end: guardian mode holds it open (the platform pays the extra time).
+    if (left > -3000) this.leftEl.textContent = fmt(left);
+    else this.leftEl.textContent = this.role === "listener" ? "守护模式 · 超出时间由平台承担" : "陪伴中";
+    this.el.classList.toggle("ending", left < 5 * 60 * 1000 && left > -3000);
     if (this.clockEl) {
       if (!o.pending_since) {
         this.clockEl.textContent = "已回复";
