@@ -99,8 +99,9 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     supervisor.screenshot(path=str(shots / "supervisor_queue_alarm.png"), full_page=True)
 
     # The supervisor opens the case: the transcript is there (and the read is audited), and whispers.
+    case_id = alarm_item.get_attribute("data-case-id")
     alarm_item.click()
-    expect(supervisor).to_have_url(f"{base}/supervision/cases/" + alarm_item_id(live, conv))
+    expect(supervisor).to_have_url(f"{base}/supervision/cases/{case_id}")
     expect(supervisor.get_by_test_id("transcript")).to_contain_text(PLAN)
     expect(supervisor.get_by_test_id("access-log")).to_contain_text("督导·陈老师")
     supervisor.get_by_test_id("ack-button").click()
@@ -122,7 +123,3 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     listener.screenshot(path=str(shots / "listener_console.png"), full_page=True)
     assert not errors, errors
 
-
-def alarm_item_id(live: LiveServer, conv: str) -> str:
-    q = httpx.get(f"{live.url}/api/supervision/queue", headers=Api(live, "supervisor").headers).json()
-    return next(c["id"] for c in q if c["conversation_id"] == conv)

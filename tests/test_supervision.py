@@ -449,3 +449,26 @@ def test_guardian_mode_keeps_a_paid_conversation_open_past_its_end(server, seeke
     assert available(server, seeker.id) == before_wallet - 3000
     assert earnings(server, listener.id) == 1043 + 3000 - (3000 * 30 + 50) // 100
     books_ok(server)
+
+
+def test_a_case_resolved_before_the_paid_end_leaves_the_order_as_bought(server, seeker, listener, sup, clock):
+    fund(server, seeker, 500)
+    order = buy(server, seeker, listener).json()["order"]
+    conv = order["conversation_id"]
+    say(server, seeker, conv, IDEATION)
+    clock.advance(3)
+    say(server, listener, conv, "我在，能和我多说说吗？")
+    case_id = wait_queue(server, sup, lambda q: len(q) == 1)[0]["id"]
+    clock.advance(minutes=26)  # the 5-minute notice is due: held back in guardian mode
+    time.sleep(0.4)
+    assert not any(m["sender_role"] == "system" for m in history(server, seeker, conv))
+    assert post(server, sup, f"/api/supervision/cases/{case_id}/resolve", {"note": "聊开了，没有危险"}).status_code == 200
+    clock.advance(minutes=4)
+    o = wait_for(server, seeker, order["id"], lambda o: o["status"] == "ended")
+    assert o["end_reason"] == "completed"
+    bodies = [m["body"] for m in history(server, seeker, conv) if m["sender_role"] == "system"]
+    assert any("时间到了" in b for b in bodies) and not any("由平台承担" in b for b in bodies)
+    view = get(server, sup, f"/api/supervision/cases/{case_id}").json()
+    assert (view["overtime_seconds"], view["overtime_fen"]) == (0, 0)
+    assert earnings(server, listener.id) == 0  # nothing beyond the order, which settles as usual
+    assert post(server, listener, f"/api/orders/{order['id']}/end").status_code == 409  # already ended

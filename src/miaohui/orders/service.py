@@ -356,8 +356,8 @@ async def tick(ctx, order_id: str) -> None:
                               "未服务时长与超时赔付将自动退还给你。"))
             elif now >= order.ends_at:
                 await _end(db, ctx, order, "completed", order.ends_at)
-                if guard is not None:  # released from guardian mode: the platform pays the extra time
-                    await _pay_guardian_time(db, ctx, order, guard, now)
+                # Released from guardian mode: the platform pays the time beyond the paid end.
+                if guard is not None and await _pay_guardian_time(db, ctx, order, guard, now):
                     posts.append((f"order:{order.id}:end", GUARDIAN_END_NOTICE))
                 else:
                     posts.append((f"order:{order.id}:end", "时间到了哦，这次的倾诉就先到这里。谢谢你愿意说出来，"
@@ -395,11 +395,12 @@ def _time_would_interrupt(order: Order, now: datetime) -> bool:
     )
 
 
-async def _pay_guardian_time(db: AsyncSession, ctx, order: Order, guard, now: datetime) -> None:
+async def _pay_guardian_time(db: AsyncSession, ctx, order: Order, guard, now: datetime) -> int:
     """Guardian mode kept the order open past its paid end: the platform pays
     the listener, at the agreed rate, for the time from the paid end to their
     last message before the case was resolved (capped); the seeker pays
-    nothing more.  Recorded on the case in this same transaction."""
+    nothing more.  Recorded on the case in this same transaction.  Returns the
+    seconds paid for."""
     until = min(guard.resolved_at or now, order.ends_at + timedelta(minutes=ctx.settings.guardian_pay_cap_minutes))
     rows = await chat.message_meta(db, order.conversation_id, guard.held_seq or 0)
     stayed = max((at for _, sender, at in rows if sender == order.listener_id and order.ends_at < at <= until),
@@ -412,6 +413,7 @@ async def _pay_guardian_time(db: AsyncSession, ctx, order: Order, guard, now: da
         await ledger.guardian_pay(db, ref=f"guardian:{order.id}", listener_id=order.listener_id, amount=fen,
                                   memo=f"守护模式超时陪伴 {seconds // 60} 分钟（平台承担）")
     await supervision.guardian_paid(db, guard.case_id, order_id=order.id, seconds=seconds, fen=fen, now=now)
+    return seconds
 
 
 async def due_now(ctx, conversation_id: str) -> int:
