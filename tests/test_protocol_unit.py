@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
 from miaohui.clock import FakeClock
-from miaohui.core.ratelimit import LoginLimiter
+from miaohui.core.ratelimit import LoginLimiter, RedisLoginLimiter
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50),
@@ -42,12 +44,29 @@ def test_arbitrary_objects_validate_or_raise_frame_error(obj):
         pass
 
 
-def test_limiter_window_is_per_key_and_slides():
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_limiter_window_is_per_key_and_slides(backend, request):
+    """The same sliding window in-process and in a real redis-server (which
+    is what several server processes share)."""
     clock = FakeClock()
-    lim = LoginLimiter(clock, max_failures=2, window_seconds=60)
-    lim.fail("ip:1", "user:a")
-    clock.advance(30)
-    lim.fail("ip:1", "user:a")
-    assert lim.blocked("user:a") and not lim.blocked("user:b")
-    clock.advance(31)
-    assert not lim.blocked("user:a")
+    if backend == "redis":
+        url = request.getfixturevalue("redis_server").url
+        lim = RedisLoginLimiter(url, clock, max_failures=2, window_seconds=60)
+    else:
+        lim = LoginLimiter(clock, max_failures=2, window_seconds=60)
+
+    async def go():
+        await lim.reset("ip:1", "user:a", "user:b")
+        await lim.fail("ip:1", "user:a")
+        clock.advance(30)
+        await lim.fail("ip:1", "user:a")
+        assert await lim.blocked("user:a") and not await lim.blocked("user:b")
+        clock.advance(31)
+        assert not await lim.blocked("user:a")
+        await lim.fail("user:a")
+        assert await lim.blocked("user:a")
+        await lim.reset("user:a")
+        assert not await lim.blocked("user:a")
+        await lim.aclose()
+
+    asyncio.run(go())

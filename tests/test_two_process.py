@@ -136,3 +136,26 @@ async def test_cross_process_delivery(two_servers):
     assert [m["seq"] for m in await drain_sync(ws)] == [201, 202]
     for w in (ws, l_ws, inbox):
         await w.close()
+
+
+async def test_login_limit_counts_across_processes(two_servers, redis_server):
+    """Guesses spread over two processes count together (Redis-backed limiter)."""
+    import redis.asyncio as redis
+
+    a, b = two_servers
+    try:
+        async with httpx.AsyncClient() as client:
+            for i in range(5):
+                server = a if i % 2 else b
+                r = await client.post(f"{server.url}/api/auth/login", json={"username": "ahe", "password": "wrong"})
+                assert r.status_code == 401
+            for server in (a, b):
+                r = await client.post(f"{server.url}/api/auth/login",
+                                      json={"username": "ahe", "password": "miaohui-demo"})
+                assert r.status_code == 429 and r.json()["error"]["message"]
+    finally:  # the shared redis-server outlives this test: leave no block behind for 127.0.0.1
+        r = redis.from_url(redis_server.url)
+        keys = [k async for k in r.scan_iter("miaohui:login:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()

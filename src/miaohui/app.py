@@ -27,19 +27,26 @@ from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
 from miaohui.core.headers import SecurityHeaders
-from miaohui.core.ratelimit import LoginLimiter
+from miaohui.core.ratelimit import make_login_limiter
 from miaohui.ledger.pages import router as ledger_pages
 from miaohui.ledger.routes import router as ledger_router
 from miaohui.listeners.routes import router as listeners_router
+from miaohui.matching.pages import router as matching_pages
+from miaohui.matching.routes import router as matching_router
 from miaohui.orders.pages import router as orders_pages
 from miaohui.orders.routes import router as orders_router
 from miaohui.orders.scheduler import OrderScheduler
 from miaohui.payments.gateway import SandboxGateway
 from miaohui.payments.pages import router as payments_pages
 from miaohui.payments.routes import router as payments_router
+from miaohui.reviews.pages import router as reviews_pages
+from miaohui.reviews.routes import router as reviews_router
 from miaohui.supervision.monitor import SafetyMonitor
 from miaohui.supervision.pages import router as supervision_pages
 from miaohui.supervision.routes import router as supervision_router
+from miaohui.verification.pages import router as verification_pages
+from miaohui.verification.provider import make_provider
+from miaohui.verification.routes import router as verification_router
 from miaohui.web.routes import router as web_router
 
 log = logging.getLogger("miaohui")
@@ -55,7 +62,9 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
         sessionmaker=make_sessionmaker(engine, clock),
         keyring=KeyRing(settings.effective_message_keys),
         broker=make_broker(settings.redis_url),
-        login_limiter=LoginLimiter(clock, settings.login_max_failures, settings.login_window_seconds),
+        login_limiter=make_login_limiter(
+            settings.redis_url, clock, settings.login_max_failures, settings.login_window_seconds
+        ),
     )
     ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
     ctx.writer = MessageWriter(engine, clock, ctx.broker)
@@ -65,6 +74,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     ctx.orders = OrderScheduler(ctx)
     ctx.writer.on_contracted.append(ctx.orders.on_contracted)
     ctx.safety = SafetyMonitor(ctx)
+    ctx.verifier = make_provider(settings.verification_provider)
     return ctx
 
 
@@ -125,6 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.safety.drain()  # risk cases of the last messages
             await ctx.presence.stop()
+            await ctx.login_limiter.aclose()
             await ctx.broker.stop()
             await ctx.gateway.aclose()
             await ctx.engine.dispose()
@@ -147,7 +158,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     for router in (accounts_router, listeners_router, chat_router, gateway_router, orders_router, orders_pages,
                    ledger_router, ledger_pages, payments_router, payments_pages, supervision_router,
-                   supervision_pages, web_router):
+                   supervision_pages, verification_router, verification_pages, reviews_router, reviews_pages,
+                   matching_router, matching_pages, web_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

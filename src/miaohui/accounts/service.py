@@ -120,15 +120,15 @@ async def users_by_ids(db: AsyncSession, ids: list[str]) -> dict[str, User]:
 async def login(db: AsyncSession, clock: Clock, limiter, username: str, password: str, ip: str) -> User:
     """Check a password under the login rate limit (per IP and per account)."""
     keys = (f"ip:{ip}", f"user:{username.lower()}")
-    if limiter.blocked(*keys):
+    if await limiter.blocked(*keys):
         raise AppError(
             "too_many_attempts", "登录尝试过于频繁，请几分钟后再试", "too many login attempts; try again later", 429
         )
     user = await authenticate(db, username, password)
     if user is None:
-        limiter.fail(*keys)
+        await limiter.fail(*keys)
         raise AppError("bad_credentials", "用户名或密码错误", "wrong username or password", 401)
-    limiter.reset(f"user:{username.lower()}")
+    await limiter.reset(f"user:{username.lower()}")
     return user
 
 
