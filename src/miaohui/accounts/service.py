@@ -77,6 +77,12 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User |
 
 
 async def create_session(db: AsyncSession, clock: Clock, user: User, days: int) -> str:
+    # Finish what this session read or wrote so far (authentication, sign-up)
+    # before the INSERT: on SQLite a transaction that reads and then writes
+    # fails at once ("database is locked") when another writer committed in
+    # between, while one that starts with a write simply waits its turn.
+    if db.in_transaction():
+        await db.commit()
     token = secrets.token_urlsafe(32)
     now = clock.now()
     db.add(
