@@ -69,3 +69,9 @@ def test_unanswered_turn_closes_at_window_end():
     st = run([(1, "S", t(500))], windows=wins)
     engine.expire(st, t(700), wins, 30)
     assert st.new_turns[0].breached  # waited 100 s > 30 s before the window closed
+
+
+def test_a_supervisors_reply_stops_the_clock_but_is_not_the_listener_arriving():
+    st = run([(1, "S", t(0)), (2, "SUP", t(8))])
+    assert st.new_turns[0].reply_seq == 2 and not st.new_turns[0].breached
+    assert st.listener_arrived_at is None

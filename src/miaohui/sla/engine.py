@@ -13,6 +13,7 @@ Definitions (the contract's wording, applied here and nowhere else):
 - Latency > W is a breach.  A turn still unanswered when its window closes
   (or the order ends) is closed there: breached if it had waited > W.
 - The listener is *present* from their first message after the start.
+- A supervisor's message (joined or took over) answers like the listener's.
 
 Times are the stored server timestamps; within one server process they are
 monotonic-anchored (see :class:`miaohui.clock.Clock`).
@@ -41,6 +42,16 @@ class ReplyState:
     pending_seq: int | None
     listener_arrived_at: datetime | None
     new_turns: list[TurnFact] = field(default_factory=list)
+
+
+SYSTEM = "system"
+
+
+def is_reply(sender: str, seeker_id: str) -> bool:
+    """The listener's messages answer the seeker — and so do a supervisor's
+    who joined or took over (in a crisis the platform, not the listener, may
+    be the one replying).  Platform notices never do."""
+    return sender not in (seeker_id, SYSTEM)
 
 
 def in_windows(at: datetime, windows: list[tuple[datetime, datetime]]) -> tuple[datetime, datetime] | None:
@@ -84,8 +95,8 @@ def apply_messages(
         st.sla_seq = seq
         # A turn whose window closed before this message is closed at the window's end.
         expire(st, at, windows, window_s)
-        if sender == listener_id:
-            if st.listener_arrived_at is None and at >= starts_at:
+        if is_reply(sender, seeker_id):
+            if sender == listener_id and st.listener_arrived_at is None and at >= starts_at:
                 st.listener_arrived_at = at
             if st.pending_since is not None:
                 close_turn(st, at, window_s, seq)
@@ -112,7 +123,7 @@ def message_latencies(rows, *, windows, seeker_id: str, listener_id: str) -> lis
     out: list[dict] = []
     waiting: list[dict] = []
     for seq, sender, at in rows:
-        if sender == listener_id:
+        if is_reply(sender, seeker_id):
             for w in waiting:
                 w["reply_seq"] = seq
                 w["latency_ms"] = _ms(at - w["_at"])
