@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     guardian_recheck_seconds: float = 30.0
     guardian_pay_cap_minutes: int = 240
 
+    # ---- Trust and matching (issue 6).  Real-name checks, proofs, training.
+    verification_provider: str = "sandbox"  # the only one shipped; a real provider plugs in behind the same interface
+    identity_valid_days: int = 1095  # a real-name check is redone after this
+    identity_max_failures: int = 5  # failed real-name attempts per user per 24 h
+    training_valid_days: int = 365  # the course is retaken yearly
+    qualification_valid_days: int = 730  # default validity an admin gives a verified proof
+    proof_max_bytes: int = 5 * 1024 * 1024
+    proof_max_per_listener: int = 8
+    review_max_chars: int = 500
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"

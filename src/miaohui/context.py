@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from miaohui.orders.scheduler import OrderScheduler
     from miaohui.payments.gateway import PaymentGateway
     from miaohui.supervision.monitor import SafetyMonitor
+    from miaohui.verification.provider import VerificationProvider
 
 
 @dataclass
@@ -39,3 +40,4 @@ class AppContext:
     orders: OrderScheduler = field(init=False)
     gateway: PaymentGateway = field(init=False)
     safety: SafetyMonitor = field(init=False)
+    verifier: VerificationProvider = field(init=False)

@@ -5,6 +5,9 @@ Idempotent: running it again leaves existing accounts alone.
 
 from __future__ import annotations
 
+import struct
+import zlib
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import select
@@ -13,10 +16,15 @@ from miaohui.accounts import service as accounts
 from miaohui.accounts.models import User
 from miaohui.clock import Clock
 from miaohui.config import Settings
+from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker, new_id
 from miaohui.listeners import service as listeners
 from miaohui.orders import service as orders
 from miaohui.payments import service as payments
+from miaohui.verification import course, identity
+from miaohui.verification import service as trust
+from miaohui.verification.provider import SandboxProvider
+from miaohui.verification.records import KINDS
 
 PASSWORD = "miaohui-demo"
 
@@ -49,6 +57,57 @@ STAFF = [("supervisor", "督导·陈老师", "supervisor"), ("admin", "管理员
 # Each demo listener commits to a different reply window.
 DEMO_WINDOWS = {"linqing": 10, "zhouyan": 30, "ajin": 60, "xiaobai": 30}
 PENDING = ("newlistener", "新倾听师", "情绪陪伴", ["情绪"], 4000)
+# Trust (issue 6): every listed demo listener has passed the sandbox real-name
+# check (fictional people, well-formed ID numbers) and the training quiz, with
+# a mix of verified qualifications; 小白 also has a proof waiting for review.
+# The pending listener has done nothing yet.
+LISTENER_TRUST = {
+    "linqing": ("林晴", date(1992, 5, 14), [("counselor_3", "")], []),
+    "zhouyan": ("周言", date(1990, 11, 2), [("social_worker", "")], []),
+    "ajin": ("金瑾", date(1987, 3, 9), [("degree", "心理学本科")], []),
+    "xiaobai": ("白晓", date(1999, 8, 21), [], [("other", "朋辈心理辅导员培训证书")]),
+}
+DEMO_GENDERS = {"linqing": "female", "zhouyan": "male", "ajin": "female"}  # 小白 chose not to show it
+
+
+def demo_certificate(seed: int) -> bytes:
+    """A small, viewable placeholder PNG for a demo proof (a framed blank "certificate")."""
+    w, h = 360, 240
+    hue = (seed * 53) % 255
+    rows = []
+    for y in range(h):
+        row = bytearray([0])
+        for x in range(w):
+            edge = min(x, y, w - 1 - x, h - 1 - y)
+            if edge < 6:
+                px = (hue, 120, 90)
+            elif edge < 10 or (60 <= y <= 64 and 40 <= x <= w - 40) or (y in range(100, 200, 20) and 40 <= x <= w - 90):
+                px = (200, 180, 120)
+            else:
+                px = (250, 246, 235)
+            row += bytes(px)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
+
+
+async def seed_trust(db, tctx, user: User, admin: User, index: int) -> None:
+    legal_name, birth, verified, pending = LISTENER_TRUST[user.username]
+    parsed = identity.check_id(identity.make_id("110105", birth, 101 + 2 * index))
+    await trust.store_identity(db, tctx, user.id, legal_name, parsed, f"sbx_demo_{user.username}")
+    trust.record_attempt(db, tctx, user.id, course.grade(course.answer_key()))
+    now = tctx.clock.now()
+    for n, (kind, title) in enumerate(verified + pending):
+        q = await trust.add_qualification(db, tctx, user.id, kind, title or KINDS[kind].label,
+                                          demo_certificate(index * 7 + n), "image/png")
+        if n < len(verified):
+            await trust.decide_qualification(db, admin.id, q.id, approve=True, note="演示数据",
+                                             expires=now + timedelta(days=tctx.settings.qualification_valid_days),
+                                             now=now)
 
 
 async def seed(settings: Settings, clock: Clock | None = None) -> None:
@@ -70,13 +129,16 @@ async def seed(settings: Settings, clock: Clock | None = None) -> None:
                     db, clock, username=username, password=PASSWORD, display_name=name, role="seeker"
                 )
                 await payments.record_completed_topup(db, clock, u.id, DEMO_BALANCES[username], new_id())
-            for username, name, headline, topics, langs, quals, price, bio in LISTENERS:
+            tctx = SimpleNamespace(settings=settings, clock=clock, keyring=KeyRing(settings.effective_message_keys),
+                                   verifier=SandboxProvider())
+            for i, (username, name, headline, topics, langs, quals, price, bio) in enumerate(LISTENERS):
                 u = await accounts.signup(
                     db, clock, username=username, password=PASSWORD, display_name=name, role="listener"
                 )
+                await seed_trust(db, tctx, u, admin, i)  # before the profile: its wording follows the record
                 await listeners.update_profile(
                     db, u, headline=headline, topics=topics, languages=langs, qualifications=quals,
-                    price_per_hour_fen=price, bio=bio,
+                    price_per_hour_fen=price, bio=bio, gender=DEMO_GENDERS.get(username),
                 )
                 await listeners.approve(db, clock, admin, u.id)
                 window = DEMO_WINDOWS.get(username, 30)

@@ -30,13 +30,18 @@ class KeyRing:
             raise ValueError("empty message key ring")
 
     def encrypt(self, plaintext: str, aad: bytes) -> tuple[str, bytes]:
-        nonce = os.urandom(12)
-        ct = self._keys[self.active_id].encrypt(nonce, plaintext.encode(), aad)
-        return self.active_id, nonce + ct
+        return self.encrypt_bytes(plaintext.encode(), aad)
 
     def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> str:
-        key = self._keys[key_id]
-        return key.decrypt(blob[:12], blob[12:], aad).decode()
+        return self.decrypt_bytes(key_id, blob, aad).decode()
+
+    def encrypt_bytes(self, data: bytes, aad: bytes) -> tuple[str, bytes]:
+        """Binary payloads (uploaded proofs): ``(key id, nonce ‖ ciphertext)``."""
+        nonce = os.urandom(12)
+        return self.active_id, nonce + self._keys[self.active_id].encrypt(nonce, data, aad)
+
+    def decrypt_bytes(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
+        return self._keys[key_id].decrypt(blob[:12], blob[12:], aad)
 
 
 def message_aad(conversation_id: str, sender_id: str, client_id: str) -> bytes:

@@ -29,6 +29,8 @@ class ListenerProfile(Base):
     # How many paid orders the listener serves at once (≤ the platform's
     # max_concurrent_orders): 秒回 in 10 s cannot be sold ten times over.
     capacity: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    # Shown (and filterable) only when the listener chose to fill it in: female | male | other.
+    gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

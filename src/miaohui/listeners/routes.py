@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Query
 
 from miaohui.accounts.deps import DB, AdminUser, Ctx, ListenerUser
@@ -7,6 +9,8 @@ from miaohui.accounts.service import get_user
 from miaohui.core.errors import AppError
 from miaohui.listeners import service
 from miaohui.listeners.schemas import AvailabilityIn, ListenerCard, ListenerProfileOut, ProfileIn
+from miaohui.matching import profiles
+from miaohui.matching.directory import Filters, apply
 
 router = APIRouter(prefix="/api", tags=["listeners"])
 
@@ -17,24 +21,28 @@ async def directory(
     db: DB,
     topic: str | None = Query(default=None, max_length=20),
     online: bool = False,
+    price_min: int | None = Query(default=None, ge=0, description="Per hour, fen"),
+    price_max: int | None = Query(default=None, ge=0, description="Per hour, fen"),
+    period: Literal["day", "night"] = "day",
+    window: int | None = Query(default=None, ge=1, le=3600, description="Committed reply window at most, seconds"),
+    qualification: str | None = Query(default=None, max_length=24, description="'any' or a qualification kind"),
+    gender: Literal["female", "male", "other"] | None = None,
+    language: str | None = Query(default=None, max_length=20),
+    sort: Literal["recommended", "rating", "price", "speed"] = "recommended",
 ) -> list[dict]:
-    """Approved listeners; online ones first."""
-    rows = await service.directory(db, topic)
-    presence = await ctx.presence.statuses([u.id for _, u in rows])
-    cards = [service.card(p, u, presence[u.id]) for p, u in rows]
-    if online:
-        cards = [c for c in cards if c["online_now"]]
-    cards.sort(key=lambda c: not c["online_now"])
-    return cards
+    """Approved listeners with computed stats, badges and ratings, filtered and sorted."""
+    f = Filters(topic=topic, price_min_fen=price_min, price_max_fen=price_max, night=period == "night",
+                online=online, window_s=window, qualification=qualification, gender=gender, language=language,
+                sort=sort)
+    return apply(await profiles.listed_cards(ctx, db), f)
 
 
 @router.get("/listeners/{listener_id}", response_model=ListenerProfileOut)
 async def profile(listener_id: str, ctx: Ctx, db: DB) -> dict:
-    p = await service.get_listed(db, listener_id)
-    if p is None:
+    card = await profiles.public_profile(ctx, db, listener_id)
+    if card is None:
         raise AppError("not_found", "倾听师不存在", "listener not found", 404)
-    user = await get_user(db, listener_id)
-    return service.card(p, user, await ctx.presence.status(listener_id))
+    return card
 
 
 @router.get("/listener/profile", response_model=ListenerProfileOut)
@@ -45,7 +53,10 @@ async def my_profile(ctx: Ctx, db: DB, user: ListenerUser) -> dict:
 
 @router.put("/listener/profile", response_model=ListenerProfileOut)
 async def update_profile(body: ProfileIn, ctx: Ctx, db: DB, user: ListenerUser) -> dict:
-    p = await service.update_profile(db, user, **body.model_dump())
+    fields = body.model_dump()
+    if "gender" not in body.model_fields_set:
+        fields.pop("gender")  # a client that does not know the field leaves it alone
+    p = await service.update_profile(db, user, **fields)
     await db.commit()
     return service.card(p, user, await ctx.presence.status(user.id))
 

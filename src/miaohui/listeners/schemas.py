@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +15,8 @@ class ProfileIn(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["普通话"], max_length=6)
     qualifications: list[str] = Field(default_factory=list, max_length=8)
     price_per_hour_fen: int = Field(ge=0, le=10_000_000, description="Daytime price per hour, in fen")
+    gender: Literal["female", "male", "other", ""] | None = Field(
+        default=None, description="Shown only when set; empty or null hides it")
 
 
 class AvailabilityIn(BaseModel):
@@ -21,8 +24,9 @@ class AvailabilityIn(BaseModel):
 
 
 class ListenerCard(BaseModel):
-    """A photo-less directory card.  Qualifications are as declared by the
-    listener (not yet verified)."""
+    """A photo-less directory card.  Everything below ``online_now`` is
+    computed by the platform (matching.profiles), not declared: verified
+    badges, readiness to take orders, measured reply stats, ratings, load."""
 
     user_id: str
     display_name: str
@@ -34,9 +38,21 @@ class ListenerCard(BaseModel):
     accepting: bool
     presence: str
     online_now: bool
+    gender: str | None = None
+    badges: list[dict] = Field(default_factory=list)
+    ready: bool | None = None
+    stats: dict | None = None
+    rating: float | None = None
+    review_count: int = 0
+    full: bool | None = None
+    response_window_s: int | None = None
+    night_price_per_hour_fen: int | None = None
+    served_topics: dict[str, int] = Field(default_factory=dict)
 
 
 class ListenerProfileOut(ListenerCard):
     bio: str
     status: str
     approved_at: datetime | None = None
+    record: dict | None = None  # the public verification record (public profile only)
+    reviews: list[dict] | None = None

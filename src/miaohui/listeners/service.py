@@ -6,6 +6,8 @@ listener edits freely while pending, and an admin approves before listing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +15,9 @@ from miaohui.accounts.models import User
 from miaohui.clock import Clock
 from miaohui.core.errors import AppError
 from miaohui.listeners.models import ListenerProfile
+from miaohui.verification import records as trust
+
+GENDERS = {"female": "女", "male": "男", "other": "其他"}
 
 
 def _clean(tags: list[str], max_len: int = 20) -> list[str]:
@@ -39,6 +44,8 @@ def _apply(profile: ListenerProfile, fields: dict) -> None:
     for key in ("topics", "languages", "qualifications"):
         if key in fields:
             setattr(profile, key, _clean(fields[key], 40 if key == "qualifications" else 20))
+    if "gender" in fields:
+        profile.gender = fields["gender"] if fields["gender"] in GENDERS else None
 
 
 async def get_profile(db: AsyncSession, user_id: str) -> ListenerProfile | None:
@@ -49,6 +56,11 @@ async def update_profile(db: AsyncSession, user: User, **fields) -> ListenerProf
     profile = await get_profile(db, user.id)
     if profile is None:
         raise AppError("not_a_listener", "你还不是倾听师", "not a listener", 403)
+    # What a listing may claim follows from the verification record (no 心理咨询 without a verified qualification).
+    clock = db.info.get("clock")
+    texts = [fields.get("headline", profile.headline), fields.get("bio", profile.bio),
+             *fields.get("topics", profile.topics), *fields.get("qualifications", profile.qualifications)]
+    await trust.check_listing(db, user.id, texts, clock.now() if clock else datetime.now(UTC))
     _apply(profile, fields)
     await db.flush()
     return profile
@@ -104,6 +116,17 @@ async def approve(db: AsyncSession, clock: Clock, admin: User, listener_id: str)
     return profile
 
 
+async def set_status(db: AsyncSession, listener_id: str, *, from_status: str, to_status: str) -> bool:
+    """Conditional status change (suspend / reinstate): ``False`` when the
+    profile was not in ``from_status`` — a double click or a race changes nothing."""
+    result = await db.execute(
+        update(ListenerProfile)
+        .where(ListenerProfile.user_id == listener_id, ListenerProfile.status == from_status)
+        .values(status=to_status)
+    )
+    return result.rowcount == 1
+
+
 async def get_listed(db: AsyncSession, listener_id: str) -> ListenerProfile | None:
     if not listener_id or len(listener_id) > 32:
         return None
@@ -127,6 +150,14 @@ async def directory(db: AsyncSession, topic: str | None = None) -> list[tuple[Li
     return out
 
 
+async def with_status(db: AsyncSession, status: str) -> list[tuple[ListenerProfile, User]]:
+    rows = await db.execute(
+        select(ListenerProfile, User).join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.status == status).order_by(ListenerProfile.created_at.asc())
+    )
+    return [(p, u) for p, u in rows]
+
+
 async def pending(db: AsyncSession) -> list[tuple[ListenerProfile, User]]:
     rows = await db.execute(
         select(ListenerProfile, User)
@@ -148,6 +179,7 @@ def card(profile: ListenerProfile, user: User, presence: str) -> dict:
         "price_per_hour_fen": profile.price_per_hour_fen,
         "accepting": profile.accepting,
         "capacity": profile.capacity,
+        "gender": profile.gender,
         "presence": presence,
         "online_now": presence != "offline" and profile.accepting,
         "bio": profile.bio,

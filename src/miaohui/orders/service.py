@@ -32,6 +32,7 @@ from miaohui.orders.models import LIVE, Block, Dispute, Gift, Offering, Order, T
 from miaohui.orders.pricing import KINDS, Tariff, quote, windows_for
 from miaohui.sla import engine
 from miaohui.supervision import service as supervision
+from miaohui.verification import records as trust
 from miaohui.wellbeing import service as wellbeing
 
 log = logging.getLogger("miaohui.orders")
@@ -171,6 +172,10 @@ async def purchase(
         raise AppError("seekers_only", "只有倾诉者可以购买服务", "only seekers can buy", 403)
     async with ctx.sessionmaker() as db:
         q, offering, profile = await make_quote(db, ctx, listener_id, kind, start_at)
+        # Trust gates: a verified ID showing under 18 cannot buy; a listener serves
+        # only after real-name verification and the training quiz.
+        await trust.require_adult_buyer(db, seeker.id, ctx.clock.now())
+        await trust.require_can_serve(db, listener_id, ctx.clock.now())
         if await db.get(Block, (listener_id, seeker.id)) is not None:
             raise AppError("blocked", "该倾听师暂时无法为你服务", "this listener cannot serve you", 403)
         if not profile.accepting and extends is None:
@@ -687,6 +692,40 @@ async def live_for_listener(db: AsyncSession, listener: User) -> list[Order]:
         return (1, o.ends_at)
 
     return sorted(rows, key=urgency)
+
+
+async def current_load(db: AsyncSession, listener_ids: list[str], now: datetime) -> dict[str, int]:
+    """Orders each listener is serving right now (for matching: free capacity)."""
+    out = dict.fromkeys(listener_ids, 0)
+    if listener_ids:
+        for lid, n in await db.execute(
+            select(Order.listener_id, func.count()).where(
+                Order.listener_id.in_(listener_ids), Order.status.in_(LIVE), Order.starts_at <= now,
+                Order.ends_at > now).group_by(Order.listener_id)
+        ):
+            out[lid] = n
+    return out
+
+
+async def finished_served(db: AsyncSession, *, exclude: Select | None = None, limit: int = 50) -> list[Order]:
+    """Orders whose service took place and is over (the listener arrived, the
+    order ended), oldest first; ``exclude`` is a select of order ids to skip."""
+    q = select(Order).where(Order.ended_at.is_not(None), Order.listener_arrived_at.is_not(None))
+    if exclude is not None:
+        q = q.where(Order.id.not_in(exclude))
+    return list(await db.scalars(q.order_by(Order.ended_at, Order.id).limit(limit)))
+
+
+async def best_windows(db: AsyncSession, listener_ids: list[str]) -> dict[str, int | None]:
+    """The shortest response window each listener commits to in an active offering."""
+    out: dict[str, int | None] = dict.fromkeys(listener_ids)
+    if listener_ids:
+        for lid, w in await db.execute(
+            select(Offering.listener_id, func.min(Offering.response_window_s))
+            .where(Offering.listener_id.in_(listener_ids), Offering.active).group_by(Offering.listener_id)
+        ):
+            out[lid] = w
+    return out
 
 
 async def turns_of(db: AsyncSession, order_id: str) -> list[Turn]:

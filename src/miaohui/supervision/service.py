@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -577,6 +577,14 @@ async def listener_state(ctx, db: AsyncSession, listener: User) -> dict:
         .order_by(RiskCase.rank.desc(), RiskCase.opened_at).limit(50)
     ))
     return {"cases": await summaries(db, rows, ctx.clock.now()), "debrief": g.DEBRIEF_OFFER}
+
+
+async def recent_risk_rank(db: AsyncSession, seeker_id: str, since: datetime) -> int:
+    """The highest rank (0–4, as tiers) of the seeker's cases seen since
+    ``since``: matching requires a verified professional at ideation (2) or more."""
+    return await db.scalar(
+        select(func.max(RiskCase.rank)).where(RiskCase.seeker_id == seeker_id, RiskCase.last_seen_at >= since)
+    ) or 0
 
 
 # ------------------------------------------------------------------ events

@@ -27,9 +27,12 @@ from miaohui.accounts.schemas import SignupIn
 from miaohui.chat import service as chat
 from miaohui.core.errors import AppError
 from miaohui.listeners import service as listeners
+from miaohui.matching import profiles
+from miaohui.matching.directory import apply as apply_filters
+from miaohui.matching.directory import directory_filters, distinct
 from miaohui.orders import service as orders
-from miaohui.sla import stats as sla_stats
 from miaohui.supervision import service as supervision
+from miaohui.verification import records as trust
 
 router = APIRouter(include_in_schema=False)
 
@@ -282,52 +285,35 @@ async def logout(request: Request, ctx: Ctx, db: DB) -> Response:
 
 
 @router.get("/listeners")
-async def directory(
-    request: Request, ctx: Ctx, db: DB, user: MaybeUser, topic: str | None = None, online: str | None = None
-) -> Response:
-    topic = (topic or "").strip()[:20] or None
-    online_only = online in ("1", "true", "on")
-    rows = await listeners.directory(db)
-    presence = await ctx.presence.statuses([u.id for _, u in rows])
-    all_topics: list[str] = []
-    for p, _ in rows:
-        for t in p.topics:
-            if t not in all_topics:
-                all_topics.append(t)
-    cards = [listeners.card(p, u, presence[u.id]) for p, u in rows if topic is None or topic in p.topics]
-    if online_only:
-        cards = [c for c in cards if c["online_now"]]
-    cards.sort(key=lambda c: not c["online_now"])
-    measured = await sla_stats.many(db, [c["user_id"] for c in cards], ctx.clock.now())
-    for c in cards:
-        c["stats"] = measured.get(c["user_id"], {})
+async def directory(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
+    f = directory_filters(request.query_params)
+    all_cards = await profiles.listed_cards(ctx, db)
     return render(
         request,
         ctx,
         "directory.html",
         user,
-        cards=cards,
-        topics=all_topics,
-        topic=topic,
-        online_only=online_only,
+        cards=apply_filters(all_cards, f),
+        topics=distinct(all_cards, "topics"),
+        languages=distinct(all_cards, "languages"),
+        topic=f.topic,
+        online_only=f.online,
+        f=f,
+        query=dict(request.query_params),
     )
 
 
 @router.get("/listeners/{listener_id}")
 async def listener_profile(request: Request, listener_id: str, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
-    p = await listeners.get_listed(db, listener_id)
-    listener = await accounts.get_user(db, listener_id) if p is not None else None
-    if p is None or listener is None:
+    card = await profiles.public_profile(ctx, db, listener_id)
+    if card is None:
         return error_page(
             request, ctx, user, 404, "找不到这位倾听师", "这位倾听师不存在，或暂时没有公开资料。"
         )
-    card = listeners.card(p, listener, await ctx.presence.status(listener_id))
     offers = await orders.offerings_for(db, listener_id)
-    s = ctx.settings
     return render(
-        request, ctx, "profile.html", user, card=card, offerings=offers,
-        stats=await sla_stats.listener_stats(db, listener_id, ctx.clock.now()),
-        night_price=p.price_per_hour_fen * (100 + s.night_surcharge_pct) // 100,
+        request, ctx, "profile.html", user, card=card, offerings=offers, stats=card["all_stats"],
+        night_price=card["night_price_per_hour_fen"],
     )
 
 
@@ -391,7 +377,7 @@ async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Respon
     live = [orders.summary(o, now) for o in await orders.live_for_listener(db, user)]
     safety = await supervision.listener_state(ctx, db, user)
     return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot, live_orders=live,
-                  safety=safety)
+                  safety=safety, readiness=await trust.readiness(db, user.id, now))
 
 
 @router.get("/console/profile")
@@ -422,5 +408,6 @@ async def admin(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response
     if (refused := gate(request, ctx, user, "admin", "管理后台仅对管理员开放。")) is not None:
         return refused
     rows = await listeners.pending(db)
-    items = [{**listeners.card(p, u, "offline"), "username": u.username} for p, u in rows]
+    ready = await trust.readiness_many(db, [u.id for _, u in rows], ctx.clock.now())
+    items = [{**listeners.card(p, u, "offline"), "username": u.username, "readiness": ready[u.id]} for p, u in rows]
     return render(request, ctx, "admin.html", user, private=True, pending=items)

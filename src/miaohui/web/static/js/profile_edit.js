@@ -31,6 +31,7 @@ form.addEventListener("submit", async (ev) => {
     qualifications: list(String(f.get("qualifications") || "")),
     price_per_hour_fen: Math.round(yuan * 100),
   };
+  if (form.elements.gender) body.gender = String(f.get("gender") || "");
   const button = form.querySelector('button[type="submit"]');
   button.disabled = true;
   try {

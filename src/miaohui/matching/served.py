@@ -1,0 +1,61 @@
+"""Topics of served conversations, indexed once per finished order.
+
+For each order whose service took place and is over, the seeker's messages
+during the service are decrypted in memory, run through the topic detector,
+and only the labels are kept (``served_topics``).  The index catches up
+lazily — a bounded batch at the start of each matching request — and is
+idempotent: the order id is the primary key, so two processes indexing the
+same order store it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miaohui.chat import service as chat
+from miaohui.matching.models import ServedTopics
+from miaohui.nlp.topics import detect_topics
+from miaohui.orders import service as orders
+
+log = logging.getLogger("miaohui.matching")
+
+
+async def catch_up(ctx, limit: int = 20) -> int:
+    """Index up to ``limit`` finished orders; returns how many were indexed."""
+    done = 0
+    async with ctx.sessionmaker() as db:
+        todo = await orders.finished_served(db, exclude=select(ServedTopics.order_id), limit=limit)
+        for o in todo:
+            rows = await chat.evidence_rows(db, ctx.keyring, o.conversation_id)
+            counts: Counter[str] = Counter()
+            for _seq, sender, at, body, _chain in rows:
+                if sender == o.seeker_id and o.activated_at <= at <= o.ended_at:
+                    counts.update(detect_topics(body))
+            db.add(ServedTopics(order_id=o.id, listener_id=o.listener_id,
+                                topics=[t for t, _ in counts.most_common()], indexed_at=ctx.clock.now()))
+            try:
+                await db.commit()
+                done += 1
+            except IntegrityError:  # another process indexed it first
+                await db.rollback()
+    if done:
+        log.info("served topics indexed orders=%d", done)
+    return done
+
+
+async def counts(db: AsyncSession, listener_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Label → number of served orders that touched it, per listener."""
+    out: dict[str, dict[str, int]] = {lid: {} for lid in listener_ids}
+    if not listener_ids:
+        return out
+    for lid, topics in await db.execute(
+        select(ServedTopics.listener_id, ServedTopics.topics).where(ServedTopics.listener_id.in_(listener_ids))
+    ):
+        for t in topics or []:
+            out[lid][t] = out[lid].get(t, 0) + 1
+    return out
