@@ -20,6 +20,9 @@ from miaohui.chat.presence import make_presence
 from miaohui.chat.routes import router as chat_router
 from miaohui.chat.writer import MessageWriter
 from miaohui.clock import Clock
+from miaohui.companion.pages import router as companion_pages
+from miaohui.companion.routes import router as companion_router
+from miaohui.companion.service import Companion
 from miaohui.config import Settings
 from miaohui.context import AppContext
 from miaohui.core.broker import make_broker
@@ -67,6 +70,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
         ),
     )
     ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
+    ctx.companion = Companion(ctx)  # answers only in companion conversations
     ctx.writer = MessageWriter(engine, clock, ctx.broker)
     ctx.gateway = SandboxGateway(
         ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await ctx.presence.start()
         await ctx.writer.start()
         await ctx.orders.start()
+        await ctx.companion.start()
         gc_task = None
         if settings.gc_tuning:
             tune_gc()
@@ -132,6 +137,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             if gc_task is not None:
                 gc_task.cancel()
             await ctx.orders.stop()
+            await ctx.companion.stop()  # replies being written are cancelled; the writer flushes what was sent
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.safety.drain()  # risk cases of the last messages
             await ctx.presence.stop()
@@ -148,6 +154,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     install_handlers(app)
     app.add_middleware(SecurityHeaders)
+    app.include_router(companion_router)
+    app.include_router(companion_pages)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:

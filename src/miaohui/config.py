@@ -96,6 +96,26 @@ class Settings(BaseSettings):
     late_night_hours: tuple[int, int] = (0, 6)
     late_night_pause_seconds: int = 10  # … need a second confirmation after this pause
 
+    # ---- AI companion (issue 5).  Engine: skills (built in, default) | openai
+    # (any OpenAI-compatible /chat/completions endpoint) | gguf (optional extra).
+    companion_engine: str = "skills"
+    companion_openai_base_url: str = ""  # e.g. http://127.0.0.1:11434/v1 (Ollama), https://api.deepseek.com/v1
+    companion_openai_model: str = ""
+    companion_openai_api_key: str = ""
+    companion_gguf_path: str = ""
+    companion_connect_timeout: float = 5.0
+    companion_first_token_timeout: float = 20.0
+    companion_idle_timeout: float = 20.0  # between two streamed chunks
+    companion_total_timeout: float = 90.0
+    companion_retries: int = 2
+    companion_max_tokens: int = 400
+    companion_max_reply_chars: int = 1200
+    companion_stream_delay_ms: int = 25  # pacing of the skills engine's streamed chunks
+    companion_daily_turns: int = 300  # platform soft limit per seeker per day (never during a crisis)
+    companion_pause_after_minutes: int = 120  # suggest a pause after this much continuous use
+    companion_break_minutes: int = 30  # a gap this long ends "continuous" use
+    companion_nudge_every: int = 9  # turns between gentle nudges toward people in real life
+
     # Allowed browser origins for WebSockets and unsafe requests; empty means
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from miaohui.core.ratelimit import LoginLimiter
 if TYPE_CHECKING:
     from miaohui.chat.presence import Presence
     from miaohui.chat.writer import MessageWriter
+    from miaohui.companion.service import Companion
     from miaohui.orders.scheduler import OrderScheduler
     from miaohui.payments.gateway import PaymentGateway
     from miaohui.supervision.monitor import SafetyMonitor
@@ -37,6 +38,7 @@ class AppContext:
     login_limiter: LoginLimiter
     presence: Presence = field(init=False)
     writer: MessageWriter = field(init=False)
+    companion: Companion = field(init=False)
     orders: OrderScheduler = field(init=False)
     gateway: PaymentGateway = field(init=False)
     safety: SafetyMonitor = field(init=False)

@@ -2,6 +2,7 @@
 
 from miaohui.accounts.models import AuthSession, User  # noqa: F401
 from miaohui.chat.models import Conversation, Message, Participant  # noqa: F401
+from miaohui.companion.models import CompanionMemory, CompanionProfile  # noqa: F401
 from miaohui.core.db import Base  # noqa: F401
 from miaohui.ledger.models import LedgerAccount, Transfer  # noqa: F401
 from miaohui.listeners.models import ListenerProfile  # noqa: F401

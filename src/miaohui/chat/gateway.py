@@ -260,8 +260,11 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     safety = ctx.safety
     last_typing = 0.0
     typing_gap = settings.typing_min_interval_ms / 1000
+    # The AI companion answers a seeker in a companion conversation; human
+    # conversations never reach it (one check per connection, not per message).
+    companion = ctx.companion if view.conversation.kind == "companion" and role == "seeker" else None
 
-    def on_stored(client_id: str, verdict=None):
+    def on_stored(client_id: str, verdict=None, body: str = ""):
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
                 return
@@ -286,6 +289,9 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             )
             if verdict is not None:
                 safety.committed(verdict, st.seq, st.duplicate)
+            if companion is not None:
+                companion.on_seeker_message(conv_id, user_id, body, st.seq, st.duplicate,
+                                            verdict.tier if verdict is not None else "none")
 
         return done
 
@@ -306,7 +312,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                 fut = writer.submit(
                     PendingMessage(conv_id, user_id, role, client_id, key_id, ct, body, recipients, conn.id)
                 )
-                fut.add_done_callback(on_stored(client_id, verdict))
+                fut.add_done_callback(on_stored(client_id, verdict, body if companion is not None else ""))
             elif ftype == "typing":
                 state = "stop" if frame.get("state") == "stop" else "start"
                 now = clock.monotonic()

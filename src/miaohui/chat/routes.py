@@ -94,6 +94,8 @@ async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx,
     )
     if verdict is not None:  # safety events after COMMIT, even if this request is cancelled meanwhile
         fut.add_done_callback(ctx.safety.after(verdict))
+    if view.conversation.kind == "companion" and view.me.role == "seeker":  # the AI companion answers
+        fut.add_done_callback(ctx.companion.after_send(view.conversation.id, user.id, text, verdict))
     try:
         st = await asyncio.shield(fut)
     except Exception:

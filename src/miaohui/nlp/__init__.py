@@ -6,7 +6,8 @@ pickles. Training code (scikit-learn) lives in ``miaohui.safety.training`` and
 is never imported at run time.
 """
 
+from miaohui.nlp import emotion  # callable: ``miaohui.nlp.emotion(text)`` → {label: probability}
 from miaohui.nlp.text import char_ngrams, normalise
 from miaohui.nlp.tokenize import tokenize
 
-__all__ = ["char_ngrams", "normalise", "tokenize"]
+__all__ = ["char_ngrams", "emotion", "normalise", "tokenize"]

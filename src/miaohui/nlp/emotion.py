@@ -7,6 +7,7 @@ rebuilt by ``scripts/train_safety.py``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,3 +49,31 @@ def default_model() -> EmotionModel:
 def classify(text: str, top: int = 3, *, normalised: bool = False) -> list[Emotion]:
     """Top ``top`` emotions of ``text``, best first."""
     return default_model().classify(text, top, normalised=normalised)
+
+
+# ---- scores(text): the seven CLUE labels, and ``miaohui.nlp.emotion(text)`` ---------------------------
+
+LABELS: tuple[str, ...] = ("like", "happiness", "sadness", "anger", "disgust", "fear", "surprise")
+
+
+def scores(text: str, *, normalised: bool = False) -> dict[str, float]:
+    """Probabilities over the seven CLUE labels (best first), from the enhanced model
+    (``miaohui.nlp.emotion_plus``: n-grams + lexicon, negation, intensity, emoji cues,
+    calibrated) when its artifact is present, else the n-gram model."""
+    from miaohui.nlp import emotion_plus
+
+    t = text if normalised else normalise(text)
+    model = emotion_plus.default_model()
+    if model is not None:
+        return model.scores(t)
+    return {e.label: e.prob for e in default_model().classify(t, top=len(LABELS), normalised=True)}
+
+
+class _CallableModule(sys.modules[__name__].__class__):
+    """Makes ``miaohui.nlp.emotion(text)`` work: the module itself is callable (= :func:`scores`)."""
+
+    def __call__(self, text: str, *, normalised: bool = False) -> dict[str, float]:
+        return scores(text, normalised=normalised)
+
+
+sys.modules[__name__].__class__ = _CallableModule

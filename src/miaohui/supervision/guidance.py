@@ -21,12 +21,14 @@ SIGNAL_LABELS = {
     "together": "相约", "history_risk": "此前表达过轻生", "history_plan": "此前提到过计划",
     "joke": "玩笑语气", "negation": "否定", "colloquial": "口头禅式的“死”", "third_party": "说的是别人",
     "advice": "在问如何帮别人", "history_joke": "对话在开玩笑", "worry": "倾听师求助",
+    "seeker_request": "倾诉者请求真人",
 }
 
 STATUS_LABELS = {"open": "待处理", "acknowledged": "处理中", "resolved": "已结案"}
 
 EVENT_LABELS = {
     "opened": "立案", "escalated": "风险升高", "assessed": "风险评估", "flag": "边界信号", "worry": "倾听师求助",
+    "seeker_request": "倾诉者请求真人督导",
     "acknowledged": "督导已接手", "transcript": "查看对话记录", "whisper": "悄悄话", "joined": "督导加入对话",
     "taken_over": "督导接管对话", "guardian_started": "进入守护模式", "guardian_hold": "守护模式：订单到期不中断",
     "resolved": "结案", "guardian_paid": "平台支付守护时长", "debrief_offered": "提供复盘",

@@ -173,6 +173,29 @@ async def worry(ctx, listener: User, conversation_id: str, note: str = "") -> Ri
     return case
 
 
+async def seeker_asks_human(ctx, seeker: User, conversation_id: str, companion_id: str) -> RiskCase:
+    """A seeker in an AI companion conversation pressed "现在请真人督导来": like
+    "我担心对方", a case at once, with an alarm (the AI participant stands where
+    a listener would)."""
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        roles = await chat.participants(db, conversation_id) if conversation_id and len(conversation_id) <= 32 else {}
+        if roles.get(seeker.id) != "seeker" or companion_id not in roles:
+            raise chat.conversation_forbidden()
+        await db.rollback()
+        case, _ = await _open_case(db, conversation_id, seeker.id, companion_id, "seeker", now)
+        case.worried = True
+        if "seeker_request" not in case.signals:
+            case.signals = [*case.signals, "seeker_request"][:MAX_SIGNALS]
+        case.last_seen_at = now
+        _event(db, case, now, "seeker_request", seeker.id)
+        _raise_rank(case, now, db)
+        await db.commit()
+        await _publish(ctx, db, case, alarm=True, reason="seeker_request")
+    log.info("seeker asked for a human supervisor (case %s)", case.id)
+    return case
+
+
 # -------------------------------------------------------------------- reads
 
 

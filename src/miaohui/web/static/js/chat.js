@@ -28,7 +28,8 @@ const meId = boot.me.user_id;
 const peerId = boot.peer.user_id;
 const MAX_CHARS = (boot.limits && boot.limits.max_body_chars) || 4000;
 const SAFETY_FRAMES = new Set(["risk", "hotline", "boundary", "whisper", "case", "debrief"]);
-const ROLE_LABELS = { seeker: "倾诉者", listener: "倾听师", supervisor: "平台督导" };
+const ROLE_LABELS = { seeker: "倾诉者", listener: "倾听师", supervisor: "平台督导", companion: "AI" };
+const AI_CHAT = boot.peer.role === "companion"; // the AI companion: companion.js streams replies in
 const TYPING_IDLE_MS = 3000;
 const TYPING_REFRESH_MS = 2500;
 const PEER_TYPING_TIMEOUT_MS = 5000;
@@ -130,8 +131,17 @@ function buildElement(rec) {
   li.className = "msg" + (rec.system ? " system" : rec.mine ? " mine" : " theirs");
   if (rec.role === "supervisor") li.classList.add("from-supervisor");
   li.setAttribute("data-testid", "message");
+  if (rec.role === "companion") {
+    // Every AI message says so, whatever else is on the screen.
+    li.classList.add("from-ai");
+    const ai = document.createElement("span");
+    ai.className = "msg-from ai-badge";
+    ai.setAttribute("data-testid", "ai-badge");
+    ai.textContent = "AI";
+    li.append(ai);
+  }
   // A third voice (a supervisor who joined), or a supervisor reading both sides: say who speaks.
-  if (!rec.mine && !rec.system && (rec.role === "supervisor" || boot.me.role === "supervisor") && ROLE_LABELS[rec.role]) {
+  if (!rec.mine && !rec.system && rec.role !== "companion" && (rec.role === "supervisor" || boot.me.role === "supervisor") && ROLE_LABELS[rec.role]) {
     const from = document.createElement("span");
     from.className = "msg-from";
     from.textContent = ROLE_LABELS[rec.role];
@@ -531,6 +541,7 @@ function onMessage(f) {
   if (f.conversation_id && f.conversation_id !== convId) return;
   const stick = atBottom || nearBottom() || f.sender_id === meId;
   if (!ingest(f)) return;
+  if (AI_CHAT) window.dispatchEvent(new CustomEvent("mh-message", { detail: f })); // ends a streamed reply
   updateEmpty();
   if (f.sender_id === peerId) showPeerTyping(false);
   if (stick) scrollToBottom();
@@ -583,6 +594,7 @@ function onFrame(f) {
       break;
     default:
       if (SAFETY_FRAMES.has(f.type)) window.dispatchEvent(new CustomEvent("mh-safety", { detail: f })); // safety_chat.js
+      else if (AI_CHAT && f.type.startsWith("companion_")) window.dispatchEvent(new CustomEvent("mh-companion", { detail: f }));
       break;
   }
 }
