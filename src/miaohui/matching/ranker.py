@@ -47,6 +47,7 @@ RATING_PRIOR, RATING_PRIOR_N = 4.0, 3
 MIN_TURNS_FOR_RATE = 5
 WINDOW_SCORE = {10: 1.0, 30: 0.75, 60: 0.5, 120: 0.25}
 CONCEPT = "§"
+SERVED_TOKENS = 5
 
 STOP = frozenset(
     "我 你 他 她 它 的 了 是 在 有 和 就 都 也 很 不 吗 吧 呢 啊 呀 嗯 哦 这 那 个 一 着 过 还 又 会 能 要 想 说 "
@@ -142,8 +143,11 @@ def document(c: Candidate) -> list[str]:
         toks += words(t) * 3
     for label in _topic_labels(c.topics) | dict.fromkeys(concepts(f"{c.headline} {c.bio}"), []):
         toks += [CONCEPT + label] * 3
+    top = max(c.served_topics.values(), default=0)
     for label, n in c.served_topics.items():
-        toks += [CONCEPT + label] * min(n, 5)
+        # In proportion to the listener's most served topic, at most SERVED_TOKENS:
+        # what they mostly talk about, not every topic that ever came up.
+        toks += [CONCEPT + label] * round(n * min(1.0, SERVED_TOKENS / top))
     return toks
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.chat import service as chat
+from miaohui.core.db import begin_write
 from miaohui.matching.models import ServedTopics
 from miaohui.nlp.topics import detect_topics
 from miaohui.orders import service as orders
@@ -27,21 +28,24 @@ log = logging.getLogger("miaohui.matching")
 
 async def catch_up(ctx, limit: int = 20) -> int:
     """Index up to ``limit`` finished orders; returns how many were indexed."""
-    done = 0
+    found: list[ServedTopics] = []
     async with ctx.sessionmaker() as db:
-        todo = await orders.finished_served(db, exclude=select(ServedTopics.order_id), limit=limit)
-        for o in todo:
-            rows = await chat.evidence_rows(db, ctx.keyring, o.conversation_id)
+        for o in await orders.finished_served(db, exclude=select(ServedTopics.order_id), limit=limit):
             counts: Counter[str] = Counter()
-            for _seq, sender, at, body, _chain in rows:
+            for _seq, sender, at, body, _chain in await chat.evidence_rows(db, ctx.keyring, o.conversation_id):
                 if sender == o.seeker_id and o.activated_at <= at <= o.ended_at:
                     counts.update(detect_topics(body))
-            db.add(ServedTopics(order_id=o.id, listener_id=o.listener_id,
-                                topics=[t for t, _ in counts.most_common()], indexed_at=ctx.clock.now()))
+            found.append(ServedTopics(order_id=o.id, listener_id=o.listener_id,
+                                      topics=[t for t, _ in counts.most_common()], indexed_at=ctx.clock.now()))
+    done = 0
+    for row in found:  # one short write each; a row another process stored first is skipped
+        async with ctx.sessionmaker() as db:
+            await begin_write(db)
+            db.add(row)
             try:
                 await db.commit()
                 done += 1
-            except IntegrityError:  # another process indexed it first
+            except IntegrityError:
                 await db.rollback()
     if done:
         log.info("served topics indexed orders=%d", done)

@@ -54,6 +54,7 @@ async def create(ctx, seeker: User, order_id: str, *, stars: int, tags: list[str
         raise AppError("bad_tags", "标签不在可选范围内", "unknown tags", 400)
     text = _clean_text(text, ctx.settings.review_max_chars)
     async with ctx.sessionmaker() as db:
+        await begin_write(db)  # read the order, then insert: one writer at a time on SQLite
         order = await orders.get_for(db, seeker, order_id)  # 404 for anyone else's order
         if not reviewable(order, seeker):
             raise AppError("not_reviewable", "服务结束后才能评价", "only a served, finished order can be reviewed", 409)

@@ -51,6 +51,7 @@ def id_hash(secret: str, number: str) -> str:
 async def _fail(ctx, user: User, code: str, zh: str, en: str, status: int = 400) -> AppError:
     """Count a failed attempt (committed on its own) and return the error to raise."""
     async with ctx.sessionmaker() as db:
+        await begin_write(db)
         db.add(IdentityAttempt(user_id=user.id, code=code, created_at=ctx.clock.now()))
         await db.execute(delete(IdentityAttempt).where(
             IdentityAttempt.user_id == user.id, IdentityAttempt.created_at < ctx.clock.now() - timedelta(days=2)))
@@ -253,6 +254,7 @@ async def submit_quiz(ctx, user: User, answers: dict[str, int]) -> tuple[Trainin
         raise AppError("listeners_only", "只有倾听师需要参加培训测验", "only listeners take the quiz", 403)
     g = course.grade(answers)
     async with ctx.sessionmaker() as db:
+        await begin_write(db)
         attempt = record_attempt(db, ctx, user.id, g)
         await db.commit()
     return attempt, g
@@ -276,6 +278,7 @@ async def report(ctx, user: User, target_kind: str, target_id: str, reason: str)
     if not reason:
         raise AppError("reason_required", "请写一下举报理由", "a reason is required", 400)
     async with ctx.sessionmaker() as db:
+        await begin_write(db)
         if target_kind == "review":
             rv = await reviews.get(db, target_id)
             if rv is None or rv.hidden:
