@@ -16,7 +16,8 @@ unless --no-save); progress goes to stderr. Not a test. What it measures:
     that do not talk about death (``training.DEATH_TALK``, a documented regex), held
     out dialogue-wise in the same folds (the model never trained on them).
 (c) Latency of ``assess`` (with emotions and topics) per message on one core, pinned
-    with sched_setaffinity, models warm: SOS-1K texts, SmileChat turns, short chat.
+    with sched_setaffinity, models warm: SOS-1K texts, SmileChat turns, short chat
+    (median of 3 timings per message; see ``latency``), plus a cold start.
 (d) Hand-written implicit crisis messages and colloquial 死 messages with outcomes.
 (e) Emotion model: 5-fold CV accuracy on CLUEmotion (the validation split we have).
 """
@@ -26,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -81,26 +84,40 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 3)
 
 
-def latency(texts: list[str]) -> dict:
+def latency(texts: list[str], passes: int = 3) -> dict:
+    """Per-message ``assess`` time on one core. The machine is shared (2 cores, other test suites), so each
+    message is timed ``passes`` times in separate passes and its median is used (``p50_ms``/``p99_ms``);
+    ``raw_p99_ms`` pools every single timing, scheduler noise included."""
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
         pinned = True
     except (AttributeError, OSError):
         pinned = False
-    t0 = time.perf_counter()
     assess("预热 warm-up")  # loads both models (once per process)
-    load_ms = (time.perf_counter() - t0) * 1000
     for t in texts[:200]:
         assess(t)
-    times = []
-    for t in texts:
-        s = time.perf_counter()
-        assess(t)
-        times.append((time.perf_counter() - s) * 1000)
-    times.sort()
-    return {"n": len(times), "p50_ms": percentile(times, 0.5), "p99_ms": percentile(times, 0.99),
-            "max_ms": round(times[-1], 3), "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
-            "one_core": pinned, "model_load_ms": round(load_ms, 1)}
+    runs: list[list[float]] = []
+    for _ in range(passes):
+        times = []
+        for t in texts:
+            s = time.perf_counter()
+            assess(t)
+            times.append((time.perf_counter() - s) * 1000)
+        runs.append(times)
+    per_msg = sorted(statistics.median(x) for x in zip(*runs, strict=True))
+    raw = sorted(x for r in runs for x in r)
+    return {"n": len(per_msg), "p50_ms": percentile(per_msg, 0.5), "p99_ms": percentile(per_msg, 0.99),
+            "max_ms": round(per_msg[-1], 3), "raw_p99_ms": percentile(raw, 0.99),
+            "mean_chars": round(sum(map(len, texts)) / len(texts), 1), "one_core": pinned}
+
+
+def cold_start_ms() -> float:
+    """A fresh interpreter: import miaohui.safety and assess one message (loads both .npz models)."""
+    code = ("import time; t = time.perf_counter(); from miaohui.safety import assess; assess('你好'); "
+            "print((time.perf_counter() - t) * 1000)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return round(float(out.stdout.strip()), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "smilechat": latency(chat),
         "short_chat": latency([c[0] for c in HAND_WRITTEN] * 20),
     }
+    out["latency"]["cold_start_ms"] = cold_start_ms()
     log(f"latency {json.dumps(out['latency'])}")
 
     if not args.quick:
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         out["emotion_cv"] = training.cross_validate_emotion(emo, folds=5, seed=args.seed)
     targets = {"cv_f1>=0.89": out.get("cv_sos1k", {}).get("f1", 0) >= 0.89,
                "false_alarms<=2%": out.get("false_alarms_smilechat", {}).get("rate", 1) <= 0.02,
-               "p99<=2ms": all(v["p99_ms"] <= 2.0 for v in out["latency"].values())}
+               "p99<=2ms": all(v["p99_ms"] <= 2.0 for v in out["latency"].values() if isinstance(v, dict))}
     out["targets_met"] = targets
     out["tiers"] = list(TIERS)
     text = json.dumps(out, ensure_ascii=False, indent=2)

@@ -36,7 +36,11 @@ class EmotionModel:
 
     def classify(self, text: str, top: int = 3, *, normalised: bool = False) -> list[Emotion]:
         t = text if normalised else normalise(text)
-        probs = softmax(self.text_model.decision(t))
+        return self.from_outputs(self.text_model.decision(t), top)
+
+    def from_outputs(self, outputs: list[float], top: int = 3) -> list[Emotion]:
+        """Ranked emotions from the model's raw outputs (e.g. from a ``JointScorer``)."""
+        probs = softmax(outputs)
         ranked = sorted(zip(self.labels, probs, strict=True), key=lambda lp: -lp[1])[: max(1, top)]
         return [Emotion(lab, ZH.get(lab, lab), round(p, 4)) for lab, p in ranked]
 

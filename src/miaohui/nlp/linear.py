@@ -24,6 +24,7 @@ import json
 import math
 from collections import Counter
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,15 @@ class LinearTextModel:
     # ---- scoring -----------------------------------------------------------------------------
     def _sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Indices and l2-normalised sublinear TF-IDF values of the in-vocabulary n-grams of ``text``."""
-        get = self.index.get
         counts = ngram_counts(clip(text), self.lo, self.hi)
-        pairs = [(i, c) for g, c in counts.items() if (i := get(g)) is not None]
-        if not pairs:
+        n = len(counts)
+        # map() keeps the per-n-gram loop in C: dict look-ups with a -1 default, then numpy masks.
+        idx = np.fromiter(map(self.index.get, counts.keys(), repeat(-1, n)), np.intp, n)
+        keep = idx >= 0
+        if not keep.any():
             return _EMPTY_I, _EMPTY_F
-        idx = np.fromiter((i for i, _ in pairs), np.intp, len(pairs))
-        tf = np.fromiter((c for _, c in pairs), np.float64, len(pairs))
+        idx = idx[keep]
+        tf = np.fromiter(counts.values(), np.float64, n)[keep]
         v = (1.0 + np.log(tf)) * self._idf_np[idx]
         return idx, v / math.sqrt(float(v @ v))
 
@@ -88,6 +91,53 @@ class LinearTextModel:
         if not len(idx):
             return self.bias.tolist()
         return (self.bias + v @ self._coef[idx]).tolist()
+
+    def decision_sparse(self, idx: np.ndarray, ltf: np.ndarray) -> list[float]:
+        """Outputs from feature indices and their sublinear term frequencies (``1 + log tf``)."""
+        if not len(idx):
+            return self.bias.tolist()
+        v = ltf * self._idf_np[idx]
+        return (self.bias + (v / math.sqrt(float(v @ v))) @ self._coef[idx]).tolist()
+
+
+class JointScorer:
+    """Several models over the same text with one dictionary look-up per n-gram.
+
+    The look-ups dominate the cost of a long message; with a joint vocabulary (the union, built
+    once) each model only maps joint ids to its own through a numpy array. ``decisions(text)`` equals
+    ``[m.decision(text) for m in models]``.
+    """
+
+    def __init__(self, models: list[LinearTextModel]):
+        if len({(m.lo, m.hi) for m in models}) != 1:
+            raise ValueError("joint scoring needs one n-gram range")
+        self.models = models
+        self.lo, self.hi = models[0].lo, models[0].hi
+        joint: dict[str, int] = {}
+        for m in models:
+            for g in m.index:
+                joint.setdefault(g, len(joint))
+        self.index = joint
+        self.maps = []
+        for m in models:
+            mp = np.full(len(joint), -1, np.intp)
+            mp[np.fromiter(map(joint.__getitem__, m.index), np.intp, len(m.index))] = np.fromiter(
+                m.index.values(), np.intp, len(m.index))
+            self.maps.append(mp)
+
+    def decisions(self, text: str) -> list[list[float]]:
+        counts = ngram_counts(clip(text), self.lo, self.hi)
+        n = len(counts)
+        j = np.fromiter(map(self.index.get, counts.keys(), repeat(-1, n)), np.intp, n)
+        keep = j >= 0
+        j = j[keep]
+        ltf = 1.0 + np.log(np.fromiter(counts.values(), np.float64, n)[keep])
+        out = []
+        for m, mp in zip(self.models, self.maps, strict=True):
+            idx = mp[j]
+            k = idx >= 0
+            out.append(m.decision_sparse(idx[k], ltf[k]))
+        return out
 
 
 _EMPTY_I = np.zeros(0, np.intp)

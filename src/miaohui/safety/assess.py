@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from miaohui.nlp.emotion import Emotion
-from miaohui.nlp.emotion import classify as classify_emotions
+from miaohui.nlp.emotion import default_model as emotion_model
+from miaohui.nlp.linear import JointScorer
 from miaohui.nlp.text import normalise
 from miaohui.nlp.topics import detect_topics
 from miaohui.safety.knowledge import detect
@@ -47,7 +48,7 @@ from miaohui.safety.model import RiskModel, default_model
 
 TIERS: tuple[str, ...] = ("none", "distress", "ideation", "plan", "imminent")
 _RANK = {t: i for i, t in enumerate(TIERS)}
-_INTERNAL = {"risk_context"}  # gate signal, not shown in assessments
+_INTERNAL = {"risk_context", "model_confident"}  # gate signals, not shown in assessments
 LEVEL_RANGE: dict[str, tuple[int, int]] = {
     "none": (0, 0), "distress": (1, 3), "ideation": (4, 5), "plan": (6, 8), "imminent": (9, 10)
 }
@@ -77,6 +78,8 @@ class Rule:
 
 # Signals that keep a joke or a negation from lowering anything.
 _SERIOUS = {"acquired_means": 0.5, "place": 0.6, "attempt": 0.5, "plan": 0.9, "farewell": 0.8}
+# Not the writer's own current intent: the past, ambivalence held back, someone else, comfort.
+_NOT_CURRENT = {"past": 0.6, "protective": 0.7, "third_party": 0.7, "advice": 0.7}
 _RISK_CONTEXT = {"history_risk": 1.0, "ideation": 0.5, "method": 0.6, "method_intent": 0.5, "self_harm": 0.5,
                  "hopelessness": 0.7, "attempt": 0.5}
 
@@ -84,10 +87,12 @@ RULES: tuple[Rule, ...] = (
     # ---- soft floors: what the signals say on their own (SOS-1K scale) ----
     Rule("wish_to_die", {"ideation": 0.5}, none_of={"negation": 0.5, "advice": 0.7, "third_party": 0.7},
          floor="ideation", examples=(("不想活了", (), "ideation"), ("活着没意思", (), "ideation"))),
-    Rule("method_intent", {"method_intent": 0.5}, floor="plan", examples=(("我打算吃安眠药", (), "plan"),),
+    Rule("method_intent", {"method_intent": 0.5}, none_of=_NOT_CURRENT, floor="plan",
+         examples=(("我打算吃安眠药", (), "plan"), ("我也有过想跳下去的冲动，但为了爸妈不敢", (), "distress|ideation|plan")),
          note="SOS-1K level 7: method decided"),
-    Rule("date_set", {"time": 0.6}, any_of={"method_intent": 0.5, "method": 0.6, "ideation": 0.5}, floor="plan",
-         examples=(("等过完生日我就去死", (), "plan"),), note="SOS-1K level 8: a date is roughly set"),
+    Rule("date_set", {"time": 0.6}, any_of={"method_intent": 0.5, "method": 0.6, "ideation": 0.5},
+         none_of=_NOT_CURRENT, floor="plan", examples=(("等过完生日我就去死", (), "plan"),),
+         note="SOS-1K level 8: a date is roughly set"),
     Rule("place_mentioned", {"place": 0.7}, floor="ideation", examples=(("我在楼顶", (), "ideation|plan"),),
          note="ask gently; no alarm on the place alone"),
     Rule("at_height", {"place": 0.8}, floor="plan", examples=(("我在天台上，风好大", (), "plan|imminent"),)),
@@ -109,11 +114,19 @@ RULES: tuple[Rule, ...] = (
          cap="distress", examples=(("累死了", (), "none|distress"), ("笑死我了", (), "none|distress"),
                                    ("饿死了", (), "none|distress")),
          note="累死了, 笑死, 死线: intensifiers, not risk"),
+    Rule("wish_without_plan", {"ideation": 0.5},
+         none_of={"model_confident": 1.0, "history_risk": 1.0, "method": 0.6, "method_intent": 0.5,
+                  "method_seeking": 0.5, "together": 0.5, "plan": 0.5, "time": 0.6, "farewell": 0.4, "attempt": 0.5,
+                  "self_harm": 0.5, "place": 0.6, "acquired_means": 0.5},
+         cap="ideation", examples=(("活着没意思", (), "ideation"), ("我真的好想死", (), "ideation")),
+         note="SOS-1K levels 4-5: a wish to die with no method, plan, partner, date, farewell or attempt is "
+              "ideation unless the model is confident (p >= 0.8) it is more"),
     Rule("no_risk_context", {},
          none_of={"risk_context": 0.3, "history_risk": 1.0, "method": 0.3, "method_intent": 0.5, "method_seeking": 0.5,
-                  "together": 0.5, "plan": 0.5, "farewell": 0.4, "attempt": 0.5, "ideation": 0.5, "self_harm": 0.5,
-                  "place": 0.3, "acquired_means": 0.5},
-         cap="distress", examples=(("周末去爬山了", (), "none|distress"), ("今天吃了火锅", (), "none")),
+                  "together": 0.5, "plan": 0.9, "farewell": 0.6, "attempt": 0.5, "ideation": 0.5, "self_harm": 0.5,
+                  "place": 0.3, "acquired_means": 0.8},
+         cap="distress", examples=(("周末去爬山了", (), "none|distress"), ("今天吃了火锅", (), "none"),
+                                   ("好了，我准备好了", (), "none|distress")),
          note="the n-gram model knows suicide-context texts only (SOS-1K); with no word of death, harm or leaving "
               "and no risky history it may not raise an alarm"),
     # ---- hard floors: what SOS-1K cannot teach; they win over every cap ----
@@ -125,7 +138,7 @@ RULES: tuple[Rule, ...] = (
          examples=(("买好了", ("我想吃安眠药死掉",), "imminent"),)),
     Rule("at_height_now", {"place": 0.6}, any_of={"now": 0.5, "farewell": 0.4, **_RISK_CONTEXT}, floor="imminent",
          hard=True,
-         examples=(("我现在在天台上，风好大", (), "imminent"), ("我坐在窗台上", ("活着好累，我撑不下去了",), "imminent"))),
+         examples=(("我现在在天台上，风好大", (), "imminent"), ("我坐在窗台上", ("我真的不想活了",), "imminent"))),
     Rule("last_words", {"farewell": 0.8}, floor="plan", hard=True,
          examples=(("这是我最后一条消息了", (), "plan|imminent"),
                    ("我把猫托付给朋友了，存款也转给我妈了", (), "plan|imminent"))),
@@ -168,10 +181,20 @@ def _rescale(p: float, thr: float) -> float:
     return 0.5 * p / thr if p < thr else 0.5 + 0.5 * (p - thr) / max(1e-9, 1.0 - thr)
 
 
-def _base(text: str, model: RiskModel, emo: list[Emotion]) -> tuple[str, float, float, dict[str, float]]:
-    """Tier from the model alone, plus score (0.5 = threshold), level estimate and signals."""
+@lru_cache(maxsize=4)
+def _scorer(model: RiskModel) -> JointScorer:
+    return JointScorer([model.text_model, emotion_model().text_model])
+
+
+def _base(text: str, model: RiskModel) -> tuple[str, float, float, dict[str, float], list[Emotion]]:
+    """Tier from the model alone, plus score (0.5 = threshold), level estimate, signals and emotions."""
     det = detect(text, normalised=True)
-    rs = model.score(det)
+    if det.text == text:  # nothing masked: one n-gram pass for both models
+        risk_out, emo_out = _scorer(model).decisions(text)
+    else:
+        risk_out, emo_out = model.text_model.decision(det.text), emotion_model().text_model.decision(text)
+    emo = emotion_model().from_outputs(emo_out, top=7)
+    rs = model.score(det, risk_out)
     s, t = det.signals, model.tiering
     if rs.high:
         tier = "plan"
@@ -182,7 +205,10 @@ def _base(text: str, model: RiskModel, emo: list[Emotion]) -> tuple[str, float, 
         tier = "distress"
     else:
         tier = "none"
-    return tier, _rescale(rs.prob, model.threshold), rs.level, dict(s)
+    sig = dict(s)
+    if rs.prob >= t.get("confident_prob", 0.8):
+        sig["model_confident"] = 1.0
+    return tier, _rescale(rs.prob, model.threshold), rs.level, sig, emo
 
 
 _NEGATIVE = ("sadness", "anger", "disgust", "fear")
@@ -214,8 +240,7 @@ def _history_signals(history: list[str] | tuple[str, ...], model: RiskModel) -> 
 
 
 def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, extras: bool = False) -> Assessment:
-    emo = classify_emotions(text, top=7, normalised=True)
-    base_tier, score, level_est, sig = _base(text, model, emo)
+    base_tier, score, level_est, sig, emo = _base(text, model)
     sig.update(_history_signals(history, model) if history else {})
     if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
         score *= 0.5

@@ -42,7 +42,7 @@ RISK_ARTIFACT = DATA_DIR / "risk.npz"
 # Knowledge signals the second stage learns weights for (see the module docstring).
 STAGE2_SIGNALS: tuple[str, ...] = (
     "method", "method_intent", "method_seeking", "together", "plan", "time", "now", "farewell", "attempt",
-    "self_harm", "ideation", "hopelessness", "protective", "third_party", "advice", "joke", "negation",
+    "self_harm", "ideation", "hopelessness", "protective", "past", "third_party", "advice", "joke", "negation",
 )
 
 
@@ -69,14 +69,16 @@ class RiskModel:
     def load(cls, path: str | Path = RISK_ARTIFACT) -> RiskModel:
         return cls(LinearTextModel.load(path))
 
-    def stage2_vector(self, logit: float, level: float, signals: dict[str, float]) -> list[float]:
-        base = {"logit": logit, "level": level}
+    def stage2_vector(self, outputs: list[float], signals: dict[str, float]) -> list[float]:
+        base = dict(zip(self.text_model.outputs, outputs, strict=True))
         return [base[f] if f in base else signals.get(f, 0.0) for f in self.stage2_features]
 
-    def score(self, det: Detection) -> RiskScore:
-        logit, level = self.text_model.decision(det.text)[:2]
+    def score(self, det: Detection, outputs: list[float] | None = None) -> RiskScore:
+        """Score a detection; ``outputs`` are stage-1 outputs already computed for ``det.text``."""
+        outputs = outputs or self.text_model.decision(det.text)
+        logit, level = outputs[0], outputs[1]
         z = self.stage2_bias + math.fsum(
-            w * x for w, x in zip(self.stage2_coef, self.stage2_vector(logit, level, det.signals), strict=True)
+            w * x for w, x in zip(self.stage2_coef, self.stage2_vector(outputs, det.signals), strict=True)
         )
         p = sigmoid(z)
         return RiskScore(p, logit, level, p >= self.threshold)

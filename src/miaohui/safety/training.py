@@ -52,12 +52,14 @@ class RiskConfig:
     smile_weight: float = 0.15  # per SmileChat turn, relative to an SOS-1K row
     smile_level: float = 1.0  # level given to SmileChat turns without death talk
     stage2_C: float = 1.0
+    level_heads: tuple[int, ...] = (6,)  # extra stage-1 heads: logistic P(SOS-1K level >= k)
     inner_folds: int = 5
     seed: int = 0
     # Tier boundaries below "plan" (see assess): level estimate / probability for ideation and distress.
     ideation_level: float = 4.0
     ideation_prob: float = 0.3
     distress_emotion: float = 0.6
+    confident_prob: float = 0.8  # a model probability that overrides the "wish without plan" cap
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -108,8 +110,15 @@ def _fit_stage1(texts: list[str], y: np.ndarray, w: np.ndarray, level: np.ndarra
     lr = LogisticRegression(C=cfg.C, solver="liblinear").fit(X, y, sample_weight=w)
     keep = level_w > 0
     rg = Ridge(alpha=cfg.alpha).fit(X[keep], level[keep], sample_weight=level_w[keep])
-    coef = np.c_[lr.coef_[0], rg.coef_]
-    return _Stage1(vec, coef, np.array([lr.intercept_[0], rg.intercept_]))
+    cols, bias = [lr.coef_[0], rg.coef_], [lr.intercept_[0], rg.intercept_]
+    sos_rows = w >= 1.0
+    for k in cfg.level_heads:
+        # SOS-1K rows only: P(level >= k) — ordinal views of the annotators' scale; k = 6 is its own "plan"
+        # boundary, which differs from high_risk on ~10 % of rows.
+        lr_k = LogisticRegression(C=cfg.C, solver="liblinear").fit(X[sos_rows], (level[sos_rows] >= k).astype(int))
+        cols.append(lr_k.coef_[0])
+        bias.append(lr_k.intercept_[0])
+    return _Stage1(vec, np.column_stack(cols), np.array(bias))
 
 
 def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -159,14 +168,15 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
 
     # Out-of-fold stage-1 outputs for the SOS-1K rows.
     t0 = time.perf_counter()
-    oof = np.zeros((len(sos), 2))
+    outputs = ["logit", "level"] + [f"level_ge_{k}" for k in cfg.level_heads]
+    oof = np.zeros((len(sos), len(outputs)))
     skf = StratifiedKFold(cfg.inner_folds, shuffle=True, random_state=cfg.seed)
     for tr, te in skf.split(np.zeros(len(sos)), y_sos):
         oof[te] = fit(tr).outputs([sos_det[i].text for i in te])
     log(f"stage-1 out-of-fold outputs in {time.perf_counter() - t0:.1f}s")
 
-    features = ["logit", "level", *STAGE2_SIGNALS]
-    F = np.array([[o[0], o[1], *(d.signals.get(s, 0.0) for s in STAGE2_SIGNALS)] for o, d in zip(oof, sos_det, strict=True)])
+    features = [*outputs, *STAGE2_SIGNALS]
+    F = np.array([[*o, *(d.signals.get(s, 0.0) for s in STAGE2_SIGNALS)] for o, d in zip(oof, sos_det, strict=True)])
     st2 = LogisticRegression(C=cfg.stage2_C, max_iter=5000)
     p_oof = cross_val_predict(st2, F, y_sos, cv=StratifiedKFold(5, shuffle=True, random_state=cfg.seed + 1),
                               method="predict_proba")[:, 1]
@@ -178,11 +188,12 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
     meta = {
         "kind": "miaohui.safety.risk",
         "ngram_range": [1, 3],
-        "outputs": ["logit", "level"],
+        "outputs": outputs,
         "stage2": {"features": features, "coef": st2.coef_[0].round(6).tolist(), "bias": round(float(st2.intercept_[0]), 6)},
         "threshold": threshold,
         "tiering": {"ideation_level": cfg.ideation_level, "ideation_prob": cfg.ideation_prob,
-                    "distress_emotion": cfg.distress_emotion},
+                    "distress_emotion": cfg.distress_emotion,
+                    "confident_prob": cfg.confident_prob},
         "training": {"sos1k_rows": len(sos), "smilechat_turns": len(smile_turns), "everyday_texts": len(everyday),
                      "config": asdict(cfg),
                      "stage2_oof_f1": round(_prf(y_sos, p_oof >= threshold)[2], 4)},
@@ -193,7 +204,7 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
 
 
 # ---- emotion ---------------------------------------------------------------------------------------
-def train_emotion(rows: Sequence[tuple[str, str]], C: float = 5.0, min_df: int = 2) -> LinearTextModel:
+def train_emotion(rows: Sequence[tuple[str, str]], C: float = 2.0, min_df: int = 2) -> LinearTextModel:
     from sklearn.linear_model import LogisticRegression
 
     texts = [clip(normalise(t)) for t, _ in rows]
@@ -224,7 +235,7 @@ def cross_validate_emotion(rows: Sequence[tuple[str, str]], folds: int = 5, seed
 # ---- honest cross-validation of the whole pipeline ----------------------------------------------------
 def cross_validate(sos: Sequence[SosRow], smile: Sequence[Sequence[str]], folds: int = 5, seed: int = 0,
                    cfg: RiskConfig | None = None, everyday: Sequence[str] = (),
-                   log: Callable[[str], None] = lambda _: None) -> dict:
+                   log: Callable[[str], None] = lambda _: None, rows: bool = False) -> dict:
     """K-fold over SOS-1K rows (stratified) and SmileChat dialogues together: each fold trains the whole
     pipeline on the other folds (plus all ``everyday`` texts) and scores its held-out SOS-1K rows and
     SmileChat client turns with the runtime ``assess``."""
@@ -252,10 +263,13 @@ def cross_validate(sos: Sequence[SosRow], smile: Sequence[Sequence[str]], folds:
                     fa_hit += TIERS.index(assess(t, model=model, extras=False).tier) >= TIERS.index("ideation")
         log(f"fold {k + 1}/{folds} done in {time.perf_counter() - t0:.1f}s")
     p, r, f1 = _prf(y, pred)
-    return {
+    out = {
         "sos1k": {"f1": round(f1, 4), "precision": round(p, 4), "recall": round(r, 4),
                   "accuracy": round(float(np.mean(pred == y.astype(bool))), 4), "n": len(sos), "folds": folds,
                   "seed": seed, "tiers": {t: sos_tiers.count(t) for t in TIERS}},
         "smilechat_false_alarms": {"rate": round(fa_hit / max(1, fa_n), 4), "n": fa_n, "alarms": int(fa_hit),
                                    "definition": "tier >= ideation on client turns not matching DEATH_TALK"},
     }
+    if rows:
+        out["sos1k_tiers"] = sos_tiers
+    return out
