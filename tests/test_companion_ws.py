@@ -43,7 +43,7 @@ async def say(ws, body: str, timeout: float = 10.0) -> tuple[dict, str, list[dic
     streamed: dict[str, str] = {}
 
     async def go():
-        ack = None
+        ack = msg = None
         while True:
             f = json.loads(await ws.recv())
             frames.append(f)
@@ -54,7 +54,9 @@ async def say(ws, body: str, timeout: float = 10.0) -> tuple[dict, str, list[dic
             elif f["type"] == "companion_retract":
                 streamed[f["client_id"]] = ""
             elif f["type"] == "message" and f["sender_id"] == AI_USER_ID and ack and f["client_id"] == f"ai-{ack['seq']}":
-                return f
+                msg = f
+            elif f["type"] == "companion_end" and msg is not None and f["client_id"] == msg["client_id"]:
+                return msg
 
     msg = await asyncio.wait_for(go(), timeout)
     return msg, streamed.get(msg["client_id"], ""), frames

@@ -73,7 +73,8 @@ class GGUFEngine:
             try:
                 while True:
                     try:
-                        kind, value = await asyncio.wait_for(q.get(), self.timeout)
+                        async with asyncio.timeout(self.timeout):
+                            kind, value = await q.get()
                     except TimeoutError:
                         raise EngineError("local model timed out") from None
                     if kind == "text":

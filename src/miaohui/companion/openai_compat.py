@@ -106,7 +106,8 @@ class OpenAICompatEngine:
                             raise EngineError("reply took too long")
                         limit = min(self.idle_timeout if started else self.first_token_timeout, left)
                         try:
-                            line = await asyncio.wait_for(anext(lines), limit)
+                            async with asyncio.timeout(limit):  # unlike wait_for, never eats a cancellation
+                                line = await anext(lines)
                         except StopAsyncIteration:
                             break
                         except TimeoutError:

@@ -119,6 +119,16 @@ ANNOYED = (
     "好烦……听得出来。最让你烦的是哪一件？",
     "烦到说不出来的时候，先说一个关键词也行。",
 )
+NEUTRAL = (
+    "嗯，我听着。",
+    "「{q}」，我记下了。",
+    "明白，你说的这些我都在听。",
+    "嗯，{q}……",
+    "我在，接着说。",
+    "好，我跟着你的节奏来。",
+    "听你说「{q}」，我想多了解一点。",
+    "嗯嗯，我在这儿。",
+)
 POSITIVE_R = (
     "真替你高兴！是什么让今天这么好？",
     "这份开心值得好好收下。能多说说吗？",
@@ -146,7 +156,8 @@ GREETING = (
 )
 IDENTITY = (
     "我是 AI，不是真人。我会认真听、帮你整理感受和想法；想和真人聊的话，点上面的「找真人倾听师」就可以。",
-    "我是秒回的 AI 陪伴，不是人。我没法真的陪在你身边，但在这里会一直认真回应你。需要真人的时候，随时可以换。",
+    "我是秒回的 AI 陪伴，不是真人。我没法真的陪在你身边，但在这里会一直认真回应你。需要真人的时候，随时可以换。",
+    "实话实说：我是 AI，不是真人，也不是心理咨询师。想找真人聊的话，点「找真人倾听师」就好。",
 )
 THANKS = (
     "不客气。能陪你聊一会儿，我也觉得很好。还有什么想说的吗？",
@@ -196,6 +207,9 @@ class Reply:
     emotion: str = ""
 
 
+_SENT = re.compile(r"(?<=[。！？?!\n])")
+
+
 def _h(s: str) -> str:
     return hashlib.blake2s(s.encode(), digest_size=5).hexdigest()
 
@@ -209,7 +223,7 @@ class Chooser:
         self.salt = salt
 
     def fresh(self, s: str) -> bool:
-        return _h(s) not in self._set
+        return all(_h(x.strip()) not in self._set for x in _SENT.split(s) if x.strip())
 
     def pick(self, bank: tuple[str, ...], key: str, **fmt) -> str | None:
         if not bank:
@@ -222,7 +236,7 @@ class Chooser:
         return None
 
     def note(self, text: str) -> None:
-        for sentence in re.split(r"(?<=[。！？?!\n])", text):
+        for sentence in _SENT.split(text):
             s = sentence.strip()
             if s and _h(s) not in self._set:
                 self._set.add(_h(s))
@@ -349,12 +363,15 @@ class SkillsEngine:
         elif len(t) <= 5 and not feelings:
             parts.append(ch.pick(VAGUE, "vague") or f"嗯，“{raw}”。我在，你慢慢说。")
             r.kind = "vague"
-        elif (label in POSITIVE or any(lab in POSITIVE for _, lab, _ in feelings)) and not any(
-                lab in NEGATIVE for _, lab, _ in feelings) and not traps:
+        elif not traps and not any(lab in NEGATIVE for _, lab, _ in feelings) and (
+                any(lab in POSITIVE for _, lab, _ in feelings) or (label in POSITIVE and scores[label] >= 0.75)):
             parts.append(ch.pick(POSITIVE_R, "pos") or "真好。")
             q = ch.pick(OPEN_Q[9:], "posq")
             if q and st["turn"] % 2:
                 parts.append(q)
+        elif not feelings and not traps and not (label in NEGATIVE and scores[label] >= 0.4):
+            parts.append(ch.pick(NEUTRAL, "neutral", q=_quote(raw)) or "嗯。")
+            parts.append(self._question(t, ch, topics, st))
         else:
             parts += self._reflect(st, t, raw, ch, feelings, label, scores)
             trap = next((h for h in traps if h.key not in st.get("traps_recent", [])[-3:]), None)
@@ -399,7 +416,7 @@ class SkillsEngine:
         if feelings:
             f, _, word = feelings[0]
         else:
-            options = SOFT.get(label, ("不好受",))
+            options = SOFT.get(label, ("不好受",)) if label in NEGATIVE else ("不好受",)
             f, word = options[st["turn"] % len(options)], ""
         prev = st.get("prev_feeling")
         out: list[str] = []

@@ -14,6 +14,7 @@ word is the name itself.  Words are matched on normalised text (see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -121,8 +122,15 @@ def _trie() -> tuple[dict, int]:
     return root, longest
 
 
+# Negations that stand a few characters away: 不会有人喜欢我, 没有人在乎.
+_FAR_NEGATORS = ("不会有人", "没有人", "没人", "再也没有人", "再也不会")
+
+
+_NOT_NEGATION = re.compile("特别|区别|分别|告别|别人|差别|个别|性别|级别|类别|识别|不错|没错|不得不")
+
+
 def _before(text: str, i: int, words: tuple[str, ...], span: int = 3) -> bool:
-    window = text[max(0, i - span):i]
+    window = _NOT_NEGATION.sub("", text[max(0, i - span - 2):i])[-span:]
     return any(window.endswith(w) or (w in window and len(w) > 1) for w in words)
 
 
@@ -145,7 +153,7 @@ def scan(text: str) -> list[Hit]:
             continue
         end, (name, label) = best
         word = text[i:end]
-        negated = _before(text, i, NEGATORS, 3) and not word.startswith(("不", "没"))
+        negated = (_before(text, i, NEGATORS, 3) or _before(text, i, _FAR_NEGATORS, 6)) and not word.startswith(("不", "没"))
         intense = _before(text, i, INTENSIFIERS, 4) or text[end:end + 2] in ("死了", "极了") or text[end:end + 1] == "!"
         out.append(Hit(name, label, word, i, negated, intense))
         i = end
