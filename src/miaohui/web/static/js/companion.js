@@ -110,6 +110,8 @@ function onFrame(f) {
   if (f.conversation_id && f.conversation_id !== convId) return;
   const stick = nearBottom();
   if (f.type === "companion_start") {
+    const offer = cards.querySelector('[data-kind="offer"]'); // an old offer is stale once the AI speaks again
+    if (offer) offer.remove();
     streamFor(f.client_id);
   } else if (f.type === "companion_delta") {
     const s = streamFor(f.client_id);
