@@ -3,8 +3,8 @@
 For each order whose service took place and is over, the seeker's messages
 during the service are decrypted in memory, run through the topic detector,
 and only the labels are kept (``served_topics``).  The index catches up
-lazily — a bounded batch at the start of each matching request — and is
-idempotent: the order id is the primary key, so two processes indexing the
+lazily — a bounded batch of orders that ended in the last 90 days, at the
+start of each matching request — and is idempotent: the order id is the primary key, so two processes indexing the
 same order store it once.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,13 +25,15 @@ from miaohui.nlp.topics import detect_topics
 from miaohui.orders import service as orders
 
 log = logging.getLogger("miaohui.matching")
+LOOKBACK_DAYS = 90  # the scan stays bounded; an order is indexed within a request or two of ending anyway
 
 
 async def catch_up(ctx, limit: int = 20) -> int:
     """Index up to ``limit`` finished orders; returns how many were indexed."""
     found: list[ServedTopics] = []
     async with ctx.sessionmaker() as db:
-        for o in await orders.finished_served(db, exclude=select(ServedTopics.order_id), limit=limit):
+        since = ctx.clock.now() - timedelta(days=LOOKBACK_DAYS)
+        for o in await orders.finished_served(db, since=since, exclude=select(ServedTopics.order_id), limit=limit):
             counts: Counter[str] = Counter()
             for _seq, sender, at, body, _chain in await chat.evidence_rows(db, ctx.keyring, o.conversation_id):
                 if sender == o.seeker_id and o.activated_at <= at <= o.ended_at:

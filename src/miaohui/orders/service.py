@@ -707,10 +707,11 @@ async def current_load(db: AsyncSession, listener_ids: list[str], now: datetime)
     return out
 
 
-async def finished_served(db: AsyncSession, *, exclude: Select | None = None, limit: int = 50) -> list[Order]:
-    """Orders whose service took place and is over (the listener arrived, the
-    order ended), oldest first; ``exclude`` is a select of order ids to skip."""
-    q = select(Order).where(Order.ended_at.is_not(None), Order.listener_arrived_at.is_not(None))
+async def finished_served(db: AsyncSession, *, since: datetime, exclude: Select | None = None,
+                          limit: int = 50) -> list[Order]:
+    """Orders whose service took place and ended after ``since`` (the listener
+    arrived), oldest first; ``exclude`` is a select of order ids to skip."""
+    q = select(Order).where(Order.ended_at >= since, Order.listener_arrived_at.is_not(None))
     if exclude is not None:
         q = q.where(Order.id.not_in(exclude))
     return list(await db.scalars(q.order_by(Order.ended_at, Order.id).limit(limit)))
