@@ -87,6 +87,7 @@ def test_ai_conversation_with_tool_and_handoff(live, chromium):  # noqa: F811 - 
 
     # Handoff: review and edit the summary, then send it to a listener.
     page.goto(f"{base}/companion/handoff")
+    expect(page.get_by_test_id("handoff-match")).to_be_visible()  # 帮我找人 with the summary, when matching is served
     summary = page.get_by_test_id("handoff-summary")
     expect(summary).to_contain_text("委屈")
     summary.fill(summary.input_value().replace("（写下你最希望倾听师知道或做的事）", "先听我说，不急着给建议。"))

@@ -19,7 +19,17 @@ SEEKERS_ONLY = "AI 陪伴仅对倾诉者开放。"
 
 def matching_available(request: Request) -> bool:
     """帮我找人 (matching) if this build serves it; else handoff goes to the directory."""
-    return any(getattr(r, "path", None) == "/match" and "POST" in getattr(r, "methods", ()) for r in request.app.routes)
+
+    def walk(routes) -> bool:
+        for r in routes:
+            if getattr(r, "path", None) == "/match" and "POST" in (getattr(r, "methods", None) or ()):
+                return True
+            inner = getattr(r, "routes", None) or getattr(getattr(r, "original_router", None), "routes", None)
+            if inner and walk(inner):  # included routers
+                return True
+        return False
+
+    return walk(request.app.routes)
 
 
 @router.get("/companion")

@@ -182,7 +182,7 @@ NUDGES = (
 )
 NAME_PREFIX = ("{n}，", "{n}，我在听。", "")
 
-_GREET = re.compile(r"^(你好|您好|hi|hello|嗨|哈喽|在吗|在不在|有人吗)[!！。~?？]*$")
+_GREET = re.compile(r"^(你好|您好|hi|hello|嗨|哈喽|在吗|在不在|有人吗)[!！。~?？啊呀]*$")
 _IDENTITY = re.compile(r"(你是(不是)?(真人|ai|机器人|人工智能|人吗|人还是)|你是谁|是真人吗|真人吗)")
 _THANKS = re.compile(r"^(谢谢|多谢|感谢|谢啦|thx|thanks)")
 _BYE = re.compile(r"(晚安|拜拜|再见|我先睡了|去睡了|下次聊|先这样)")
@@ -339,14 +339,15 @@ class SkillsEngine:
         if ts:
             return self._tool_turn(turn, raw, ch, ts, label)
         # ---- small talk the counselor answers plainly
-        if _IDENTITY.search(t):
-            return Reply(ch.pick(IDENTITY, "id") or IDENTITY[0] + "（再说一次也没关系。）", "identity")
-        if _GREET.match(t):
-            return Reply(ch.pick(GREETING, "hi") or "我在。想聊什么都可以。", "greeting")
-        if _THANKS.match(t):
-            return Reply(ch.pick(THANKS, "thx") or "不客气，我在。", "thanks")
-        if _BYE.search(t) and len(t) <= 16:
-            return Reply(ch.pick(BYE, "bye") or "好，照顾好自己。", "bye")
+        if _IDENTITY.search(t):  # always answered, honestly, even if every version was used
+            said = ch.pick(IDENTITY, "id") or f"再说一次：我是 AI，不是真人。（这是我们聊的第 {st['turn']} 句。）"
+            return Reply(said, "identity")
+        for rx, bank, kind, short in ((_GREET, GREETING, "greeting", 12), (_THANKS, THANKS, "thanks", 14),
+                                      (_BYE, BYE, "bye", 16)):
+            if rx.search(t) and len(t) <= short:
+                said = ch.pick(bank, kind)
+                if said:  # a used-up bank falls through to an ordinary reply
+                    return Reply(said, kind)
         feelings = lexicon.feelings(t)
         traps = trap_table.detect(t, normalised=True)
         topics = detect_topics(t, normalised=True)
