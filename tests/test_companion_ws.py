@@ -19,6 +19,7 @@ from sqlalchemy import select
 from miaohui.companion.models import CompanionMemory, CompanionProfile
 from miaohui.companion.service import AI_USER_ID
 from miaohui.supervision.models import RiskCase
+from tests.conftest import Api
 from tests.test_chat_ws import connect, drain_sync, recv_until
 
 pytestmark = pytest.mark.asyncio
@@ -144,6 +145,25 @@ async def test_crisis_overrides_engine_and_calls_a_human(server, seeker):
     await ws.close()
 
 
+async def test_crisis_reply_is_never_cancelled_by_the_next_message(server, seeker):
+    conv = await open_companion(seeker)
+    ws, _ = await connect(seeker, conv)
+    await drain_sync(ws)
+    await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "我不想活了"}))
+    msg, _, _ = await say(ws, "算了，当我没说")  # sent right away, while the crisis reply is being written
+    bodies = []
+    async with seeker.client() as c:
+        for _ in range(100):
+            page = (await c.get(f"/api/conversations/{conv}/messages")).json()["messages"]
+            bodies = [m["body"] for m in page if m["sender_id"] == AI_USER_ID]
+            if len(bodies) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    assert len(bodies) == 3  # greeting, the crisis reply, the reply to the second message
+    assert "督导" in bodies[1]
+    await ws.close()
+
+
 async def test_soft_limit_never_during_crisis(database_url, tmp_path, clock):
     from tests.conftest import Api, LiveServer, make_settings
 
@@ -254,3 +274,28 @@ async def test_not_for_listeners_and_human_chats_untouched(server, seeker, liste
     await ws.close()
     r = httpx.get(f"{server.url}/companion", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_supervisor_joins_and_the_ai_steps_back(server, seeker):
+    conv = await open_companion(seeker)
+    ws, _ = await connect(seeker, conv)
+    await drain_sync(ws)
+    await say(ws, "我真的不想活了")
+    async with seeker.client() as c:
+        case_id = (await c.post("/api/companion/human", json={"conversation_id": conv})).json()["case_id"]
+    sup = Api(server, "supervisor")
+    async with sup.client() as c:
+        queue = (await c.get("/api/supervision/queue")).json()
+        assert queue[0]["id"] == case_id and queue[0]["worried"] is True  # first in the queue, with an alarm
+        assert (await c.post(f"/api/supervision/cases/{case_id}/join")).status_code == 200
+    notice = await recv_until(ws, "message", sender_role="system")
+    assert "督导（真人）" in notice["body"] and "AI 陪伴先不说话" in notice["body"]
+    await ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "你好"}))
+    await recv_until(ws, "ack")
+    with pytest.raises(asyncio.TimeoutError):  # the human talks now; the AI stays quiet
+        await recv_until(ws, "message", timeout=1.0, sender_id=AI_USER_ID)
+    async with sup.client() as c:
+        r = await c.post(f"/api/conversations/{conv}/messages", json={"client_id": cid(), "body": "我是督导，我在。"})
+        assert r.status_code == 201
+    assert (await recv_until(ws, "message", sender_role="supervisor"))["body"] == "我是督导，我在。"
+    await ws.close()

@@ -125,6 +125,7 @@ class Companion:
         self.tz = ZoneInfo(ctx.settings.timezone)
         self._tasks: dict[str, asyncio.Task] = {}
         self._finishing: dict[str, asyncio.Future] = {}  # the last reply's bookkeeping, per conversation
+        self._crisis: set[asyncio.Task] = set()  # replies to crisis turns: never cancelled by a newer message
         self._ready = False
         self.stats: Counter[str] = Counter()
 
@@ -232,9 +233,15 @@ class Companion:
             return
         prev = self._tasks.get(conversation_id)
         if prev is not None and not prev.done():
-            prev.cancel()
+            if prev in self._crisis:
+                pass  # a crisis reply is never cancelled: the new one waits for it (see _respond)
+            else:
+                prev.cancel()
         task = asyncio.get_running_loop().create_task(
-            self._respond(conversation_id, seeker_id, body, seq, tier), name=f"companion-{conversation_id[:8]}")
+            self._respond(conversation_id, seeker_id, body, seq, tier, prev), name=f"companion-{conversation_id[:8]}")
+        if g.TIER_RANK.get(tier, 0) >= g.GUARDIAN_RANK:
+            self._crisis.add(task)
+            task.add_done_callback(self._crisis.discard)
         self._tasks[conversation_id] = task
         task.add_done_callback(lambda t, c=conversation_id: self._done(c, t))
 
@@ -262,9 +269,13 @@ class Companion:
         self.ctx.broker.publish_nowait(private_topic(conversation_id, seeker_id),
                                        dumps({"conversation_id": conversation_id, **frame}))
 
-    async def _respond(self, conv_id: str, seeker_id: str, body: str, seq: int, tier: str) -> None:
+    async def _respond(self, conv_id: str, seeker_id: str, body: str, seq: int, tier: str,
+                       prev: asyncio.Task | None = None) -> None:
         ctx = self.ctx
         client_id = f"ai-{seq}"
+        if prev is not None and prev in self._crisis and not prev.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(prev)
         pending = self._finishing.get(conv_id)
         if pending is not None and not pending.done():  # the previous reply's state and counts first
             with contextlib.suppress(Exception):

@@ -418,6 +418,7 @@ async def whisper(ctx, staff: User, case_id: str, body: str) -> dict:
 
 
 JOIN_NOTICE = "平台督导加入了对话，会和倾听师一起陪着你。"
+JOIN_NOTICE_AI = "平台督导（真人）加入了对话，接下来由督导陪你聊，AI 陪伴先不说话。"  # an AI companion conversation
 TAKEOVER_NOTICE = "接下来由平台督导陪你聊，倾听师也还在。"
 
 
@@ -429,6 +430,7 @@ async def join(ctx, staff: User, case_id: str, *, takeover: bool = False) -> Ris
         case = await _staff_case(db, staff, case_id)
         _require_open(case)
         first_join = await chat.add_participant(db, ctx.clock, case.conversation_id, staff.id, "supervisor")
+        with_ai = "companion" in (await chat.participants(db, case.conversation_id)).values()
         case.joined_by = case.joined_by or staff.id
         if case.status == "open":
             case.status, case.acknowledged_at, case.acknowledged_by = "acknowledged", now, staff.id
@@ -441,7 +443,8 @@ async def join(ctx, staff: User, case_id: str, *, takeover: bool = False) -> Ris
     if takeover:
         await chat.post_system(ctx, case.conversation_id, f"case:{case.id}:takeover", TAKEOVER_NOTICE)
     elif first_join:
-        await chat.post_system(ctx, case.conversation_id, f"join:{case.id}:{staff.id[:16]}", JOIN_NOTICE)
+        await chat.post_system(ctx, case.conversation_id, f"join:{case.id}:{staff.id[:16]}",
+                               JOIN_NOTICE_AI if with_ai else JOIN_NOTICE)
     return case
 
 
