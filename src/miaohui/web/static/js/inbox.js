@@ -23,7 +23,16 @@ function item(c) {
   const n = document.createElement("span");
   n.className = "name";
   n.textContent = c.peer.display_name;
-  name.append(n, presenceEl(c.peer.presence || "offline"));
+  if (c.peer.role === "companion") {
+    // The AI companion: always there, always labelled; it has no presence.
+    const ai = document.createElement("span");
+    ai.className = "ai-badge";
+    ai.setAttribute("data-testid", "conversation-ai-badge");
+    ai.textContent = "AI";
+    name.append(n, ai);
+  } else {
+    name.append(n, presenceEl(c.peer.presence || "offline"));
+  }
 
   const time = document.createElement("time");
   time.className = "conv-time";
