@@ -290,3 +290,37 @@ async def test_new_message_cancels_reply_in_progress(ai_server, llm):
     second = llm.requests[-1]["body"]["messages"]
     assert second[-2]["content"] == "第一件事" and second[-1]["content"] == "还有第二件事"
     await ws.close()
+
+
+class _Spy:
+    """Wraps an engine and counts the turns it was asked to answer."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.turns = inner, inner.name, []
+
+    async def stream(self, turn):
+        self.turns.append(turn.text)
+        async for chunk in self.inner.stream(turn):
+            yield chunk
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("kind", ["skills", "openai", "gguf"])
+async def test_crisis_path_overrides_every_engine(server, seeker, llm, kind):
+    inner = {"skills": lambda: SkillsEngine(),
+             "openai": lambda: OpenAICompatEngine(llm.base_url, "qwen-test", retries=0),
+             "gguf": lambda: GGUFEngine(llm=_FakeLlama("嗯，我在听。你愿意多说一点吗？"))}[kind]()
+    spy = _Spy(inner)
+    server.ctx.companion.engine = spy  # the configured engine, whichever it is
+    conv, ws = await talk(seeker)
+    msg, _, _ = await say(ws, "今天加班到很晚，有点累")
+    assert spy.turns == ["今天加班到很晚，有点累"] and msg["sender_id"] == AI_USER_ID
+    for crisis_text in ("我不想活了", "药已经准备好了，今晚就吃"):
+        msg, _, frames = await say(ws, crisis_text)
+        assert "督导" in msg["body"] and any(f["type"] == "companion_card" and f["kind"] == "crisis" for f in frames)
+    assert spy.turns == ["今天加班到很晚，有点累"]  # the engine never saw a crisis turn
+    msg, _, _ = await say(ws, "谢谢你")  # guardian mode: the engine answers again, no limits apply
+    assert spy.turns[-1] == "谢谢你"
+    await ws.close()
