@@ -200,8 +200,7 @@ def _base(text: str, model: RiskModel) -> tuple[str, float, float, dict[str, flo
         tier = "plan"
     elif rs.prob >= t.get("ideation_prob", 0.3) and rs.level >= t.get("ideation_level", 4.0):
         tier = "ideation"
-    elif (s.get("hopelessness", 0.0) >= 0.4 or s.get("self_harm", 0.0) >= 0.5 or s.get("attempt", 0.0) >= 0.5
-          or sum(e.prob for e in emo if e.label in _NEGATIVE) >= t.get("distress_emotion", 0.6)):
+    elif _distressed(s, emo, model):
         tier = "distress"
     else:
         tier = "none"
@@ -212,6 +211,12 @@ def _base(text: str, model: RiskModel) -> tuple[str, float, float, dict[str, flo
 
 
 _NEGATIVE = ("sadness", "anger", "disgust", "fear")
+
+
+def _distressed(s: dict[str, float], emo: list[Emotion], model: RiskModel) -> bool:
+    t = model.tiering
+    return (s.get("hopelessness", 0.0) >= 0.4 or s.get("self_harm", 0.0) >= 0.5 or s.get("attempt", 0.0) >= 0.5
+            or sum(e.prob for e in emo if e.label in _NEGATIVE) >= t.get("distress_emotion", 0.6))
 
 
 @lru_cache(maxsize=4096)
@@ -252,6 +257,11 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     for r in fired:
         if r.cap and _RANK[tier] > _RANK[r.cap]:
             tier = r.cap
+            if tier == "distress" and not _distressed(sig, emo, model):
+                # Capped down from a model tier that had no ground (no word of
+                # death, harm or leaving): distress only if the message itself
+                # shows it, else nothing — "在吗" / "加我微信" are not distress.
+                tier = "none"
     for r in fired:
         if r.floor and r.hard and _RANK[tier] < _RANK[r.floor]:
             tier = r.floor
