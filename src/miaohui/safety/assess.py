@@ -121,6 +121,16 @@ RULES: tuple[Rule, ...] = (
          cap="ideation", examples=(("活着没意思", (), "ideation"), ("我真的好想死", (), "ideation")),
          note="SOS-1K levels 4-5: a wish to die with no method, plan, partner, date, farewell or attempt is "
               "ideation unless the model is confident (p >= 0.8) it is more"),
+    Rule("thin_context", {"risk_context": 0.3},
+         none_of={"model_confident": 1.0, "history_risk": 1.0, "ideation": 0.5, "hopelessness": 0.4, "method": 0.3,
+                  "method_intent": 0.5, "method_seeking": 0.5, "together": 0.5, "plan": 0.5, "time": 0.6,
+                  "now": 0.6, "place": 0.3, "acquired_means": 0.5, "farewell": 0.4, "attempt": 0.5, "self_harm": 0.5},
+         cap="distress", examples=(("我们一起去吃饭吧", (), "none|distress"), ("周末约了朋友去唱歌", (), "none|distress"),
+                                   ("群里有人在吗", (), "none|distress"), ("合上电脑前写的最后一句。", (), "none|distress"),
+                                   ("这是我最后一条消息了", (), "plan|imminent")),
+         note="only a gate word (一起, 最后, 约, 群, 走 …) and no sign of death, harm, a plan or leaving: the "
+              "n-gram model, trained on suicide-context texts only, has no ground to call it ideation or worse "
+              "unless it is confident"),
     Rule("no_risk_context", {},
          none_of={"risk_context": 0.3, "history_risk": 1.0, "method": 0.3, "method_intent": 0.5, "method_seeking": 0.5,
                   "together": 0.5, "plan": 0.9, "farewell": 0.6, "attempt": 0.5, "ideation": 0.5, "self_harm": 0.5,
