@@ -100,6 +100,13 @@ def test_ai_conversation_with_tool_and_handoff(live, chromium):  # noqa: F811 - 
     expect(page.get_by_test_id("ai-header-badge")).to_have_count(0)  # a human conversation now
     human_url = page.url
 
+    # The other way out: 帮我找人 (matching) with the reviewed summary as the request.
+    page.goto(f"{base}/companion/handoff")
+    page.get_by_test_id("handoff-match").get_by_role("button").click()
+    expect(page).to_have_url(re.compile(r"/match"))
+    expect(page.get_by_test_id("match-text")).to_have_value(re.compile("委屈"))
+    expect(page.get_by_test_id("match-results")).to_be_visible()
+
     # The listener reads the summary in their own browser.
     lctx = chromium.new_context(**PHONE)
     lpage = lctx.new_page()
