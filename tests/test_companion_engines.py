@@ -324,3 +324,18 @@ async def test_crisis_path_overrides_every_engine(server, seeker, llm, kind):
     msg, _, _ = await say(ws, "谢谢你")  # guardian mode: the engine answers again, no limits apply
     assert spy.turns[-1] == "谢谢你"
     await ws.close()
+
+
+async def test_tools_run_on_the_skills_engine_whatever_the_engine(ai_server, llm):
+    seeker = Api(ai_server, "xiaoyu")
+    conv, ws = await talk(seeker)
+    before = len(llm.requests)
+    msg, _, frames = await say(ws, "我想试试「稳住自己」")
+    assert "5 样" in msg["body"] and next(f for f in frames if f["type"] == "companion_end")["engine"] == "skills"
+    msg, _, _ = await say(ws, "桌子 台灯 杯子 手机 窗帘")
+    assert "4 样" in msg["body"] and len(llm.requests) == before  # the exercise never went to the model
+    msg, _, _ = await say(ws, "不做了")
+    llm.then(("text", "好的，我们慢慢来。现在感觉怎么样？"))
+    msg, _, _ = await say(ws, "现在好一点了")
+    assert msg["body"] == "好的，我们慢慢来。现在感觉怎么样？" and len(llm.requests) == before + 1
+    await ws.close()

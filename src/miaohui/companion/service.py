@@ -427,8 +427,12 @@ class Companion:
         return out
 
     async def _generate(self, conv_id: str, client_id: str, seq: int, turn: Turn) -> tuple[str, str]:
-        """Engine reply with sentence-gated streaming; the skills engine on any failure."""
-        engines = [self.engine] if self.engine is self.skills else [self.engine, self.skills]
+        """Engine reply with sentence-gated streaming; the skills engine on any failure.
+        A tool (running, or asked for now) is always run by the skills engine's step
+        machine, whichever engine holds the open conversation."""
+        tool_turn = bool(turn.state.get("tool")) or toolbox.wanted_tool(turn.text) is not None
+        first = self.skills if tool_turn else self.engine
+        engines = [first] if first is self.skills else [first, self.skills]
         for engine in engines:
             state_before = orjson.dumps(turn.state)
             shown = 0
