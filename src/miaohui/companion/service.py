@@ -143,11 +143,6 @@ class Companion:
             with contextlib.suppress(Exception):
                 await e.aclose()
 
-    async def idle(self) -> None:
-        """Wait until no reply is being written (tests, shutdown)."""
-        while any(not t.done() for t in self._tasks.values()):
-            await asyncio.gather(*[t for t in self._tasks.values() if not t.done()], return_exceptions=True)
-
     async def ensure_ai_user(self) -> None:
         if self._ready:
             return
