@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await ctx.companion.stop()  # replies being written are cancelled; the writer flushes what was sent
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.safety.drain()  # risk cases of the last messages
+            ctx.safety.close()
             await ctx.presence.stop()
             await ctx.login_limiter.aclose()
             await ctx.broker.stop()

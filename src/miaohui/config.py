@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)
 
+    # Worker processes for the safety step (boundary scan + risk model, ~0.5 ms
+    # a seeker message).  0 runs it on the event loop (simple; tests, small
+    # sites); 1+ keeps the loop free for sockets under load (docs/performance.md).
+    safety_workers: int = 0
+
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``
     # (e.g. MIAOHUI_REGIONAL_HOTLINES='{"上海": [{"name": "…", "number": "…"}]}').

@@ -305,7 +305,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             if ftype == "send":
                 client_id, body = validate_send(frame, settings.max_message_chars)
                 # Boundary scan (masks contact details) and, for seekers, the risk model: before storing.
-                verdict = safety.check(conv_id, user_id, role, peer_id, body)
+                verdict = await safety.acheck(conv_id, user_id, role, peer_id, body)
                 if verdict is not None:
                     body = verdict.body
                 key_id, ct = keyring.encrypt(body, message_aad(conv_id, user_id, client_id))

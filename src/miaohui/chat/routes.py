@@ -84,7 +84,7 @@ async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx,
     if len(body.body) > ctx.settings.max_message_chars:
         raise AppError("body_too_long", "消息过长", "message too long")
     text = body.body
-    verdict = ctx.safety.check(view.conversation.id, user.id, view.me.role, view.peer.user_id, text)
+    verdict = await ctx.safety.acheck(view.conversation.id, user.id, view.me.role, view.peer.user_id, text)
     if verdict is not None:
         text = verdict.body  # contact details masked before storing
     key_id, ct = ctx.keyring.encrypt(text, message_aad(view.conversation.id, user.id, body.client_id))

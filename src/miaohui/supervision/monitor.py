@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections import OrderedDict, deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -83,6 +85,17 @@ class Verdict:
         return self.peer_id if self.sender_role == "seeker" else self.sender_id
 
 
+def analyse(body: str, context: list[str] | None, public_numbers, seeker: bool):
+    """The CPU part of the safety step, a pure function (runs in a worker
+    process when ``safety_workers`` > 0): the boundary scan, and for a
+    seeker's message the risk assessment."""
+    return scan(body, public_numbers), (assess(body, context) if seeker else None)
+
+
+def _warm() -> None:
+    assess("你好")  # load the models once per worker, not on the first real message
+
+
 class SafetyMonitor:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
@@ -91,6 +104,12 @@ class SafetyMonitor:
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
+        self._pool: ProcessPoolExecutor | None = None
+        workers = getattr(ctx.settings, "safety_workers", 0)
+        if workers > 0:
+            # spawn, not fork: the server process has threads (writer, checkpoints).
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_warm)
 
     # ------------------------------------------------------------ before
 
@@ -100,23 +119,46 @@ class SafetyMonitor:
         whose ``body`` is what must be stored and delivered."""
         if sender_role not in ("seeker", "listener"):
             return None  # platform notices and supervisors are not scanned
-        sc = scan(body, self.public_numbers)
+        seeker = sender_role == "seeker"
+        hist, context = self._history_of(conversation_id) if seeker else (None, None)
+        sc, a = analyse(body, context, self.public_numbers, seeker)
+        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist)
+
+    async def acheck(self, conversation_id: str, sender_id: str, sender_role: str, peer_id: str,
+                     body: str) -> Verdict | None:
+        """:meth:`check` for the message path: with ``safety_workers`` > 0 the
+        scan and the risk model run in worker processes, so the event loop
+        (every socket of this process) is not held for them; the sender's
+        own next frame waits, which keeps its messages in order."""
+        if self._pool is None:
+            return self.check(conversation_id, sender_id, sender_role, peer_id, body)
+        if sender_role not in ("seeker", "listener"):
+            return None
+        seeker = sender_role == "seeker"
+        hist, context = self._history_of(conversation_id) if seeker else (None, None)
+        loop = asyncio.get_running_loop()
+        sc, a = await loop.run_in_executor(self._pool, analyse, body, context, self.public_numbers, seeker)
+        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist)
+
+    def _history_of(self, conversation_id: str):
+        hist = self._history.get(conversation_id)
+        if hist is None:
+            hist = self._history[conversation_id] = deque(maxlen=HISTORY_MESSAGES)
+            if len(self._history) > HISTORY_CONVERSATIONS:
+                self._history.popitem(last=False)
+        else:
+            self._history.move_to_end(conversation_id)
+        # History only changes an assessment through earlier messages at
+        # ideation or above, or joking ones (assess's history signals), and
+        # a message below ideation in context is below it alone too.  So
+        # when no recent message was either, passing none gives the same
+        # result without assess() re-reading each of them (half the cost).
+        context = [text for text, marked in hist] if any(marked for _, marked in hist) else None
+        return hist, context
+
+    def _verdict(self, conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist) -> Verdict | None:
         v = None
-        if sender_role == "seeker":
-            hist = self._history.get(conversation_id)
-            if hist is None:
-                hist = self._history[conversation_id] = deque(maxlen=HISTORY_MESSAGES)
-                if len(self._history) > HISTORY_CONVERSATIONS:
-                    self._history.popitem(last=False)
-            else:
-                self._history.move_to_end(conversation_id)
-            # History only changes an assessment through earlier messages at
-            # ideation or above, or joking ones (assess's history signals), and
-            # a message below ideation in context is below it alone too.  So
-            # when no recent message was either, passing none gives the same
-            # result without assess() re-reading each of them (half the cost).
-            context = [text for text, marked in hist] if any(marked for _, marked in hist) else None
-            a = assess(body, context)
+        if a is not None:
             self.assessed += 1
             if not hist or hist[-1][0] != body:  # a resend of the same message is not new history
                 hist.append((body, g.TIER_RANK[a.tier] >= g.GUARDIAN_RANK or "joke" in a.signals))
@@ -126,6 +168,11 @@ class SafetyMonitor:
         if v is None and sc.flagged:
             v = Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc)
         return v
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     # ------------------------------------------------------------- after
 
