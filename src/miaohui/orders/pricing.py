@@ -92,8 +92,8 @@ class Quote:
         return d
 
 
-def value_of(windows, base: int, tariff: Tariff, discount_pct: int = 0) -> int:
-    """Price of the given windows at ``base`` fen/hour after the discount."""
+def _priced(windows, base: int, tariff: Tariff) -> tuple[int, int, int, int]:
+    """``(day_seconds, night_seconds, day_fen, night_fen)`` of the windows."""
     day = night = 0
     for a, b in windows:
         if b > a:
@@ -101,24 +101,24 @@ def value_of(windows, base: int, tariff: Tariff, discount_pct: int = 0) -> int:
             day += d
             night += n
     mult = 100 + tariff.night_surcharge_pct
-    subtotal = _div_round(base * day, 3600) + _div_round(base * night * mult, 3600 * 100)
+    return day, night, _div_round(base * day, 3600), _div_round(base * night * mult, 3600 * 100)
+
+
+def value_of(windows, base: int, tariff: Tariff, discount_pct: int = 0) -> int:
+    """Price of the given windows at ``base`` fen/hour after the discount
+    (the same arithmetic as :func:`quote`, so refunds match quotes)."""
+    _, _, day_fen, night_fen = _priced(windows, base, tariff)
+    subtotal = day_fen + night_fen
     return subtotal - _div_round(subtotal * discount_pct, 100)
 
 
 def quote(kind: str, base: int, windows, tariff: Tariff, discount_pct: int) -> Quote:
-    day = night = 0
-    for a, b in windows:
-        d, n = split_day_night(a, b, tariff)
-        day += d
-        night += n
-    mult = 100 + tariff.night_surcharge_pct
-    day_fen = _div_round(base * day, 3600)
-    night_fen = _div_round(base * night * mult, 3600 * 100)
+    day, night, day_fen, night_fen = _priced(windows, base, tariff)
     subtotal = day_fen + night_fen
     discount = _div_round(subtotal * discount_pct, 100)
     return Quote(
-        kind=kind, base_fen_per_hour=base, night_multiplier_pct=mult, day_seconds=day, night_seconds=night,
-        day_fen=day_fen, night_fen=night_fen, subtotal_fen=subtotal, discount_pct=discount_pct,
+        kind=kind, base_fen_per_hour=base, night_multiplier_pct=100 + tariff.night_surcharge_pct, day_seconds=day,
+        night_seconds=night, day_fen=day_fen, night_fen=night_fen, subtotal_fen=subtotal, discount_pct=discount_pct,
         discount_fen=discount, total_fen=subtotal - discount, starts_at=windows[0][0], ends_at=windows[-1][1],
         windows=list(windows),
     )
