@@ -79,3 +79,57 @@ def test_a_resend_publishes_nothing_again():
     v = m.check("c1", "seeker-1", "seeker", "listener-1", "我好难过，男朋友跟我分手了")
     m.committed(v, 3, duplicate=True)
     assert broker.sent == []
+
+
+def test_batched_path_after_commit_equals_checking_each_message_in_order():
+    """The WebSocket path scans before storing and assesses after COMMIT, a
+    loop turn's seeker messages in one batch — several of one conversation in
+    the same batch included (an earlier one may change the next one's history).
+    Every message's published risk tier equals the one-at-a-time ``check``."""
+
+    async def go():
+        batched, broker = monitor()
+        batched._spawn = lambda coro: coro.close()  # no database here
+        single, _ = monitor()
+        want: list[tuple[int, str]] = []
+        tiers: list[tuple[int, str]] = []
+        seq = 0
+        for turn in range(6):  # each turn: several messages from 3 conversations, as one writer batch would
+            for k in range(5):
+                conv = f"c{(turn + k) % 3}"
+                text = MIXED[(turn * 5 + k * 3) % len(MIXED)]
+                seq += 1
+                v = single.check(conv, "seeker-1", "seeker", "listener-1", text)
+                want.append((seq, v.tier if v is not None else "none"))
+                sc = batched.prescan("seeker", text)
+                assert sc is not None and sc.text == (v.body if v is not None else text)
+                batched.after_commit(conv, "seeker-1", "seeker", "listener-1", text, sc, seq,
+                                     then=lambda tier, s=seq: tiers.append((s, tier)))
+            await asyncio.sleep(0)  # the loop turn ends: the batch is assessed
+            await asyncio.sleep(0)
+        assert batched.batches == 6 and batched.assessed == 30
+        return want, tiers, broker.sent
+
+    want, tiers, sent = asyncio.run(go())
+    assert tiers == want
+    risky = {s for s, t in want if t != "none"}
+    assert risky and {f["seq"] for _, f in sent if f["type"] == "risk"} == risky
+
+
+def test_batched_path_listeners_and_resends():
+    async def go():
+        m, broker = monitor()
+        m._spawn = lambda coro: coro.close()
+        got: list[str] = []
+        sc = m.prescan("listener", "加我微信 abc_12345")
+        assert sc.text == "加我微信 [账号已隐藏]"
+        m.after_commit("c", "l", "listener", "s", "加我微信 abc_12345", sc, 1, then=got.append)
+        assert m.prescan("supervisor", "电话 13812345678") is None
+        sc = m.prescan("seeker", "我不想活了")
+        m.after_commit("c", "s", "seeker", "l", "我不想活了", sc, 2, duplicate=True, then=got.append)
+        await asyncio.sleep(0)
+        return m, got, broker.sent
+
+    m, got, sent = asyncio.run(go())
+    assert got == ["none", "none"] and m.assessed == 0  # listeners are not assessed; a resend was handled before
+    assert [f["type"] for _, f in sent] == ["boundary", "boundary"]  # both sides warned, once

@@ -264,7 +264,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     # conversations never reach it (one check per connection, not per message).
     companion = ctx.companion if view.conversation.kind == "companion" and role == "seeker" else None
 
-    def on_stored(client_id: str, verdict=None, body: str = ""):
+    def on_stored(client_id: str, sc=None, original: str = "", body: str = ""):
         def done(fut: asyncio.Future) -> None:
             if fut.cancelled():
                 return
@@ -287,11 +287,14 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                     }
                 )
             )
-            if verdict is not None:
-                safety.committed(verdict, st.seq, st.duplicate)
+            then = None
             if companion is not None:
-                companion.on_seeker_message(conv_id, user_id, body, st.seq, st.duplicate,
-                                            verdict.tier if verdict is not None else "none")
+                def then(tier: str, seq=st.seq, dup=st.duplicate) -> None:
+                    companion.on_seeker_message(conv_id, user_id, body, seq, dup, tier)
+            if sc is not None:  # the risk model runs now, batched, off the ack's path
+                safety.after_commit(conv_id, user_id, role, peer_id, original, sc, st.seq, st.duplicate, then)
+            elif then is not None:
+                then("none")
 
         return done
 
@@ -304,15 +307,14 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             ftype = frame["type"]
             if ftype == "send":
                 client_id, body = validate_send(frame, settings.max_message_chars)
-                # Boundary scan (masks contact details) and, for seekers, the risk model: before storing.
-                verdict = await safety.acheck(conv_id, user_id, role, peer_id, body)
-                if verdict is not None:
-                    body = verdict.body
-                key_id, ct = keyring.encrypt(body, message_aad(conv_id, user_id, client_id))
+                # Boundary scan before storing (it masks contact details); the risk model after COMMIT.
+                sc = safety.prescan(role, body)
+                stored = sc.text if sc is not None else body
+                key_id, ct = keyring.encrypt(stored, message_aad(conv_id, user_id, client_id))
                 fut = writer.submit(
-                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, body, recipients, conn.id)
+                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, stored, recipients, conn.id)
                 )
-                fut.add_done_callback(on_stored(client_id, verdict, body if companion is not None else ""))
+                fut.add_done_callback(on_stored(client_id, sc, body, stored if companion is not None else ""))
             elif ftype == "typing":
                 state = "stop" if frame.get("state") == "stop" else "start"
                 now = clock.monotonic()

@@ -140,6 +140,146 @@ class JointScorer:
         return out
 
 
+class BatchScorer:
+    """:class:`JointScorer` for many texts at once, with no Python loop per n-gram.
+
+    Each character n-gram (length 1–3) is packed into one integer — 21 bits per
+    code point, offset by one so that lengths never collide (unigrams below
+    2**21, bigrams below 2**42, trigrams below 2**63) — so a whole batch is
+    keyed with a few vectorised shifts and looked up in an open-addressing hash
+    table probed in vectorised rounds (a sorted-array ``searchsorted`` cost four
+    times more: cache misses).  Term frequencies come from one ``np.unique``
+    over (text, n-gram) pairs; every model's weights sit side by side in one
+    joint matrix, so each n-gram found costs one row gather and each text's sums
+    one ``np.add.reduceat``.  The cost of a batch is a few dozen numpy calls
+    plus work linear in its characters (≈ 30 µs per chat message at 32 per
+    batch, against ≈ 250 µs for :class:`JointScorer`), which is why the safety
+    step assesses the messages of a writer batch together
+    (``supervision.monitor``).  ``decisions_many(texts)[i]`` equals
+    ``JointScorer.decisions(texts[i])`` up to float rounding (tested to 1e-9).
+    """
+
+    BITS = 21  # Unicode code points fit in 21 bits
+    _MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
+
+    def __init__(self, models: list[LinearTextModel]):
+        joint = JointScorer(models)
+        if joint.hi > 3 or joint.lo < 1:
+            raise ValueError("batch scoring packs n-grams of length 1..3")
+        self.models = models
+        self.lo, self.hi = joint.lo, joint.hi
+        v = len(joint.index)
+        keys = np.fromiter(map(self.key, joint.index), np.uint64, v)  # in joint-id order
+        # One matrix for all models: per joint id, each model's idf (0 when absent) and weights.
+        self.widths = [m._coef.shape[1] for m in models]
+        self.idf = np.zeros((v, len(models)), np.float64)
+        self.coef = np.zeros((v, sum(self.widths)), np.float64)
+        col = 0
+        for i, (m, mp) in enumerate(zip(models, joint.maps, strict=True)):
+            has = np.flatnonzero(mp >= 0)
+            self.idf[has, i] = m._idf_np[mp[has]]
+            self.coef[has, col : col + self.widths[i]] = m._coef[mp[has]]
+            col += self.widths[i]
+        self.bias = np.concatenate([m.bias for m in models])
+        self._build_table(keys)
+
+    @classmethod
+    def key(cls, gram: str) -> int:
+        k = 0
+        for c in gram:
+            k = (k << cls.BITS) | (ord(c) + 1)
+        return k
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return ((keys * self._MUL) >> np.uint64(64 - self._tbits)).astype(np.int64)
+
+    def _build_table(self, keys: np.ndarray) -> None:
+        """Linear probing, inserted in vectorised rounds: a key that finds its slot taken (earlier, or
+        by another key this round) tries the next one, so a look-up that probes from the home slot
+        meets it before any empty slot."""
+        self._tbits = max(10, int(len(keys) * 3 - 1).bit_length())  # load factor ≤ 1/3
+        size = 1 << self._tbits
+        self._tkeys = np.zeros(size, np.uint64)  # 0 = empty (no n-gram packs to 0)
+        self._tvals = np.full(size, -1, np.int64)
+        slot = self._slots(keys)
+        rest = np.arange(len(keys))
+        self._rounds = 0
+        while len(rest):
+            self._rounds += 1
+            s = slot[rest]
+            free = self._tkeys[s] == 0
+            cand, cs = rest[free], s[free]
+            _, first = np.unique(cs, return_index=True)
+            won = cand[first]
+            self._tkeys[slot[won]] = keys[won]
+            self._tvals[slot[won]] = won
+            placed = np.zeros(len(keys), bool)
+            placed[won] = True
+            rest = rest[~placed[rest]]
+            slot[rest] = (slot[rest] + 1) & (size - 1)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
+        out = np.full(len(keys), -1, np.int64)
+        s = self._slots(keys)
+        pending = np.arange(len(keys))
+        q = keys
+        mask = len(self._tkeys) - 1
+        for _ in range(self._rounds):
+            got = self._tkeys[s]
+            hit = got == q
+            out[pending[hit]] = self._tvals[s[hit]]
+            go = (got != 0) & ~hit
+            if not go.any():
+                break
+            pending, q, s = pending[go], q[go], (s[go] + 1) & mask
+        return out
+
+    def decisions_many(self, texts: list[str]) -> list[list[list[float]]]:
+        """Per text, per model: the raw linear outputs (as ``LinearTextModel.decision``)."""
+        n = len(texts)
+        if n == 0:
+            return []
+        clipped = [clip(t) for t in texts]
+        lens = np.fromiter(map(len, clipped), np.int64, n)
+        cp = np.frombuffer("".join(clipped).encode("utf-32-le"), np.uint32).astype(np.uint64) + np.uint64(1)
+        total = len(cp)
+        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+        ends = np.cumsum(lens)[doc]  # end (exclusive) of each position's text
+        pos = np.arange(total, dtype=np.int64)
+        keys, docs = [], []
+        b = np.uint64(self.BITS)
+        for k in range(self.lo, self.hi + 1):
+            if total < k:
+                break
+            m = total - k + 1
+            g = cp[:m].copy()
+            for j in range(1, k):
+                g = (g << b) | cp[j : j + m]
+            ok = pos[:m] + k <= ends[:m]  # n-grams inside one text only
+            keys.append(g[ok])
+            docs.append(doc[:m][ok])
+        out = np.tile(self.bias, (n, 1))
+        if keys:
+            allk, alld = np.concatenate(keys), np.concatenate(docs)
+            jid = self.lookup(allk)
+            found = jid >= 0
+            nv = len(self.idf)
+            pair, tf = np.unique(alld[found] * nv + jid[found], return_counts=True)  # by text, then n-gram
+            if len(pair):
+                pdoc, pj = pair // nv, pair % nv
+                v = (1.0 + np.log(tf))[:, None] * self.idf[pj]  # (pairs, models): sublinear tf-idf
+                starts = np.flatnonzero(np.r_[True, pdoc[1:] != pdoc[:-1]])
+                norms = np.sqrt(np.add.reduceat(v * v, starts))
+                norms[norms == 0.0] = 1.0  # a model with none of a text's n-grams keeps its bias
+                sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * self.coef[pj], starts)
+                out[pdoc[starts]] += sums / np.repeat(norms, self.widths, axis=1)
+        rows = out.tolist()
+        cuts = np.cumsum([0, *self.widths]).tolist()
+        return [[r[cuts[i] : cuts[i + 1]] for i in range(len(self.widths))] for r in rows]
+
+
 _EMPTY_I = np.zeros(0, np.intp)
 _EMPTY_F = np.zeros(0, np.float64)
 

@@ -16,6 +16,6 @@ training time only).
 from miaohui.nlp.emotion import Emotion
 from miaohui.nlp.emotion import classify as emotions
 from miaohui.nlp.topics import detect_topics as topics
-from miaohui.safety.assess import LEVEL_RANGE, RULES, TIERS, Assessment, assess
+from miaohui.safety.assess import LEVEL_RANGE, RULES, TIERS, Assessment, assess, assess_many
 
-__all__ = ["LEVEL_RANGE", "RULES", "TIERS", "Assessment", "Emotion", "assess", "emotions", "topics"]
+__all__ = ["LEVEL_RANGE", "RULES", "TIERS", "Assessment", "Emotion", "assess", "assess_many", "emotions", "topics"]

@@ -40,7 +40,7 @@ from functools import lru_cache
 
 from miaohui.nlp.emotion import Emotion
 from miaohui.nlp.emotion import default_model as emotion_model
-from miaohui.nlp.linear import JointScorer
+from miaohui.nlp.linear import BatchScorer, JointScorer
 from miaohui.nlp.text import normalise
 from miaohui.nlp.topics import detect_topics
 from miaohui.safety.knowledge import detect
@@ -69,11 +69,21 @@ class Rule:
     note: str = ""
 
     def applies(self, s: dict[str, float]) -> bool:
-        return (
-            all(s.get(k, 0.0) >= v for k, v in self.all_of.items())
-            and (not self.any_of or any(s.get(k, 0.0) >= v for k, v in self.any_of.items()))
-            and not any(s.get(k, 0.0) >= v for k, v in self.none_of.items())
-        )
+        # Plain loops with early exits: this runs for every rule on every seeker message.
+        get = s.get
+        for k, v in self.all_of.items():
+            if get(k, 0.0) < v:
+                return False
+        if self.any_of:
+            for k, v in self.any_of.items():
+                if get(k, 0.0) >= v:
+                    break
+            else:
+                return False
+        for k, v in self.none_of.items():
+            if get(k, 0.0) >= v:
+                return False
+        return True
 
 
 # Signals that keep a joke or a negation from lowering anything.
@@ -196,10 +206,19 @@ def _scorer(model: RiskModel) -> JointScorer:
     return JointScorer([model.text_model, emotion_model().text_model])
 
 
-def _base(text: str, model: RiskModel) -> tuple[str, float, float, dict[str, float], list[Emotion]]:
-    """Tier from the model alone, plus score (0.5 = threshold), level estimate, signals and emotions."""
-    det = detect(text, normalised=True)
-    if det.text == text:  # nothing masked: one n-gram pass for both models
+@lru_cache(maxsize=4)
+def _batch_scorer(model: RiskModel) -> BatchScorer:
+    return BatchScorer([model.text_model, emotion_model().text_model])
+
+
+def _base(text: str, model: RiskModel, det=None,
+          outs=None) -> tuple[str, float, float, dict[str, float], list[Emotion]]:
+    """Tier from the model alone, plus score (0.5 = threshold), level estimate, signals and emotions.
+    ``det`` and ``outs`` (risk and emotion outputs) when :func:`assess_many` computed them already."""
+    det = det or detect(text, normalised=True)
+    if outs is not None:
+        risk_out, emo_out = outs
+    elif det.text == text:  # nothing masked: one n-gram pass for both models
         risk_out, emo_out = _scorer(model).decisions(text)
     else:
         risk_out, emo_out = model.text_model.decision(det.text), emotion_model().text_model.decision(text)
@@ -254,8 +273,9 @@ def _history_signals(history: list[str] | tuple[str, ...], model: RiskModel) -> 
     return out
 
 
-def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, extras: bool = False) -> Assessment:
-    base_tier, score, level_est, sig, emo = _base(text, model)
+def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, extras: bool | str = False,
+            det=None, outs=None) -> Assessment:
+    base_tier, score, level_est, sig, emo = _base(text, model, det, outs)
     sig.update(_history_signals(history, model) if history else {})
     if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
         score *= 0.5
@@ -284,7 +304,7 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     signals = tuple(k for k, v in sorted(sig.items(), key=lambda kv: -kv[1]) if v > 0 and k not in _INTERNAL)
     emotions: tuple[tuple[str, float], ...] = ()
     topics: tuple[str, ...] = ()
-    if extras:
+    if extras is True or (extras == "risk" and tier != "none"):
         emotions = tuple((e.zh, e.prob) for e in emo[:2])
         topics = detect_topics(text, normalised=True)
     return Assessment(tier, level, round(min(1.0, max(0.0, score)), 4), signals,
@@ -298,3 +318,31 @@ def assess(text: str, history: list[str] | None = None, *, model: RiskModel | No
     ``extras=False`` skips emotions and topics (only the risk fields are filled).
     """
     return _assess(normalise(text or ""), tuple(history or ()), model or default_model(), extras)
+
+
+def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | None]], *, model: RiskModel | None = None,
+                extras: bool | str = True) -> list[Assessment]:
+    """:func:`assess` for several messages at once: ``[(text, history), …]`` → the same assessments.
+
+    The n-gram models score the whole batch in one vectorised pass
+    (:class:`~miaohui.nlp.linear.BatchScorer`), which is most of the cost of a
+    message; the knowledge table and the rules still run per message.  This is
+    what the message path uses (``supervision.monitor``): it assesses the
+    seeker messages of each writer batch together, after COMMIT.
+    ``extras="risk"`` fills emotions and topics only when the tier is above
+    ``none`` (the only case anything shows them).
+    """
+    model = model or default_model()
+    norm = [normalise(t or "") for t, _ in items]
+    dets = [detect(t, normalised=True) for t in norm]
+    docs = list(norm)
+    masked: dict[int, int] = {}
+    for i, d in enumerate(dets):
+        if d.text != norm[i]:  # the risk model reads the masked text, the emotion model the original
+            masked[i] = len(docs)
+            docs.append(d.text)
+    outs = _batch_scorer(model).decisions_many(docs)
+    return [
+        _assess(norm[i], tuple(h or ()), model, extras, dets[i], (outs[masked.get(i, i)][0], outs[i][1]))
+        for i, (_, h) in enumerate(items)
+    ]

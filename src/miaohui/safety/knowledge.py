@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from miaohui.nlp.regex_gate import Gate
 from miaohui.nlp.text import normalise
 
 
@@ -46,6 +47,11 @@ class Pattern:
     @cached_property
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.regex)
+
+    @cached_property
+    def gate(self) -> Gate:
+        """Characters a match cannot do without: :func:`detect` skips the search when none is present."""
+        return Gate(self.regex)
 
 
 # Intent verbs and death words reused inside several rows.
@@ -229,11 +235,13 @@ def detect(text: str, *, normalised: bool = False) -> Detection:
         strength[p.signal] = 1.0 - (1.0 - strength.get(p.signal, 0.0)) * (1.0 - p.weight)
         hits.append((p.signal, i))
 
+    chars = set(t)  # a search whose required characters are all absent cannot match (exact; see nlp.regex_gate)
     for i, p in _BY_KIND[0]:
-        t, n = p.compiled.subn(_mask, t)
-        if n:
-            fire(i, p)
+        if p.gate.may_match(chars):
+            t, n = p.compiled.subn(_mask, t)
+            if n:
+                fire(i, p)
     for i, p in _BY_KIND[1]:
-        if p.compiled.search(t):
+        if p.gate.may_match(chars) and p.compiled.search(t):
             fire(i, p)
     return Detection(t, strength, tuple(hits))

@@ -1,10 +1,24 @@
 """The safety step on the message path (one per process, ``ctx.safety``).
 
-Before a message is stored, :meth:`SafetyMonitor.check` runs the boundary
-tables on it (either side: contact details are masked in the body that is
-stored and delivered) and, for a seeker's message, the risk model with that
-seeker's recent messages in this conversation as history — kept here in
-memory, so no database read is added to the hot path (assess ≈ 1 ms).
+On the WebSocket path (``chat.gateway``), which carries nearly all traffic,
+the step is split in two:
+
+* **before storing**, :meth:`SafetyMonitor.prescan` runs only the boundary
+  tables (either side: contact details are masked in the body that is stored
+  and delivered) — tens of microseconds, and it must precede the write;
+* **after COMMIT**, :meth:`SafetyMonitor.after_commit` queues a seeker's
+  message for the risk model, with that seeker's recent messages in this
+  conversation as history (kept here in memory: no database read).  The queue
+  is drained once per event-loop turn, so the seeker messages of one writer
+  batch are assessed together by :func:`~miaohui.safety.assess.assess_many`
+  (one vectorised n-gram pass for the whole batch), and nobody's ack or
+  delivery waits for the model.  Risk events follow the message by well under
+  a millisecond of loop time; the results are the same as assessing each
+  message alone, in order (an earlier message of the same batch that changes
+  the history is taken into account).
+
+:meth:`check` / :meth:`acheck` do both halves before storing, for the rare
+paths that want the verdict at once (REST sends, the companion's hand-off).
 
 After COMMIT, :meth:`SafetyMonitor.committed` publishes what follows, on
 private topics that only the intended person's sockets subscribe to:
@@ -33,7 +47,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from miaohui.safety import assess
+from miaohui.safety import assess, assess_many
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
@@ -92,8 +106,26 @@ def analyse(body: str, context: list[str] | None, public_numbers, seeker: bool):
     return scan(body, public_numbers), (assess(body, context) if seeker else None)
 
 
+def assess_batch(items: list[tuple[str, list[str] | None]]):
+    """Risk assessments of a batch of seeker messages (runs in a worker process when ``safety_workers`` > 0)."""
+    return assess_many(items, extras="risk")
+
+
 def _warm() -> None:
-    assess("你好")  # load the models once per worker, not on the first real message
+    assess_batch([("你好", None)])  # load the models once per worker, not on the first real message
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A stored seeker message waiting for the risk model (see :meth:`SafetyMonitor.after_commit`)."""
+
+    conversation_id: str
+    sender_id: str
+    peer_id: str
+    body: str
+    scan: Scan
+    seq: int
+    then: object  # callable(tier) or None
 
 
 class SafetyMonitor:
@@ -104,12 +136,105 @@ class SafetyMonitor:
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
+        self.batches = 0
+        self._queue: list[_Queued] = []
+        self._scheduled = False
         self._pool: ProcessPoolExecutor | None = None
         workers = getattr(ctx.settings, "safety_workers", 0)
         if workers > 0:
             # spawn, not fork: the server process has threads (writer, checkpoints).
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_warm)
+
+    # ------------------------------------------------- the WebSocket message path
+
+    def prescan(self, sender_role: str, body: str) -> Scan | None:
+        """Before storing: the boundary scan alone (its ``text`` is the body to
+        store and deliver, contact details masked).  ``None`` for platform
+        notices and supervisors, which are not scanned."""
+        if sender_role not in ("seeker", "listener"):
+            return None
+        return scan(body, self.public_numbers)
+
+    def after_commit(self, conversation_id: str, sender_id: str, sender_role: str, peer_id: str, body: str,
+                     sc: Scan | None, seq: int, duplicate: bool = False, then=None) -> None:
+        """The message (``body`` as the sender wrote it, ``sc`` its
+        :meth:`prescan`) is durable as ``seq``.  A seeker's message is queued
+        for the risk model, assessed with the rest of its batch at the end of
+        this loop turn; then :meth:`committed` publishes, and ``then(tier)``
+        runs (the AI companion's reply).  Listener messages publish their
+        boundary flags at once.  Never blocks; a retry (``duplicate``) was
+        handled the first time."""
+        if duplicate or sender_role != "seeker" or sc is None:
+            if not duplicate and sc is not None and sc.flagged:
+                self.committed(Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc), seq)
+            if then is not None:
+                then("none")
+            return
+        self._queue.append(_Queued(conversation_id, sender_id, peer_id, body, sc, seq, then))
+        if not self._scheduled:
+            self._scheduled = True
+            if self._pool is None:
+                asyncio.get_running_loop().call_soon(self._flush)
+            else:
+                self._spawn(self._consume())
+
+    def _contexts(self, items: list[_Queued]) -> list[list[str] | None]:
+        return [self._history_of(it.conversation_id)[1] for it in items]
+
+    def _flush(self) -> None:
+        """Assess everything queued this loop turn, in one batch, on the loop."""
+        items, self._queue = self._queue, []
+        self._scheduled = False
+        contexts = self._contexts(items)
+        try:
+            results = assess_batch([(it.body, c) for it, c in zip(items, contexts, strict=True)])
+        except Exception:
+            log.exception("risk assessment failed for a batch of %d messages", len(items))
+            results = None
+        self._finish(items, contexts, results)
+
+    async def _consume(self) -> None:
+        """With ``safety_workers`` > 0: one consumer ships whatever queued up
+        meanwhile to a worker process, a batch per round trip, in order."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                items, self._queue = self._queue, []
+                contexts = self._contexts(items)
+                try:
+                    results = await loop.run_in_executor(
+                        self._pool, assess_batch, [(it.body, c) for it, c in zip(items, contexts, strict=True)])
+                except Exception:
+                    log.exception("risk assessment failed for a batch of %d messages", len(items))
+                    results = None
+                self._finish(items, contexts, results)
+        finally:
+            self._scheduled = False
+
+    def _finish(self, items: list[_Queued], contexts: list, results) -> None:
+        self.batches += 1
+        touched: set[str] = set()
+        for k, it in enumerate(items):
+            tier = "none"
+            try:
+                a = results[k] if results is not None else None
+                hist, now = self._history_of(it.conversation_id)
+                if a is not None and it.conversation_id in touched and now != contexts[k]:
+                    # An earlier message of this batch, same conversation, changed the history.
+                    a = assess(it.body, now, extras="risk")
+                touched.add(it.conversation_id)
+                v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist)
+                if v is not None:
+                    tier = v.tier
+                    self.committed(v, it.seq)
+            except Exception:
+                log.exception("safety step failed (conversation %s, seq %d)", it.conversation_id, it.seq)
+            if it.then is not None:
+                try:
+                    it.then(tier)
+                except Exception:
+                    log.exception("after-safety callback failed (conversation %s)", it.conversation_id)
 
     # ------------------------------------------------------------ before
 

@@ -1,0 +1,128 @@
+"""The vectorised parts of the safety step give exactly what the per-message
+code gives: ``BatchScorer`` against ``JointScorer``, ``assess_many`` against
+``assess``, and the regex gate (skipping searches whose required characters
+are absent) against running every search."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from miaohui.nlp.linear import BatchScorer
+from miaohui.nlp.regex_gate import Gate, required_chars
+from miaohui.nlp.text import normalise
+from miaohui.safety import assess, assess_many
+from miaohui.safety import boundaries as B
+from miaohui.safety import knowledge as K
+from miaohui.safety.assess import RULES, _scorer, default_model
+
+from .test_safety_monitor import MIXED
+
+
+def _corpus() -> list[str]:
+    texts = list(MIXED)
+    for p in K.PATTERNS:
+        texts += [*p.examples, *p.counter]
+    for r in RULES:
+        texts += [e[0] for e in r.examples]
+    rng = random.Random(7)
+    alphabet = "我你他想死活累药楼跳今天晚上不会没有哈😂，。！？ abc123ＡＢＣ〇的了是在"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    texts += ["", " ", "a", "我", "x" * 700, "跳" * 300 + "安眠药"]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def scorers():
+    joint = _scorer(default_model())
+    return joint, BatchScorer(joint.models)
+
+
+def test_batch_scorer_equals_joint_scorer(scorers):
+    joint, batch = scorers
+    texts = [normalise(t) for t in _corpus()]
+    want = [joint.decisions(t) for t in texts]
+    for size in (1, 7, 64, len(texts)):
+        got = []
+        for i in range(0, len(texts), size):
+            got += batch.decisions_many(texts[i : i + size])
+        assert len(got) == len(want)
+        for w, g in zip(want, got, strict=True):
+            for wm, gm in zip(w, g, strict=True):
+                assert gm == pytest.approx(wm, abs=1e-9)
+    assert batch.decisions_many([]) == []
+
+
+def test_batch_scorer_hash_table_finds_every_vocabulary_ngram_and_nothing_else(scorers):
+    joint, batch = scorers
+    grams = list(joint.index)[::97]
+    keys = [BatchScorer.key(g) for g in grams]
+
+    ids = batch.lookup(np.array(keys, np.uint64))  # joint ids
+    vocab = list(joint.index)
+    assert grams == [vocab[j] for j in ids.tolist()]
+    absent = np.array([BatchScorer.key(g) for g in ("龘龘龘", "𠀀", "zq")], np.uint64)
+    assert (batch.lookup(absent) == -1).all()
+
+
+def test_assess_many_equals_assess_with_and_without_history():
+    texts = _corpus()
+    histories = [None, ["我真的不想活了"], ["哈哈哈今天又被老板骂了", "开玩笑的啦"], ["我打算今晚吃安眠药"]]
+    items = [(t, histories[i % len(histories)]) for i, t in enumerate(texts)]
+    got = []
+    for i in range(0, len(items), 50):
+        got += assess_many(items[i : i + 50])
+    for (t, h), g in zip(items, got, strict=True):
+        w = assess(t, h)
+        assert (g.tier, g.level, g.signals, g.rules, g.topics) == (w.tier, w.level, w.signals, w.rules, w.topics), t
+        assert g.score == pytest.approx(w.score, abs=1e-6)
+        assert [lab for lab, _ in g.emotions] == [lab for lab, _ in w.emotions]
+    lean = assess_many([("今天吃了火锅", None), ("我不想活了", None)], extras="risk")
+    assert lean[0].tier == "none" and lean[0].emotions == () and lean[1].emotions
+
+
+def test_required_chars():
+    assert required_chars("abc") == frozenset("a")  # any one mandatory element will do
+    assert required_chars("(?:今晚|明天)就去") in (frozenset("今明"), frozenset("就"), frozenset("去"))
+    assert required_chars("a?") is None  # may match the empty string
+    assert required_chars(".{2}") is None
+    assert required_chars("[^a]x") == frozenset("x")
+    assert required_chars("(?i)abc") is None
+    assert required_chars("[a-c]+") == frozenset("abc")
+    assert not Gate("跳楼|上吊").may_match(set("今天天气不错"))
+    assert Gate("跳楼|上吊").may_match(set("我想跳"))  # may, not must
+    assert Gate(".").may_match(set())
+
+
+def test_the_gate_never_changes_a_detection():
+    """Every pattern of the knowledge and boundary tables, gated vs ungated, on their own
+    examples and counter-examples and on random texts made of their characters."""
+    texts = [normalise(t) for t in _corpus()]
+    rng = random.Random(3)
+    every = "".join({c for p in K.PATTERNS for c in p.regex if ord(c) > 127})
+    texts += ["".join(rng.choice(every) for _ in range(rng.randint(1, 30))) for _ in range(400)]
+    for t in texts:
+        want_text, want_hits = t, []
+        for i, p in enumerate(K.PATTERNS):
+            if p.signal in K.MASKING:
+                want_text, n = p.compiled.subn(K._mask, want_text)
+                if n:
+                    want_hits.append(i)
+        for i, p in enumerate(K.PATTERNS):
+            if p.signal not in K.MASKING and p.compiled.search(want_text):
+                want_hits.append(i)
+        d = K.detect(t, normalised=True)
+        assert d.text == want_text and sorted(i for _, i in d.hits) == sorted(want_hits), t
+        folded = B.fold(t)
+        for s in B.SIGNALS:
+            if not Gate(s.pattern).may_match(set(folded)):
+                assert re.search(s.pattern, folded) is None
+
+
+def test_fold_table_is_the_per_character_fold():
+    for t in _corpus() + ["ＡＢＣ１２３！", "ﬁ Ⅻ ㍿ İ ß 微信ＶＸ"]:
+        assert B.fold(t) == "".join(B._fold_char(c) for c in t)
+        assert len(B.fold(t)) == len(t)
