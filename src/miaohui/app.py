@@ -127,6 +127,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await ctx.writer.start()
         await ctx.orders.start()
         await ctx.companion.start()
+        # Load the safety models now (off the loop), not on the first seeker message; before
+        # tune_gc() so their arrays and tables are frozen with everything else long-lived.
+        await asyncio.to_thread(ctx.safety.warm)
         gc_task = None
         if settings.gc_tuning:
             tune_gc()

@@ -146,6 +146,12 @@ class SafetyMonitor:
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_warm)
 
+    def warm(self) -> None:
+        """Load the models and build the batch scorer (≈ 1 s, once per process)."""
+        if self._pool is None:
+            _warm()
+        scan("你好", self.public_numbers)
+
     # ------------------------------------------------- the WebSocket message path
 
     def prescan(self, sender_role: str, body: str) -> Scan | None:
