@@ -262,7 +262,18 @@ def _history_signals(history: list[str] | tuple[str, ...], model: RiskModel) -> 
         seen = [_cached_tier(h) for h in recent]
     else:
         seen = [(a.tier, "joke" in a.signals) for a in (_assess(h, (), model) for h in recent)]
-    top = max(_RANK[t] for t, _ in seen)
+    return history_signals_from([(_RANK[t], j) for t, j in seen])
+
+
+def history_signals_from(seen: list[tuple[int, bool]] | tuple[tuple[int, bool], ...]) -> dict[str, float]:
+    """The history pseudo-signals from what the same person's earlier messages were *alone*:
+    ``(tier rank, joking)`` each, oldest first (the last ``HISTORY_WINDOW`` count).  A caller
+    that remembers those (``supervision.monitor``) passes this dict as ``history`` instead of
+    the texts, so history costs nothing to re-read."""
+    seen = seen[-HISTORY_WINDOW:]
+    if not seen:
+        return {}
+    top = max(r for r, _ in seen)
     out: dict[str, float] = {}
     if top >= _RANK["ideation"]:
         out["history_risk"] = 1.0
@@ -276,7 +287,10 @@ def _history_signals(history: list[str] | tuple[str, ...], model: RiskModel) -> 
 def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, extras: bool | str = False,
             det=None, outs=None) -> Assessment:
     base_tier, score, level_est, sig, emo = _base(text, model, det, outs)
-    sig.update(_history_signals(history, model) if history else {})
+    if isinstance(history, dict):  # history signals computed by the caller (history_signals_from)
+        sig.update(history)
+    elif history:
+        sig.update(_history_signals(history, model))
     if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
         score *= 0.5
     fired = [r for r in RULES if r.applies(sig)]
@@ -311,16 +325,27 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
                       tuple(r.name for r in fired if (r.floor or r.cap)), emotions, topics)
 
 
-def assess(text: str, history: list[str] | None = None, *, model: RiskModel | None = None,
-           extras: bool = True) -> Assessment:
-    """Assess one message of a seeker, optionally with their recent earlier messages (oldest first).
+def assess(text: str, history: list[str] | dict[str, float] | None = None, *, model: RiskModel | None = None,
+           extras: bool | str = True) -> Assessment:
+    """Assess one message of a seeker, optionally with their recent earlier messages (oldest first),
+    or with the signals :func:`history_signals_from` made of them.
 
     ``extras=False`` skips emotions and topics (only the risk fields are filled).
     """
-    return _assess(normalise(text or ""), tuple(history or ()), model or default_model(), extras)
+    return _assess(normalise(text or ""), _history_arg(history), model or default_model(), extras)
 
 
-def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | None]], *, model: RiskModel | None = None,
+def _history_arg(history):
+    return history if isinstance(history, dict) else tuple(history or ())
+
+
+def rank_alone(a: Assessment) -> tuple[int, bool]:
+    """What :func:`history_signals_from` needs of an assessment made without history."""
+    return _RANK[a.tier], "joke" in a.signals
+
+
+def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | dict[str, float] | None]], *,
+                model: RiskModel | None = None,
                 extras: bool | str = True) -> list[Assessment]:
     """:func:`assess` for several messages at once: ``[(text, history), …]`` → the same assessments.
 
@@ -343,6 +368,6 @@ def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | None]], *, 
             docs.append(d.text)
     outs = _batch_scorer(model).decisions_many(docs)
     return [
-        _assess(norm[i], tuple(h or ()), model, extras, dets[i], (outs[masked.get(i, i)][0], outs[i][1]))
+        _assess(norm[i], _history_arg(h), model, extras, dets[i], (outs[masked.get(i, i)][0], outs[i][1]))
         for i, (_, h) in enumerate(items)
     ]

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import orjson
 
 from miaohui.safety import assess, assess_many
+from miaohui.safety.assess import history_signals_from, rank_alone
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
@@ -99,16 +100,30 @@ class Verdict:
         return self.peer_id if self.sender_role == "seeker" else self.sender_id
 
 
-def analyse(body: str, context: list[str] | None, public_numbers, seeker: bool):
+def analyse(body: str, hsig: dict[str, float], public_numbers, seeker: bool):
     """The CPU part of the safety step, a pure function (runs in a worker
     process when ``safety_workers`` > 0): the boundary scan, and for a
-    seeker's message the risk assessment."""
-    return scan(body, public_numbers), (assess(body, context) if seeker else None)
+    seeker's message the risk assessment with its history signals and what
+    the message is alone (see :func:`assess_batch`)."""
+    sc = scan(body, public_numbers)
+    if not seeker:
+        return sc, None, None
+    (a, alone), = assess_batch([(body, hsig)], extras=True)
+    return sc, a, alone
 
 
-def assess_batch(items: list[tuple[str, list[str] | None]]):
-    """Risk assessments of a batch of seeker messages (runs in a worker process when ``safety_workers`` > 0)."""
-    return assess_many(items, extras="risk")
+def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str = "risk"):
+    """Risk assessments of a batch of seeker messages, each with its history
+    signals, paired with ``(rank, joking)`` of the message *alone* — what the
+    monitor remembers as history for the next ones (``history_signals_from``);
+    a message with history is also assessed without it, in the same batch.
+    Runs in a worker process when ``safety_workers`` > 0."""
+    again = [i for i, (_, h) in enumerate(items) if h]
+    res = assess_many([*items, *((items[i][0], None) for i in again)], extras=extras)
+    out = [(a, rank_alone(a)) for a in res[: len(items)]]
+    for k, i in enumerate(again):
+        out[i] = (out[i][0], rank_alone(res[len(items) + k]))
+    return out
 
 
 def _warm() -> None:
@@ -132,7 +147,8 @@ class SafetyMonitor:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.broker = ctx.broker
-        self._history: OrderedDict[str, deque[tuple[str, bool]]] = OrderedDict()  # (text, risky or joking)
+        # Per conversation, the seeker's last messages: (text, tier rank alone, joking alone).
+        self._history: OrderedDict[str, deque[tuple[str, int, bool]]] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
@@ -185,7 +201,7 @@ class SafetyMonitor:
             else:
                 self._spawn(self._consume())
 
-    def _contexts(self, items: list[_Queued]) -> list[list[str] | None]:
+    def _contexts(self, items: list[_Queued]) -> list[dict[str, float]]:
         return [self._history_of(it.conversation_id)[1] for it in items]
 
     def _flush(self) -> None:
@@ -224,13 +240,14 @@ class SafetyMonitor:
         for k, it in enumerate(items):
             tier = "none"
             try:
-                a = results[k] if results is not None else None
+                a, alone = results[k] if results is not None else (None, None)
                 hist, now = self._history_of(it.conversation_id)
                 if a is not None and it.conversation_id in touched and now != contexts[k]:
                     # An earlier message of this batch, same conversation, changed the history.
                     a = assess(it.body, now, extras="risk")
                 touched.add(it.conversation_id)
-                v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist)
+                v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist,
+                                  alone)
                 if v is not None:
                     tier = v.tier
                     self.committed(v, it.seq)
@@ -251,9 +268,9 @@ class SafetyMonitor:
         if sender_role not in ("seeker", "listener"):
             return None  # platform notices and supervisors are not scanned
         seeker = sender_role == "seeker"
-        hist, context = self._history_of(conversation_id) if seeker else (None, None)
-        sc, a = analyse(body, context, self.public_numbers, seeker)
-        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist)
+        hist, hsig = self._history_of(conversation_id) if seeker else (None, {})
+        sc, a, alone = analyse(body, hsig, self.public_numbers, seeker)
+        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist, alone)
 
     async def acheck(self, conversation_id: str, sender_id: str, sender_role: str, peer_id: str,
                      body: str) -> Verdict | None:
@@ -266,10 +283,10 @@ class SafetyMonitor:
         if sender_role not in ("seeker", "listener"):
             return None
         seeker = sender_role == "seeker"
-        hist, context = self._history_of(conversation_id) if seeker else (None, None)
+        hist, hsig = self._history_of(conversation_id) if seeker else (None, {})
         loop = asyncio.get_running_loop()
-        sc, a = await loop.run_in_executor(self._pool, analyse, body, context, self.public_numbers, seeker)
-        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist)
+        sc, a, alone = await loop.run_in_executor(self._pool, analyse, body, hsig, self.public_numbers, seeker)
+        return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist, alone)
 
     def _history_of(self, conversation_id: str):
         hist = self._history.get(conversation_id)
@@ -279,20 +296,20 @@ class SafetyMonitor:
                 self._history.popitem(last=False)
         else:
             self._history.move_to_end(conversation_id)
-        # History only changes an assessment through earlier messages at
-        # ideation or above, or joking ones (assess's history signals), and
-        # a message below ideation in context is below it alone too.  So
-        # when no recent message was either, passing none gives the same
-        # result without assess() re-reading each of them (half the cost).
-        context = [text for text, marked in hist] if any(marked for _, marked in hist) else None
-        return hist, context
+        # assess(text, history) reads each earlier message *alone* (its tier
+        # and whether it jokes); the monitor remembered those when it
+        # assessed them, so the history signals cost nothing to rebuild and
+        # give exactly what passing the texts would.
+        return hist, history_signals_from([(r, j) for _, r, j in hist])
 
-    def _verdict(self, conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist) -> Verdict | None:
+    def _verdict(self, conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist,
+                 alone=None) -> Verdict | None:
         v = None
         if a is not None:
             self.assessed += 1
             if not hist or hist[-1][0] != body:  # a resend of the same message is not new history
-                hist.append((body, g.TIER_RANK[a.tier] >= g.GUARDIAN_RANK or "joke" in a.signals))
+                rank, joke = alone if alone is not None else rank_alone(assess(body, extras=False))
+                hist.append((body, rank, joke))
             if a.tier != "none":
                 v = Verdict(conversation_id, sender_id, sender_role, peer_id, sc.text, sc, a.tier, a.level, a.score,
                             a.signals, a.emotions, a.topics)
