@@ -170,15 +170,17 @@ class BatchScorer:
         self.lo, self.hi = joint.lo, joint.hi
         v = len(joint.index)
         keys = np.fromiter(map(self.key, joint.index), np.uint64, v)  # in joint-id order
-        # One matrix for all models: per joint id, each model's idf (0 when absent) and weights.
+        # One row per joint id: each model's idf (0 when absent), then each model's weights — one
+        # gather (48 bytes: a cache line) per n-gram found.  float32 loses nothing: the artifacts
+        # store float32; the arithmetic after the gather is float64.
         self.widths = [m._coef.shape[1] for m in models]
-        self.idf = np.zeros((v, len(models)), np.float64)
-        self.coef = np.zeros((v, sum(self.widths)), np.float64)
-        col = 0
+        self.nm = len(models)
+        self.rows = np.zeros((v, self.nm + sum(self.widths)), np.float32)
+        col = self.nm
         for i, (m, mp) in enumerate(zip(models, joint.maps, strict=True)):
             has = np.flatnonzero(mp >= 0)
-            self.idf[has, i] = m._idf_np[mp[has]]
-            self.coef[has, col : col + self.widths[i]] = m._coef[mp[has]]
+            self.rows[has, i] = m._idf_np[mp[has]]
+            self.rows[has, col : col + self.widths[i]] = m._coef[mp[has]]
             col += self.widths[i]
         self.bias = np.concatenate([m.bias for m in models])
         self._build_table(keys)
@@ -198,7 +200,7 @@ class BatchScorer:
         """Linear probing, inserted in vectorised rounds: a key that finds its slot taken (earlier, or
         by another key this round) tries the next one, so a look-up that probes from the home slot
         meets it before any empty slot."""
-        self._tbits = max(10, int(len(keys) * 3 - 1).bit_length())  # load factor ≤ 1/3
+        self._tbits = max(10, int(len(keys) * 2 - 1).bit_length())  # load factor ≤ 1/2
         size = 1 << self._tbits
         self._tkeys = np.zeros(size, np.uint64)  # 0 = empty (no n-gram packs to 0)
         self._tvals = np.full(size, -1, np.int64)
@@ -218,6 +220,8 @@ class BatchScorer:
             placed[won] = True
             rest = rest[~placed[rest]]
             slot[rest] = (slot[rest] + 1) & (size - 1)
+        # key and value side by side: a probe touches one 16-byte slot, not two arrays
+        self._table = np.stack([self._tkeys, self._tvals.astype(np.uint64)], axis=1)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
@@ -225,11 +229,12 @@ class BatchScorer:
         s = self._slots(keys)
         pending = np.arange(len(keys))
         q = keys
-        mask = len(self._tkeys) - 1
+        mask = len(self._table) - 1
         for _ in range(self._rounds):
-            got = self._tkeys[s]
+            slot = self._table[s]
+            got = slot[:, 0]
             hit = got == q
-            out[pending[hit]] = self._tvals[s[hit]]
+            out[pending[hit]] = slot[hit, 1].astype(np.int64)
             go = (got != 0) & ~hit
             if not go.any():
                 break
@@ -265,15 +270,16 @@ class BatchScorer:
             allk, alld = np.concatenate(keys), np.concatenate(docs)
             jid = self.lookup(allk)
             found = jid >= 0
-            nv = len(self.idf)
+            nv = len(self.rows)
             pair, tf = np.unique(alld[found] * nv + jid[found], return_counts=True)  # by text, then n-gram
             if len(pair):
                 pdoc, pj = pair // nv, pair % nv
-                v = (1.0 + np.log(tf))[:, None] * self.idf[pj]  # (pairs, models): sublinear tf-idf
+                r = self.rows[pj].astype(np.float64)
+                v = (1.0 + np.log(tf))[:, None] * r[:, : self.nm]  # (pairs, models): sublinear tf-idf
                 starts = np.flatnonzero(np.r_[True, pdoc[1:] != pdoc[:-1]])
                 norms = np.sqrt(np.add.reduceat(v * v, starts))
                 norms[norms == 0.0] = 1.0  # a model with none of a text's n-grams keeps its bias
-                sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * self.coef[pj], starts)
+                sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * r[:, self.nm :], starts)
                 out[pdoc[starts]] += sums / np.repeat(norms, self.widths, axis=1)
         rows = out.tolist()
         cuts = np.cumsum([0, *self.widths]).tolist()

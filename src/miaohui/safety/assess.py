@@ -35,12 +35,13 @@ assesses every message on arrival pays for history only once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from miaohui.nlp.emotion import Emotion
 from miaohui.nlp.emotion import default_model as emotion_model
-from miaohui.nlp.linear import BatchScorer, JointScorer
+from miaohui.nlp.linear import BatchScorer, JointScorer, softmax
 from miaohui.nlp.text import normalise
 from miaohui.nlp.topics import detect_topics
 from miaohui.safety.knowledge import detect
@@ -201,6 +202,13 @@ def _rescale(p: float, thr: float) -> float:
     return 0.5 * p / thr if p < thr else 0.5 + 0.5 * (p - thr) / max(1e-9, 1.0 - thr)
 
 
+# Each rule with the first signal it needs above zero (None: needs none): a rule whose first
+# signal is absent cannot apply, which skips most of the table for most messages.
+_RULE_PLAN: tuple[tuple[Rule, str | None], ...] = tuple(
+    (r, next((k for k, v in r.all_of.items() if v > 0), None)) for r in RULES
+)
+
+
 @lru_cache(maxsize=4)
 def _scorer(model: RiskModel) -> JointScorer:
     return JointScorer([model.text_model, emotion_model().text_model])
@@ -222,30 +230,36 @@ def _base(text: str, model: RiskModel, det=None,
         risk_out, emo_out = _scorer(model).decisions(text)
     else:
         risk_out, emo_out = model.text_model.decision(det.text), emotion_model().text_model.decision(text)
-    emo = emotion_model().from_outputs(emo_out, top=7)
+    # The share of negative emotions (as Emotion.prob rounds them); Emotion objects are only
+    # built when an assessment shows them (extras), not for every message.
+    emo = emo_out
+    negative = math.fsum(round(p, 4) for lab, p in zip(emotion_model().labels, softmax(emo_out), strict=True)
+                         if lab in _NEGATIVE)
     rs = model.score(det, risk_out)
     s, t = det.signals, model.tiering
     if rs.high:
         tier = "plan"
     elif rs.prob >= t.get("ideation_prob", 0.3) and rs.level >= t.get("ideation_level", 4.0):
         tier = "ideation"
-    elif _distressed(s, emo, model):
+    elif _distressed(s, negative, model):
         tier = "distress"
     else:
         tier = "none"
     sig = dict(s)
     if rs.prob >= t.get("confident_prob", 0.8):
         sig["model_confident"] = 1.0
+    sig[_NEGATIVE_SHARE] = negative
     return tier, _rescale(rs.prob, model.threshold), rs.level, sig, emo
 
 
-_NEGATIVE = ("sadness", "anger", "disgust", "fear")
+_NEGATIVE = frozenset(("sadness", "anger", "disgust", "fear"))
+_NEGATIVE_SHARE = "negative_emotion"  # carried in the signal dict for the caps, never shown
 
 
-def _distressed(s: dict[str, float], emo: list[Emotion], model: RiskModel) -> bool:
+def _distressed(s: dict[str, float], negative: float, model: RiskModel) -> bool:
     t = model.tiering
     return (s.get("hopelessness", 0.0) >= 0.4 or s.get("self_harm", 0.0) >= 0.5 or s.get("attempt", 0.0) >= 0.5
-            or sum(e.prob for e in emo if e.label in _NEGATIVE) >= t.get("distress_emotion", 0.6))
+            or negative >= t.get("distress_emotion", 0.6))
 
 
 @lru_cache(maxsize=4096)
@@ -293,7 +307,8 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
         sig.update(_history_signals(history, model))
     if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
         score *= 0.5
-    fired = [r for r in RULES if r.applies(sig)]
+    negative = sig.pop(_NEGATIVE_SHARE, 0.0)
+    fired = [r for r, first in _RULE_PLAN if (first is None or first in sig) and r.applies(sig)]
     tier = base_tier
     for r in fired:  # soft floors, then caps, then hard floors
         if r.floor and not r.hard and _RANK[tier] < _RANK[r.floor]:
@@ -301,7 +316,7 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     for r in fired:
         if r.cap and _RANK[tier] > _RANK[r.cap]:
             tier = r.cap
-            if tier == "distress" and not _distressed(sig, emo, model):
+            if tier == "distress" and not _distressed(sig, negative, model):
                 # Capped down from a model tier that had no ground (no word of
                 # death, harm or leaving): distress only if the message itself
                 # shows it, else nothing — "在吗" / "加我微信" are not distress.
@@ -319,7 +334,7 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     emotions: tuple[tuple[str, float], ...] = ()
     topics: tuple[str, ...] = ()
     if extras is True or (extras == "risk" and tier != "none"):
-        emotions = tuple((e.zh, e.prob) for e in emo[:2])
+        emotions = tuple((e.zh, e.prob) for e in emotion_model().from_outputs(emo, top=2))
         topics = detect_topics(text, normalised=True)
     return Assessment(tier, level, round(min(1.0, max(0.0, score)), 4), signals,
                       tuple(r.name for r in fired if (r.floor or r.cap)), emotions, topics)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from miaohui.nlp.regex_gate import Gate
 from miaohui.nlp.text import normalise
@@ -236,12 +236,19 @@ def detect(text: str, *, normalised: bool = False) -> Detection:
         hits.append((p.signal, i))
 
     chars = set(t)  # a search whose required characters are all absent cannot match (exact; see nlp.regex_gate)
-    for i, p in _BY_KIND[0]:
-        if p.gate.may_match(chars):
-            t, n = p.compiled.subn(_mask, t)
+    masking, others = _plan()
+    for i, p, rx, req in masking:
+        if req is None or not req.isdisjoint(chars):
+            t, n = rx.subn(_mask, t)
             if n:
                 fire(i, p)
-    for i, p in _BY_KIND[1]:
-        if p.gate.may_match(chars) and p.compiled.search(t):
+    for i, p, rx, req in others:
+        if (req is None or not req.isdisjoint(chars)) and rx.search(t):
             fire(i, p)
     return Detection(t, strength, tuple(hits))
+
+
+@lru_cache(maxsize=1)
+def _plan():
+    """Per table row, in order: index, row, compiled regex, required characters (or None)."""
+    return tuple(tuple((i, p, p.compiled, p.gate.required) for i, p in kind) for kind in _BY_KIND)
