@@ -133,3 +133,23 @@ def test_batched_path_listeners_and_resends():
     m, got, sent = asyncio.run(go())
     assert got == ["none", "none"] and m.assessed == 0  # listeners are not assessed; a resend was handled before
     assert [f["type"] for _, f in sent] == ["boundary", "boundary"]  # both sides warned, once
+
+
+def test_a_long_queue_is_assessed_in_bounded_batches_in_order():
+    from miaohui.supervision.monitor import FLUSH_MAX
+
+    async def go():
+        m, _ = monitor()
+        m._spawn = lambda coro: coro.close()
+        tiers: list[int] = []
+        n = FLUSH_MAX * 2 + 5
+        for seq in range(1, n + 1):
+            text = MIXED[seq % len(MIXED)]
+            m.after_commit(f"c{seq % 4}", "s", "seeker", "l", text, m.prescan("seeker", text), seq,
+                           then=lambda tier, s=seq: tiers.append(s))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return m, tiers, n
+
+    m, tiers, n = asyncio.run(go())
+    assert tiers == list(range(1, n + 1)) and m.batches == 3 and m.assessed == n

@@ -58,6 +58,7 @@ log = logging.getLogger("miaohui.supervision")
 HISTORY_MESSAGES = 8  # recent messages of the same seeker passed to assess()
 HISTORY_CONVERSATIONS = 20_000  # LRU bound on conversations remembered per process
 SUPERVISION_TOPIC = "supervision"
+FLUSH_MAX = 32  # seeker messages assessed per loop turn (≈ 2–3 ms of loop time at most)
 
 
 def private_topic(conversation_id: str, user_id: str) -> str:
@@ -205,9 +206,14 @@ class SafetyMonitor:
         return [self._history_of(it.conversation_id)[1] for it in items]
 
     def _flush(self) -> None:
-        """Assess everything queued this loop turn, in one batch, on the loop."""
-        items, self._queue = self._queue, []
-        self._scheduled = False
+        """Assess what was queued this loop turn, in one batch, on the loop —
+        at most ``FLUSH_MAX`` messages, so one batch never holds the loop for
+        long; the rest go in the next turn, after other sockets had theirs."""
+        items, self._queue = self._queue[:FLUSH_MAX], self._queue[FLUSH_MAX:]
+        if self._queue:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._scheduled = False
         contexts = self._contexts(items)
         try:
             results = assess_batch([(it.body, c) for it, c in zip(items, contexts, strict=True)])
