@@ -45,7 +45,7 @@ def test_batch_scorer_equals_joint_scorer(scorers):
     joint, batch = scorers
     texts = [normalise(t) for t in _corpus()]
     want = [joint.decisions(t) for t in texts]
-    for size in (1, 7, 64, len(texts)):
+    for size in (1, 7, 64, len(texts)):  # dict look-ups (small) and the hash table (large)
         got = []
         for i in range(0, len(texts), size):
             got += batch.decisions_many(texts[i : i + size])
@@ -61,9 +61,11 @@ def test_batch_scorer_hash_table_finds_every_vocabulary_ngram_and_nothing_else(s
     grams = list(joint.index)[::97]
     keys = [BatchScorer.key(g) for g in grams]
 
-    ids = batch.lookup(np.array(keys, np.uint64))  # joint ids
     vocab = list(joint.index)
-    assert grams == [vocab[j] for j in ids.tolist()]
+    for n in (batch.SMALL // 2, batch.SMALL * 2):  # the dict path, the hash table path
+        arr = np.array((keys * 4)[:n], np.uint64)
+        ids = batch.lookup(arr)  # joint ids
+        assert (grams * 4)[:n] == [vocab[j] for j in ids.tolist()]
     absent = np.array([BatchScorer.key(g) for g in ("龘龘龘", "𠀀", "zq")], np.uint64)
     assert (batch.lookup(absent) == -1).all()
 
@@ -126,3 +128,18 @@ def test_fold_table_is_the_per_character_fold():
     for t in _corpus() + ["ＡＢＣ１２３！", "ﬁ Ⅻ ㍿ İ ß 微信ＶＸ"]:
         assert B.fold(t) == "".join(B._fold_char(c) for c in t)
         assert len(B.fold(t)) == len(t)
+
+
+def test_the_gates_never_change_a_boundary_scan(monkeypatch):
+    """``scan`` with its required-character gates equals ``scan`` with every regex run."""
+    texts = _corpus() + [e for sig in B.SIGNALS for e in (*sig.examples, *sig.near_misses)]
+    texts += [t for m in B.MASKS for t, _ in m.examples] + list(B.MASK_NEAR_MISSES)
+    rng = random.Random(5)
+    every = "".join({c for s in B.SIGNALS for c in s.pattern if ord(c) > 127}) + "0123456789 @.-vxqwa一二三四五六七八九"
+    texts += ["".join(rng.choice(every) for _ in range(rng.randint(1, 40))) for _ in range(600)]
+    gated = [B.scan(t) for t in texts]
+    monkeypatch.setattr(B, "_GATE_CHARS", None)
+    monkeypatch.setattr(B, "_SIGNAL_RX", tuple((s, rx, None) for s, rx, _ in B._SIGNAL_RX))
+    monkeypatch.setattr(B, "_MASK_RX", tuple((m, rx, None) for m, rx, _ in B._MASK_RX))
+    assert [B.scan(t) for t in texts] == gated
+    assert any(g.flagged for g in gated) and any(g.masked for g in gated)

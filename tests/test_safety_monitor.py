@@ -90,6 +90,7 @@ def test_batched_path_after_commit_equals_checking_each_message_in_order():
     async def go():
         batched, broker = monitor()
         batched._spawn = lambda coro: coro.close()  # no database here
+        batched.linger_s = 0  # one batch per turn below (the linger has its own test)
         single, _ = monitor()
         want: list[tuple[int, str]] = []
         tiers: list[tuple[int, str]] = []
@@ -141,6 +142,7 @@ def test_a_long_queue_is_assessed_in_bounded_batches_in_order():
     async def go():
         m, _ = monitor()
         m._spawn = lambda coro: coro.close()
+        m.linger_s = 0
         tiers: list[int] = []
         n = FLUSH_MAX * 2 + 5
         for seq in range(1, n + 1):
@@ -153,3 +155,24 @@ def test_a_long_queue_is_assessed_in_bounded_batches_in_order():
 
     m, tiers, n = asyncio.run(go())
     assert tiers == list(range(1, n + 1)) and m.batches == 3 and m.assessed == n
+
+
+def test_messages_within_the_linger_are_one_batch_and_drain_flushes_the_rest():
+    async def go():
+        m, _ = monitor()
+        m._spawn = lambda coro: coro.close()
+        m.linger_s = 0.05
+        got: list[int] = []
+        for seq in (1, 2, 3):
+            m.after_commit("c", "s", "seeker", "l", "我不想活了", m.prescan("seeker", "我不想活了"), seq,
+                           then=lambda tier, s=seq: got.append(s))
+            await asyncio.sleep(0.005)
+        assert got == [] and m.batches == 0  # still lingering
+        await asyncio.sleep(0.08)
+        assert got == [1, 2, 3] and m.batches == 1
+        m.after_commit("c", "s", "seeker", "l", "好累", m.prescan("seeker", "好累"), 4,
+                       then=lambda tier: got.append(4))
+        await m.drain()  # shutdown does not wait for the linger, and loses nothing
+        return got, m.batches
+
+    assert asyncio.run(go()) == ([1, 2, 3, 4], 2)

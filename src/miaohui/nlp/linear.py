@@ -148,7 +148,7 @@ class BatchScorer:
     2**21, bigrams below 2**42, trigrams below 2**63) — so a whole batch is
     keyed with a few vectorised shifts and looked up in an open-addressing hash
     table probed in vectorised rounds (a sorted-array ``searchsorted`` cost four
-    times more: cache misses).  Term frequencies come from one ``np.unique``
+    times more: cache misses), or for a small batch in a plain dict.  Term frequencies come from one ``np.unique``
     over (text, n-gram) pairs; every model's weights sit side by side in one
     joint matrix, so each n-gram found costs one row gather and each text's sums
     one ``np.add.reduceat``.  The cost of a batch is a few dozen numpy calls
@@ -184,6 +184,7 @@ class BatchScorer:
             col += self.widths[i]
         self.bias = np.concatenate([m.bias for m in models])
         self._build_table(keys)
+        self._ids = dict(zip(keys.tolist(), range(v), strict=True))  # the same map, for small look-ups
 
     @classmethod
     def key(cls, gram: str) -> int:
@@ -223,8 +224,12 @@ class BatchScorer:
         # key and value side by side: a probe touches one 16-byte slot, not two arrays
         self._table = np.stack([self._tkeys, self._tvals.astype(np.uint64)], axis=1)
 
+    SMALL = 1024  # below this many keys a dict look-up per key beats the table's probing rounds
+
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
+        if len(keys) < self.SMALL:  # one or two messages: ~40 ns a key, no fixed cost
+            return np.fromiter(map(self._ids.get, keys.tolist(), repeat(-1, len(keys))), np.int64, len(keys))
         out = np.full(len(keys), -1, np.int64)
         s = self._slots(keys)
         pending = np.arange(len(keys))

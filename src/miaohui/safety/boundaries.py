@@ -25,6 +25,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from miaohui.nlp.regex_gate import required_chars
+
 ATTACHMENT = "attachment"
 OFF_PLATFORM = "off_platform"
 
@@ -136,14 +138,17 @@ MASK_NEAR_MISSES: tuple[str, ...] = (
 )
 
 _ZH_DIGITS = str.maketrans("零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺", "001234567891234567891")
-_SIGNAL_RX = tuple((s, re.compile(s.pattern)) for s in SIGNALS)
-_MASK_RX = tuple((m, re.compile(m.pattern)) for m in MASKS)
+# Each regex with the characters a match cannot do without (``nlp.regex_gate``):
+# a search is skipped, exactly, when none of them is in the message.
+_SIGNAL_RX = tuple((s, re.compile(s.pattern), required_chars(s.pattern)) for s in SIGNALS)
+_MASK_RX = tuple((m, re.compile(m.pattern), required_chars(m.pattern)) for m in MASKS)
 # Cheap gate: most messages contain none of these and skip the tables.
 _GATE = re.compile(
     r"[0-9零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺]{4}|[0-9]|@|爱|喜欢|迷上|唯一|只有你|你是我|你住|你家|见|一起|朋友|男友|女友|对象|交往|嫁|娶|离不开|没有你|只想|只愿意|天天"
     r"|微|威|薇|v|wx|qq|扣扣|企鹅|电报|telegram|whatsapp|抖音|小红书|飞书|钉钉|软件|平台|联系|私|加|电话|手机|号"
     r"|转|打钱|付|赠与|支付宝|收款|扫|红包|抽成|佣金|便宜"
 )
+_GATE_CHARS = required_chars(_GATE)  # one set test before the regex (every message)
 
 
 def _fold_char(c: str) -> str:
@@ -209,13 +214,18 @@ LABELS: dict[str, str] = {**{s.name: s.label for s in SIGNALS}, **{m.name: m.lab
 def scan(text: str, public_numbers: frozenset[str] = PUBLIC_NUMBERS) -> Scan:
     """Signals in ``text`` and the text with contact details masked."""
     folded = fold(text)
-    if not _GATE.search(folded):
+    chars = set(folded)
+    if (_GATE_CHARS is not None and _GATE_CHARS.isdisjoint(chars)) or not _GATE.search(folded):
         return Scan(text)
-    attachment = tuple(s.name for s, rx in _SIGNAL_RX if s.kind == ATTACHMENT and rx.search(folded))
-    off = tuple(s.name for s, rx in _SIGNAL_RX if s.kind == OFF_PLATFORM and rx.search(folded))
+    attachment = tuple(s.name for s, rx, req in _SIGNAL_RX
+                       if s.kind == ATTACHMENT and (req is None or not req.isdisjoint(chars)) and rx.search(folded))
+    off = tuple(s.name for s, rx, req in _SIGNAL_RX
+                if s.kind == OFF_PLATFORM and (req is None or not req.isdisjoint(chars)) and rx.search(folded))
     spans: list[tuple[int, int, str]] = []
     masked: list[str] = []
-    for m, rx in _MASK_RX:
+    for m, rx, req in _MASK_RX:
+        if req is not None and req.isdisjoint(chars):
+            continue
         for hit in rx.finditer(folded):
             a, b = hit.span("x")
             if digits_of(folded[a:b]) in public_numbers or digits_of(folded[a:b]).lstrip("0") in public_numbers:

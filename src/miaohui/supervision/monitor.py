@@ -9,8 +9,9 @@ the step is split in two:
 * **after COMMIT**, :meth:`SafetyMonitor.after_commit` queues a seeker's
   message for the risk model, with that seeker's recent messages in this
   conversation as history (kept here in memory: no database read).  The queue
-  is drained once per event-loop turn, so the seeker messages of one writer
-  batch are assessed together by :func:`~miaohui.safety.assess.assess_many`
+  is drained 10 ms after its first message (or at once when 32 wait), so the
+  seeker messages of several writer batches are assessed together by
+  :func:`~miaohui.safety.assess.assess_many`
   (one vectorised n-gram pass for the whole batch), and nobody's ack or
   delivery waits for the model.  Risk events follow the message by well under
   a millisecond of loop time; the results are the same as assessing each
@@ -59,6 +60,7 @@ HISTORY_MESSAGES = 8  # recent messages of the same seeker passed to assess()
 HISTORY_CONVERSATIONS = 20_000  # LRU bound on conversations remembered per process
 SUPERVISION_TOPIC = "supervision"
 FLUSH_MAX = 32  # seeker messages assessed per loop turn (≈ 2–3 ms of loop time at most)
+SAFETY_LINGER_S = 0.010  # how long the first queued message waits for others (risk events only; acks never wait)
 
 
 def private_topic(conversation_id: str, user_id: str) -> str:
@@ -155,7 +157,10 @@ class SafetyMonitor:
         self.assessed = 0
         self.batches = 0
         self._queue: list[_Queued] = []
-        self._scheduled = False
+        self._scheduled = False  # a worker-pool consumer is running
+        self._handle: asyncio.Handle | None = None  # the pending in-loop flush
+        self._handle_now = False
+        self.linger_s = SAFETY_LINGER_S
         self._pool: ProcessPoolExecutor | None = None
         workers = getattr(ctx.settings, "safety_workers", 0)
         if workers > 0:
@@ -195,12 +200,25 @@ class SafetyMonitor:
                 then("none")
             return
         self._queue.append(_Queued(conversation_id, sender_id, peer_id, body, sc, seq, then))
-        if not self._scheduled:
-            self._scheduled = True
-            if self._pool is None:
-                asyncio.get_running_loop().call_soon(self._flush)
-            else:
+        if self._pool is not None:
+            if not self._scheduled:
+                self._scheduled = True
                 self._spawn(self._consume())
+        else:
+            self._schedule(now=len(self._queue) >= FLUSH_MAX)
+
+    def _schedule(self, now: bool) -> None:
+        """A flush ``linger_s`` from the first queued message (so that, at any
+        rate, a batch holds several messages: scoring one costs nearly what
+        scoring ten does), or at once when a full batch is waiting."""
+        h = self._handle
+        if h is not None:
+            if not now or self._handle_now:
+                return
+            h.cancel()
+        loop = asyncio.get_running_loop()
+        self._handle_now = now
+        self._handle = loop.call_soon(self._flush) if now else loop.call_later(self.linger_s, self._flush)
 
     def _contexts(self, items: list[_Queued]) -> list[dict[str, float]]:
         return [self._history_of(it.conversation_id)[1] for it in items]
@@ -209,11 +227,12 @@ class SafetyMonitor:
         """Assess what was queued this loop turn, in one batch, on the loop —
         at most ``FLUSH_MAX`` messages, so one batch never holds the loop for
         long; the rest go in the next turn, after other sockets had theirs."""
+        self._handle = None
         items, self._queue = self._queue[:FLUSH_MAX], self._queue[FLUSH_MAX:]
         if self._queue:
-            asyncio.get_running_loop().call_soon(self._flush)
-        else:
-            self._scheduled = False
+            self._schedule(now=True)
+        if not items:
+            return
         contexts = self._contexts(items)
         try:
             results = assess_batch([(it.body, c) for it, c in zip(items, contexts, strict=True)])
@@ -228,6 +247,7 @@ class SafetyMonitor:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                await asyncio.sleep(self.linger_s)  # let a batch gather (see _schedule)
                 items, self._queue = self._queue, []
                 contexts = self._contexts(items)
                 try:
@@ -394,7 +414,11 @@ class SafetyMonitor:
             log.exception("recording a risk case failed (conversation %s, seq %d)", v.conversation_id, seq)
 
     async def drain(self) -> None:
-        """Wait for case records in flight (shutdown)."""
+        """Assess what is still queued, then wait for case records in flight (shutdown)."""
+        while self._queue and self._pool is None:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._flush()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
