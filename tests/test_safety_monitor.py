@@ -30,7 +30,7 @@ class Recorder:
 
 def monitor() -> tuple[SafetyMonitor, Recorder]:
     broker = Recorder()
-    return SafetyMonitor(SimpleNamespace(settings=Settings(), broker=broker)), broker
+    return SafetyMonitor(SimpleNamespace(settings=Settings(safety_workers=0), broker=broker)), broker
 
 
 def test_history_kept_by_the_monitor_gives_the_same_assessments_as_full_history():

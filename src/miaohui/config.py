@@ -120,10 +120,11 @@ class Settings(BaseSettings):
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)
 
-    # Worker processes for the safety step (boundary scan + risk model, ~0.5 ms
-    # a seeker message).  0 runs it on the event loop (simple; tests, small
-    # sites); 1+ keeps the loop free for sockets under load (docs/performance.md).
-    safety_workers: int = 0
+    # Worker processes for the risk model on the message path (batched, after
+    # COMMIT; docs/performance.md).  -1 = auto: one when the machine has two or
+    # more CPUs (it doubled the sustained rate on a 2-core machine), else 0;
+    # 0 runs it on the event loop (the test suite's servers do, to start fast).
+    safety_workers: int = -1
 
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``
@@ -151,6 +152,12 @@ class Settings(BaseSettings):
     proof_max_bytes: int = 5 * 1024 * 1024
     proof_max_per_listener: int = 8
     review_max_chars: int = 500
+
+    @property
+    def effective_safety_workers(self) -> int:
+        if self.safety_workers >= 0:
+            return self.safety_workers
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
 
     @property
     def is_production(self) -> bool:

@@ -162,16 +162,20 @@ class SafetyMonitor:
         self._handle_now = False
         self.linger_s = SAFETY_LINGER_S
         self._pool: ProcessPoolExecutor | None = None
-        workers = getattr(ctx.settings, "safety_workers", 0)
+        workers = ctx.settings.effective_safety_workers
         if workers > 0:
             # spawn, not fork: the server process has threads (writer, checkpoints).
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_warm)
 
     def warm(self) -> None:
-        """Load the models and build the batch scorer (≈ 1 s, once per process)."""
+        """Load the models and build the batch scorer (≈ 1 s, once per process);
+        with worker processes, start them now (each warms itself) rather than
+        on the first seeker message."""
         if self._pool is None:
             _warm()
+        else:
+            self._pool.submit(int).result()
         scan("你好", self.public_numbers)
 
     # ------------------------------------------------- the WebSocket message path
