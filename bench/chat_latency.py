@@ -138,8 +138,36 @@ def load_bodies() -> tuple[list[str], str]:
     return FALLBACK_LINES, "built-in list"
 
 
+def proc_children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (e.g. the server's safety worker processes), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
 def proc_threads_cpu(pid: int) -> dict[int, int]:
-    """CPU ticks (user + system) per thread of ``pid``, from /proc."""
+    """CPU ticks (user + system) per thread of ``pid`` and of its child processes (the
+    server's safety workers are part of the server: their CPU is not "other processes")."""
+    out: dict[int, int] = {}
+    for p in (pid, *proc_children(pid)):
+        out.update(_threads_cpu(p))
+    return out
+
+
+def _threads_cpu(pid: int) -> dict[int, int]:
     out: dict[int, int] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
