@@ -59,6 +59,8 @@ HAND_WRITTEN: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("遗书写好了，放在桌上", [], ("plan", "imminent")),
     ("有没有人一起走，北京的", [], ("plan", "imminent")),
     ("我打算今晚吃安眠药", [], ("plan", "imminent")),
+    ("我把药都攒好了", [], ("imminent",)),
+    ("有江西的吗 一起走好不好", [], ("plan", "imminent")),
     # wish to die without plan: ideation, not an alarm
     ("不想活了", [], ("ideation",)),
     ("活着好累，好想消失", [], ("ideation",)),
@@ -77,6 +79,14 @@ HAND_WRITTEN: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("放心，我不会做傻事的", [], ("none", "distress")),
     ("周末去爬山了", [], ("none", "distress")),
     ("还有其他的方法吗", [], ("none", "distress")),
+    # medicine as treatment, greetings, everyday invitations: no alarm
+    ("我在吃安眠药治疗失眠", [], ("none", "distress")),
+    ("你好", [], ("none",)),
+    ("在吗", [], ("none",)),
+    ("我们一起去吃饭吧", [], ("none", "distress")),
+    ("周末约了朋友去唱歌", [], ("none", "distress")),
+    ("合上电脑前写的最后一句", [], ("none", "distress")),
+    ("有人约我一起吃饭", [], ("none", "distress")),
 ]
 
 

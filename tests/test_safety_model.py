@@ -102,6 +102,49 @@ def test_ordinary_talk_is_not_risk():
         assert rank(text) < RANK["ideation"], text
 
 
+@pytest.mark.parametrize("text", ["我把药都攒好了", "安眠药我攒了很多", "囤了三十片安眠药", "医生开的安眠药我都攒好了"])
+def test_stockpiled_pills_are_means_in_hand(text):
+    a = assess(text)
+    assert a.tier == "imminent" and "acquired_means" in a.signals, a
+
+
+@pytest.mark.parametrize("text", ["我在吃安眠药治疗失眠", "医生开的安眠药，每晚吃一片", "艾司唑仑是医生开的，用来助眠"])
+def test_medicine_taken_as_treatment_is_not_an_alarm(text):
+    a = assess(text)
+    assert rank(text) < RANK["ideation"] and "medical" in a.signals, a
+
+
+def test_medical_words_do_not_hide_intent():
+    assert assess("医生开的安眠药，我打算今晚全吃了，我不想活了").high_risk
+    assert assess("我在吃安眠药治疗失眠，今晚就去跳楼").high_risk
+
+
+@pytest.mark.parametrize("text", ["你好", "在吗", "在吗？", "您好呀", "hello", "有人吗"])
+def test_bare_greetings_are_none(text):
+    assert assess(text).tier == "none"
+
+
+def test_greeting_after_risk_is_not_an_alarm_of_its_own():
+    assert rank("在吗", ["我真的不想活了"]) <= RANK["ideation"]
+
+
+def test_a_not_a_question_is_not_a_negation():
+    a = assess("我要跳七楼会不会死掉？")
+    assert "negation" not in a.signals and a.high_risk
+
+
+@pytest.mark.parametrize("text", ["有江西的吗 一起走好不好", "征病友一起走", "想自杀的可以约我", "有没有一起烧炭的"])
+def test_partner_search_is_high_risk(text):
+    a = assess(text)
+    assert "together" in a.signals and a.high_risk, a
+
+
+@pytest.mark.parametrize("text", ["我们一起去吃饭吧", "周末约了朋友去唱歌", "要不要一起去吃饭", "希望我们能够一起走出困境",
+                                  "合上电脑前写的最后一句。", "有人约我一起吃饭"])
+def test_everyday_invitations_are_not_alarms(text):
+    assert rank(text) < RANK["ideation"], assess(text)
+
+
 def test_assessment_contract():
     for text, history in [("我现在在天台上，风好大", None), ("不想活了", None), ("今天好开心", None),
                           ("好了，我准备好了", ["我真的不想活了"]), ("", None)]:
