@@ -58,3 +58,67 @@ def test_eval_emotion_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "miaohui", "nlp", "eval-emotion", str(tmp_path / "none.jsonl")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "error" in json.loads(bad.stdout)
+
+
+def test_word_ngrams_are_words_and_pairs():
+    w = emotion_plus.words("我一点都不开心")
+    assert "开心" in w and "".join(w) == "我一点都不开心"
+    grams = emotion_plus.word_ngrams("我一点都不开心")
+    assert grams[: len(w)] == list(w) and "不 开心" in grams and len(grams) == 2 * len(w) - 1
+    assert emotion_plus.word_ngrams("") == []
+    assert emotion_plus.embed_tokens("char", "好累") == ["好", "累"] and emotion_plus.embed_tokens("word", "好累")
+
+
+def _toy_model(shift=None) -> emotion_plus.EmotionPlus:
+    import numpy as np
+
+    labels = ["a", "b"]
+    blocks = [{"name": "char", "kind": "char", "lo": 1, "hi": 1, "weight": 1.0}]
+    embeds = [({"name": "embed_char", "kind": "embed", "tokens": "char"}, ["好", "累"],
+               np.array([[1.0, 0.0], [0.0, 3.0]]))]
+    return emotion_plus.EmotionPlus(blocks, [["好", "x"]], [np.array([1.0, 2.0])], np.array([[2.0, 0.0], [0.0, 1.0]]),
+                                    np.array([0.1, -0.1]), labels, shift=shift, embeds=embeds)
+
+
+def test_embed_block_is_the_mean_of_token_rows(tmp_path):
+    import numpy as np
+
+    m = _toy_model()
+    # char block: only 好 in vocabulary → l2-normalised value 1 → +[2, 0]; embed: mean of rows 好, 累 (x, 呀 unknown)
+    assert np.allclose(m.logits("好累呀"), [0.1 + 2 + 0.5, -0.1 + 1.5])
+    assert np.allclose(m.logits("呀"), [0.1, -0.1])  # nothing known: the bias alone
+    m.save(tmp_path / "m.npz")
+    back = emotion_plus.EmotionPlus.load(tmp_path / "m.npz")
+    assert [b["name"] for b in back.embed_blocks] == ["embed_char"]
+    for t in ("好累呀", "累", "x好", ""):
+        assert np.allclose(back.logits(t), m.logits(t), atol=1e-6)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:  # a plain npz: no object arrays
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_shipped_artifact_is_small_and_calibrated():
+    m = emotion_plus.default_model()
+    assert emotion_plus.ARTIFACT.stat().st_size < 4_000_000
+    cv = m.meta.get("cv") or {}
+    assert cv.get("raw", {}).get("accuracy", 0) >= 0.55  # nested 5-fold CV on CLUEmotion's training file (shipped: no shifts)
+
+
+def test_ppmi_svd_embeddings():
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("sklearn")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_emotion.py"
+    spec = importlib.util.spec_from_file_location("train_emotion", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    seqs = [list("我很开心"), list("我很高兴"), list("他很难过"), list("她很伤心")] * 5
+    vocab, e = mod.ppmi_svd(seqs, dim=4, window=2, min_count=3)
+    assert vocab[0] == "很" and e.shape == (len(vocab), 4) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    again = mod.ppmi_svd(seqs, dim=4, window=2, min_count=3)
+    assert again[0] == vocab and np.allclose(again[1], e)  # fixed seed: reproducible
+    means = mod.mean_vectors(["开心", "zz"], "char", vocab, e)
+    assert np.allclose(means[0], e[[vocab.index("开"), vocab.index("心")]].mean(0)) and not means[1].any()

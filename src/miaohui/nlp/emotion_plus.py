@@ -1,19 +1,28 @@
 """The enhanced emotion model behind ``miaohui.nlp.emotion(text)``.
 
-Two feature blocks, each a sublinear, l2-normalised TF-IDF vector (as
-scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``), scaled by a block
-weight and concatenated:
+Feature blocks, scaled by a block weight and concatenated.  Sparse blocks are
+sublinear, l2-normalised TF-IDF vectors (as scikit-learn's
+``TfidfVectorizer(sublinear_tf=True)``):
 
 * ``char`` — character n-grams of the normalised text (first/last 128 chars);
+* ``word`` — :func:`word_ngrams`: jieba words and word bigrams of the same;
 * ``cue`` — :func:`cue_tokens`: lexicon hits per CLUE label and per fine
   feeling (``miaohui.nlp.lexicon``), each marked when negated (不开心 is not
   开心) or intensified (好开心, 开心死了), Weibo bracket emoticons and emoji,
   punctuation (！？~ 。。。), laughter, length.
 
-One linear layer (multinomial logistic regression) maps them to the seven
-labels; the outputs are then calibrated — divided by a temperature and
-shifted by per-label biases fitted on out-of-fold predictions — before the
-softmax.  The artifact is ``data/emotion_plus.npz`` (no pickle), rebuilt by
+Dense blocks (``kind: "embed"``, tokens ``char`` or ``word``) are the mean of
+the text's in-vocabulary token vectors (PPMI+SVD embeddings learnt without
+labels from in-domain text at training time).  The mean is linear, so the
+artifact stores each token's vector already multiplied by the layer's weights:
+a ``(tokens, labels)`` table whose mean row is the block's contribution.
+
+One linear layer maps the blocks to the seven labels (a linear SVM whose
+scores are recalibrated by a small multinomial logistic regression fitted on
+out-of-fold scores — both linear, so composed into one layer at training
+time); the outputs are then divided by a temperature and shifted by
+per-label biases fitted on out-of-fold predictions before the softmax.  The
+artifact is ``data/emotion_plus.npz`` (no pickle), rebuilt by
 ``scripts/train_emotion.py`` (scikit-learn at training time only).
 """
 
@@ -31,6 +40,7 @@ import numpy as np
 from miaohui.nlp import lexicon
 from miaohui.nlp.linear import ngram_counts, softmax
 from miaohui.nlp.text import clip
+from miaohui.nlp.tokenize import tokenize
 
 ARTIFACT = Path(__file__).resolve().parent / "data" / "emotion_plus.npz"
 _BRACKET = re.compile(r"\[[^\[\]]{1,6}\]")
@@ -60,14 +70,36 @@ def cue_tokens(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def words(text: str) -> tuple[str, ...]:
+    """jieba words of the clipped normalised ``text`` (memoised: training revisits each text per fold)."""
+    return tuple(tokenize(clip(text)))
+
+
+def word_ngrams(text: str) -> list[str]:
+    """Words and adjacent word pairs (``"a b"``) of normalised ``text``."""
+    w = words(text)
+    return [*w, *(f"{a} {b}" for a, b in zip(w, w[1:], strict=False))]
+
+
+def embed_tokens(kind: str, text: str) -> list[str] | tuple[str, ...]:
+    """The tokens an ``embed`` block averages over: characters or words of the clipped text."""
+    return list(clip(text)) if kind == "char" else words(text)
+
+
 class EmotionPlus:
     def __init__(self, blocks: list[dict], vocabs: list[list[str]], idfs: list[np.ndarray], coef: np.ndarray,
                  bias: np.ndarray, labels: list[str], temperature: float = 1.0, shift: np.ndarray | None = None,
-                 meta: dict | None = None):
+                 meta: dict | None = None, embeds: list[tuple[dict, list[str], np.ndarray]] | None = None):
+        """``blocks``/``vocabs``/``idfs`` are the sparse blocks, in ``coef``'s row order; ``embeds``
+        the dense blocks: ``(block, tokens, table)`` with a ``(len(tokens), len(labels))`` table."""
         self.blocks = blocks
         self.index = [{g: i for i, g in enumerate(v)} for v in vocabs]
         self.idfs = [np.asarray(x, np.float64) for x in idfs]
         self.offsets = np.cumsum([0] + [len(v) for v in vocabs])
+        self.embed_blocks = [b for b, _, _ in embeds or []]
+        self.embeds = {b["name"]: ({t: i for i, t in enumerate(toks)}, np.ascontiguousarray(table, np.float64))
+                       for b, toks, table in embeds or []}
         self.coef = np.ascontiguousarray(coef, np.float64)
         self.bias = np.asarray(bias, np.float64)
         self.labels = list(labels)
@@ -82,8 +114,10 @@ class EmotionPlus:
             blocks = meta["blocks"]
             vocabs = [z[f"vocab_{b['name']}"].tolist() for b in blocks]
             idfs = [z[f"idf_{b['name']}"] for b in blocks]
+            embeds = [(b, z[f"tokens_{b['name']}"].tolist(), z[f"table_{b['name']}"])
+                      for b in meta.get("embed_blocks", [])]
             return cls(blocks, vocabs, idfs, z["coef"], z["bias"], meta["labels"], meta.get("temperature", 1.0),
-                       z["shift"] if "shift" in z else None, meta)
+                       z["shift"] if "shift" in z else None, meta, embeds)
 
     def save(self, path: str | Path) -> None:
         arrays = {}
@@ -91,7 +125,13 @@ class EmotionPlus:
             vocab = sorted(index, key=index.__getitem__)
             arrays[f"vocab_{b['name']}"] = np.array(vocab, dtype=f"<U{max(1, max(map(len, vocab), default=1))}")
             arrays[f"idf_{b['name']}"] = idf.astype(np.float32)
-        meta = {**self.meta, "blocks": self.blocks, "labels": self.labels, "temperature": self.temperature}
+        for b in self.embed_blocks:
+            index, table = self.embeds[b["name"]]
+            toks = sorted(index, key=index.__getitem__)
+            arrays[f"tokens_{b['name']}"] = np.array(toks, dtype=f"<U{max(1, max(map(len, toks), default=1))}")
+            arrays[f"table_{b['name']}"] = table.astype(np.float32)
+        meta = {**self.meta, "blocks": self.blocks, "labels": self.labels, "temperature": self.temperature,
+                "embed_blocks": self.embed_blocks}
         np.savez_compressed(path, coef=self.coef.astype(np.float32), bias=self.bias.astype(np.float32),
                             shift=self.shift.astype(np.float32), meta=np.array(json.dumps(meta, ensure_ascii=False)),
                             **arrays)
@@ -99,6 +139,8 @@ class EmotionPlus:
     def _tokens(self, block: dict, text: str) -> Counter:
         if block["kind"] == "char":
             return ngram_counts(clip(text), int(block["lo"]), int(block["hi"]))
+        if block["kind"] == "word":
+            return Counter(word_ngrams(text))
         return Counter(cue_tokens(text))
 
     def logits(self, text: str) -> np.ndarray:
@@ -115,6 +157,11 @@ class EmotionPlus:
             v = (1.0 + np.log(tf)) * self.idfs[bi][idx]
             v *= float(block.get("weight", 1.0)) / math.sqrt(float(v @ v))
             z += v @ self.coef[idx + self.offsets[bi]]
+        for block in self.embed_blocks:
+            index, table = self.embeds[block["name"]]
+            ids = [i for i in map(index.get, embed_tokens(block["tokens"], text)) if i is not None]
+            if ids:
+                z += table[ids].mean(0)
         return z
 
     def scores(self, text: str) -> dict[str, float]:
