@@ -33,6 +33,9 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``linger``
     the writer waits 2 ms (``$MIAOHUI_BENCH_LINGER_MS``) after the first
     queued item before taking a batch.
+``noscan`` / ``norisk``
+    upper-bound experiments: the boundary scan before storing does nothing /
+    no risk model after COMMIT — how much of the server's cost each part is.
 ``nodeflate``
     uvicorn without permessage-deflate (the generator's --no-compression has
     the same effect from the client side).
@@ -338,7 +341,29 @@ def patch_nodeflate() -> None:
     uvicorn.run = run
 
 
+def patch_noscan() -> None:
+    """Upper-bound experiment: the boundary scan before storing does nothing (no masking)."""
+    from miaohui.safety.boundaries import Scan
+    from miaohui.supervision import monitor
+
+    monitor.SafetyMonitor.prescan = lambda self, role, body: Scan(body) if role in ("seeker", "listener") else None
+
+
+def patch_norisk() -> None:
+    """Upper-bound experiment: no risk model after COMMIT (the scan still runs)."""
+    from miaohui.supervision import monitor
+
+    def after_commit(self, conversation_id, sender_id, sender_role, peer_id, body, sc, seq, duplicate=False,
+                     then=None):
+        if then is not None:
+            then("none")
+
+    monitor.SafetyMonitor.after_commit = after_commit
+
+
 PATCHES = {
+    "noscan": patch_noscan,
+    "norisk": patch_norisk,
     "stats": patch_stats,
     "switch": patch_switch,
     "onehop": patch_onehop,

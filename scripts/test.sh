@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --apt
+# The training extra (scikit-learn): tests check the trainers' helpers, so nothing is skipped.
+.venv/bin/python -c "import sklearn" 2>/dev/null \
+    || PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q --no-input -e '.[dev,train]'
 
 # Lint whichever of these source dirs exist; ruff errors out on a missing path.
 lint_dirs=()

@@ -108,9 +108,7 @@ def test_ppmi_svd_embeddings():
     from pathlib import Path
 
     import numpy as np
-    import pytest
 
-    pytest.importorskip("sklearn")
     path = Path(__file__).resolve().parents[1] / "scripts" / "train_emotion.py"
     spec = importlib.util.spec_from_file_location("train_emotion", path)
     mod = importlib.util.module_from_spec(spec)
