@@ -361,7 +361,26 @@ def patch_norisk() -> None:
     monitor.SafetyMonitor.after_commit = after_commit
 
 
+def patch_norecord() -> None:
+    """Experiment: risk cases are not recorded (no database write per flagged message)."""
+    from miaohui.supervision import monitor
+
+    async def _record(self, v, seq):
+        return None
+
+    monitor.SafetyMonitor._record = _record
+
+
+def patch_nopublish() -> None:
+    """Experiment: nothing is published after a verdict (no risk/boundary frames, no case records)."""
+    from miaohui.supervision import monitor
+
+    monitor.SafetyMonitor.committed = lambda self, v, seq, duplicate=False: None
+
+
 PATCHES = {
+    "norecord": patch_norecord,
+    "nopublish": patch_nopublish,
     "noscan": patch_noscan,
     "norisk": patch_norisk,
     "stats": patch_stats,
@@ -388,3 +407,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
