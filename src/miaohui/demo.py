@@ -71,7 +71,7 @@ DEMO_GENDERS = {"linqing": "female", "zhouyan": "male", "ajin": "female"}  # 小
 
 
 def demo_certificate(seed: int) -> bytes:
-    """A small, viewable placeholder PNG for a demo proof (a framed blank "certificate")."""
+    """A small, viewable sample PNG for a demo proof (a framed blank "certificate"): demo data only."""
     w, h = 360, 240
     hue = (seed * 53) % 255
     rows = []

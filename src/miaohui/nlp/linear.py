@@ -203,26 +203,26 @@ class BatchScorer:
         meets it before any empty slot."""
         self._tbits = max(10, int(len(keys) * 2 - 1).bit_length())  # load factor ≤ 1/2
         size = 1 << self._tbits
-        self._tkeys = np.zeros(size, np.uint64)  # 0 = empty (no n-gram packs to 0)
-        self._tvals = np.full(size, -1, np.int64)
+        tkeys = np.zeros(size, np.uint64)  # 0 = empty (no n-gram packs to 0)
+        tvals = np.full(size, -1, np.int64)
         slot = self._slots(keys)
         rest = np.arange(len(keys))
         self._rounds = 0
         while len(rest):
             self._rounds += 1
             s = slot[rest]
-            free = self._tkeys[s] == 0
+            free = tkeys[s] == 0
             cand, cs = rest[free], s[free]
             _, first = np.unique(cs, return_index=True)
             won = cand[first]
-            self._tkeys[slot[won]] = keys[won]
-            self._tvals[slot[won]] = won
+            tkeys[slot[won]] = keys[won]
+            tvals[slot[won]] = won
             placed = np.zeros(len(keys), bool)
             placed[won] = True
             rest = rest[~placed[rest]]
             slot[rest] = (slot[rest] + 1) & (size - 1)
         # key and value side by side: a probe touches one 16-byte slot, not two arrays
-        self._table = np.stack([self._tkeys, self._tvals.astype(np.uint64)], axis=1)
+        self._table = np.stack([tkeys, tvals.astype(np.uint64)], axis=1)
 
     SMALL = 1024  # below this many keys a dict look-up per key beats the table's probing rounds
 
