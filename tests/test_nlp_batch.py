@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from miaohui.nlp.linear import BatchScorer
-from miaohui.nlp.regex_gate import Gate, required_chars
+from miaohui.nlp.regex_gate import Gate, required_chars, required_strings
 from miaohui.nlp.text import normalise
 from miaohui.safety import assess, assess_many
 from miaohui.safety import boundaries as B
@@ -137,9 +137,32 @@ def test_the_gates_never_change_a_boundary_scan(monkeypatch):
     rng = random.Random(5)
     every = "".join({c for s in B.SIGNALS for c in s.pattern if ord(c) > 127}) + "0123456789 @.-vxqwa一二三四五六七八九"
     texts += ["".join(rng.choice(every) for _ in range(rng.randint(1, 40))) for _ in range(600)]
+    digits = "0123456789一二三四五六七八九〇零壹幺 -.@"
+    texts += ["".join(rng.choice(digits) for _ in range(rng.randint(8, 30))) for _ in range(600)]
+    texts += ["电话" + "".join(rng.choice(digits) for _ in range(rng.randint(9, 14))) for _ in range(300)]
+    texts += ["ＶＸ：ｍｉａｏｈｕｉ２０２４", "加我ＷＸ", "ＱＱ号１２３４５６７８", "ΑΣ ΑΣ", "İstanbul 微信 abc_12345"]
     gated = [B.scan(t) for t in texts]
-    monkeypatch.setattr(B, "_GATE_CHARS", None)
-    monkeypatch.setattr(B, "_SIGNAL_RX", tuple((s, rx, None) for s, rx, _ in B._SIGNAL_RX))
-    monkeypatch.setattr(B, "_MASK_RX", tuple((m, rx, None) for m, rx, _ in B._MASK_RX))
-    assert [B.scan(t) for t in texts] == gated
+    assert [B._scan(t, B.PUBLIC_NUMBERS, False) for t in texts] == gated
     assert any(g.flagged for g in gated) and any(g.masked for g in gated)
+    assert sum(1 for g in gated if "mobile" in g.masked) >= 20
+
+
+def test_required_strings():
+    assert required_strings("微信|qq") == frozenset({"微信", "qq"})
+    assert required_strings("加(?:个|下)?微信") in (frozenset({"加"}), frozenset({"微信"}))
+    assert required_strings("(?:只想|只愿意)(?:和|跟)你") is not None
+    assert required_strings("a?") is None and required_strings("(?i)ab") is None
+    for pattern in [s.pattern for s in B.SIGNALS] + [m.pattern for m in B.MASKS]:
+        needles = required_strings(pattern)
+        for text in [e for s in B.SIGNALS for e in s.examples] + [t for m in B.MASKS for t, _ in m.examples]:
+            folded = B.fold(text)
+            if re.search(pattern, folded):
+                assert needles is None or any(n in folded for n in needles), (pattern, text)
+
+
+def test_fold_fast_path_is_the_per_character_fold():
+    rng = random.Random(11)
+    pool = "的一是了我你，。！？：；（）ＡＢＣａｂｃ１２３　ΣσİßﬁⅫ㍿😂abcXYZ微信ＶＸ"
+    for _ in range(2000):
+        t = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        assert B.fold(t) == "".join(B._fold_char(c) for c in t), t

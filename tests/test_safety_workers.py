@@ -4,6 +4,7 @@ listener, the hotline card for the seeker — with the loop left free."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -47,3 +48,47 @@ async def test_safety_step_in_a_worker_process(server):
     assert "1381234" not in msg["body"].replace(" ", "")
     await s_ws.close()
     await l_ws.close()
+
+
+@pytest.fixture
+def server_any_db(database_url, tmp_path, clock):
+    s = LiveServer(make_settings(database_url, tmp_path, safety_workers=1), clock).start()
+    yield s
+    s.stop()
+
+
+async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(server_any_db):
+    """With safety workers on, risk cases are written by a process of their
+    own (``supervision.recorder``); supervisors get the same live frames.  If
+    that process dies, the server records in-process: no case is lost."""
+    from tests.test_supervision import IMMINENT, PLAN, wait_queue
+
+    server = server_any_db
+    seeker, listener, sup = Api(server, "xiaoyu"), Api(server, "linqing"), Api(server, "supervisor")
+    r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
+    conv = r.json()["id"]
+    s_ws, _ = await connect(seeker, conv)
+    await drain_sync(s_ws)
+    async with sup.ws("/ws/supervision") as q:
+        assert json.loads(await q.recv())["type"] == "hello"
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": PLAN}))
+        ack = await recv_until(s_ws, "ack", timeout=20)
+        case = await recv_until(q, "case", timeout=20)
+        assert case["alarm"] is True and case["case"]["conversation_id"] == conv
+        assert case["case"]["seeker"]["display_name"] == "小雨"
+    cases = server.ctx.safety._cases
+    assert cases.recorded == 1 and cases.proc is not None and cases.proc.returncode is None
+    queue = wait_queue(server, sup, lambda q: len(q) == 1)
+    view = httpx.get(f"{server.url}/api/supervision/cases/{queue[0]['id']}", headers=sup.headers).json()
+    opened = next(e for e in view["events"] if e["kind"] == "opened")
+    assert opened["data"]["seq"] == ack["seq"]
+
+    cases.proc.kill()
+    for _ in range(200):
+        if cases.dead:
+            break
+        await asyncio.sleep(0.025)
+    assert cases.dead
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": IMMINENT}))
+    wait_queue(server, sup, lambda q: len(q) == 1 and q[0]["tier"] == "imminent", timeout=10)
+    await s_ws.close()

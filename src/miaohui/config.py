@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     # more CPUs (it doubled the sustained rate on a 2-core machine), else 0;
     # 0 runs it on the event loop (the test suite's servers do, to start fast).
     safety_workers: int = -1
+    # Those processes (and the risk-case recorder) run at this nice level, so
+    # the kernel runs the event loop and the message writer first whenever
+    # both want a core: the safety step is background work to the message path.
+    safety_workers_nice: int = 10
 
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``

@@ -84,9 +84,9 @@ def _sqlite_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str, **kw) -> AsyncEngine:
+def make_engine(url: str, connect_args: dict | None = None, **kw) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
+        engine = create_async_engine(url, connect_args={"timeout": 30, **(connect_args or {})}, **kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

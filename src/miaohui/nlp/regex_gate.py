@@ -87,6 +87,71 @@ def required_chars(regex: str | re.Pattern[str]) -> frozenset[str] | None:
     return _seq(list(tree))
 
 
+def _cost_strs(s: frozenset[str]) -> int:
+    # A needle of two or more characters rarely occurs by chance; a single
+    # common character (的, 一, 我 …) nearly always does.
+    return sum(1 if len(x) > 1 else (100 if x in _COMMON else 3) for x in s)
+
+
+def _best_strs(sets: list[frozenset[str]]) -> frozenset[str] | None:
+    return min(sets, key=_cost_strs) if sets else None
+
+
+def _strs_seq(items) -> frozenset[str] | None:
+    options: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is c.LITERAL:  # consecutive literals match consecutive characters: one needle
+            run.append(chr(av))
+            continue
+        if run:
+            options.append(frozenset(("".join(run),)))
+            run = []
+        if (r := _strs_item(op, av)) is not None:
+            options.append(r)
+    if run:
+        options.append(frozenset(("".join(run),)))
+    return _best_strs(options)
+
+
+def _strs_item(op, av) -> frozenset[str] | None:
+    if op is c.LITERAL:
+        return frozenset(chr(av))
+    if op is c.IN:
+        chars = _item(op, av)
+        return frozenset(chars) if chars is not None else None
+    if op is c.BRANCH:
+        alts = [_strs_seq(alt) for alt in av[1]]
+        if any(a is None for a in alts):
+            return None
+        return frozenset().union(*alts)
+    if op is c.SUBPATTERN:
+        return _strs_seq(av[-1])
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
+        lo, _hi, sub = av
+        return _strs_seq(sub) if lo >= 1 else None
+    if op is getattr(c, "ATOMIC_GROUP", None):
+        return _strs_seq(av)
+    return None
+
+
+def required_strings(regex: str | re.Pattern[str]) -> frozenset[str] | None:
+    """Like :func:`required_chars`, with strings: every match contains at
+    least one of them *as a substring*, or ``None``.  A run of literal
+    characters is one needle (``微信`` rather than ``微``), so the test
+    ``any(n in text for n in needles)`` — a few C substring searches, no set
+    of the text to build — lets far fewer messages through than single
+    characters do."""
+    try:
+        compiled = regex if isinstance(regex, re.Pattern) else re.compile(regex)
+        tree = parser.parse(compiled.pattern, compiled.flags)
+    except re.error:
+        return None
+    if compiled.flags & re.IGNORECASE:
+        return None
+    return _strs_seq(list(tree))
+
+
 class Gate:
     """``may_match(chars)``: False only when ``regex`` certainly cannot match a text made of ``chars``."""
 

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from miaohui.nlp.regex_gate import required_chars
+from miaohui.nlp.regex_gate import required_strings
 
 ATTACHMENT = "attachment"
 OFF_PLATFORM = "off_platform"
@@ -54,6 +54,9 @@ class Mask:
     pattern: str
     replacement: str
     examples: tuple[tuple[str, str], ...]
+    # A match holds at least this many digits (:data:`D`, Chinese numerals
+    # included): messages with fewer skip the search (exact; tested).
+    min_digits: int = 0
 
 
 # Digits as people type them to slip past filters: ASCII (full-width is folded),
@@ -118,11 +121,12 @@ MASKS: tuple[Mask, ...] = (
          "[号码已隐藏]",
          (("我电话13812345678", "我电话[号码已隐藏]"), ("打给我 138 1234 5678 吧", "打给我 [号码已隐藏] 吧"),
           ("一三八一二三四五六七八", "[号码已隐藏]"), ("+86 139-0000-1111", "[号码已隐藏]"),
-          ("1 3 8 1 2 3 4 5 6 7 8", "[号码已隐藏]"), ("１３８１２３４５６７８", "[号码已隐藏]"))),
+          ("1 3 8 1 2 3 4 5 6 7 8", "[号码已隐藏]"), ("１３８１２３４５６７８", "[号码已隐藏]")),
+         min_digits=11),
     Mask("landline", "座机号",
          r"(?<!" + D + r")(?P<x>0\d{2,3}" + SEP + r"{0,2}\d{7,8})(?!" + D + r")",
          "[号码已隐藏]",
-         (("座机 021-66668888", "座机 [号码已隐藏]"),)),
+         (("座机 021-66668888", "座机 [号码已隐藏]"),), min_digits=10),
     Mask("email", "邮箱", r"(?P<x>[a-z0-9._%+-]{2,}@[a-z0-9-]+(?:\.[a-z0-9-]+)+)", "[邮箱已隐藏]",
          (("发我邮箱 me.li@example.com", "发我邮箱 [邮箱已隐藏]"),)),
 )
@@ -138,17 +142,12 @@ MASK_NEAR_MISSES: tuple[str, ...] = (
 )
 
 _ZH_DIGITS = str.maketrans("零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺", "001234567891234567891")
-# Each regex with the characters a match cannot do without (``nlp.regex_gate``):
-# a search is skipped, exactly, when none of them is in the message.
-_SIGNAL_RX = tuple((s, re.compile(s.pattern), required_chars(s.pattern)) for s in SIGNALS)
-_MASK_RX = tuple((m, re.compile(m.pattern), required_chars(m.pattern)) for m in MASKS)
-# Cheap gate: most messages contain none of these and skip the tables.
-_GATE = re.compile(
-    r"[0-9零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺]{4}|[0-9]|@|爱|喜欢|迷上|唯一|只有你|你是我|你住|你家|见|一起|朋友|男友|女友|对象|交往|嫁|娶|离不开|没有你|只想|只愿意|天天"
-    r"|微|威|薇|v|wx|qq|扣扣|企鹅|电报|telegram|whatsapp|抖音|小红书|飞书|钉钉|软件|平台|联系|私|加|电话|手机|号"
-    r"|转|打钱|付|赠与|支付宝|收款|扫|红包|抽成|佣金|便宜"
-)
-_GATE_CHARS = required_chars(_GATE)  # one set test before the regex (every message)
+# Each regex with the substrings a match cannot do without (``nlp.regex_gate``):
+# its search is skipped, exactly, when the message contains none of them.  Most
+# messages contain no needle of any row and cost a few substring tests.
+_SIGNAL_RX = tuple((s, re.compile(s.pattern), required_strings(s.pattern)) for s in SIGNALS)
+_MASK_RX = tuple((m, re.compile(m.pattern), required_strings(m.pattern)) for m in MASKS)
+_DIGITS = "0123456789零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺"  # the characters of D
 
 
 def _fold_char(c: str) -> str:
@@ -177,7 +176,37 @@ def fold(text: str) -> str:
     match in the folded text masks the same span of the original."""
     if text.isascii():
         return text.lower()
+    if _needs_fold().search(text) is None:  # plain Chinese chat: lower() already is the fold (tested)
+        return text.lower()
     return text.translate(_FOLD)
+
+
+_NEEDS_FOLD: re.Pattern[str] | None = None
+
+
+def _needs_fold() -> re.Pattern[str]:
+    """A character class of every code point whose fold differs from what
+    ``str.lower()`` makes of it (full-width forms, compatibility characters,
+    letters whose lower case is two characters, Σ whose lower case depends on
+    its neighbours).  Built once (≈0.3 s), on first use."""
+    global _NEEDS_FOLD
+    if _NEEDS_FOLD is None:
+        odd = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and _odd(chr(cp))]
+        ranges, start, prev = [], odd[0], odd[0]
+        for cp in odd[1:]:
+            if cp != prev + 1:
+                ranges.append((start, prev))
+                start = cp
+            prev = cp
+        ranges.append((start, prev))
+        cls = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+        _NEEDS_FOLD = re.compile(f"[{cls}]")
+    return _NEEDS_FOLD
+
+
+def _odd(c: str) -> bool:
+    low = c.lower()
+    return c == "Σ" or len(low) != 1 or low != _fold_char(c)
 
 
 def digits_of(s: str) -> str:
@@ -213,19 +242,32 @@ LABELS: dict[str, str] = {**{s.name: s.label for s in SIGNALS}, **{m.name: m.lab
 
 def scan(text: str, public_numbers: frozenset[str] = PUBLIC_NUMBERS) -> Scan:
     """Signals in ``text`` and the text with contact details masked."""
+    return _scan(text, public_numbers, True)
+
+
+def _may(needles: frozenset[str] | None, folded: str) -> bool:
+    return needles is None or any(n in folded for n in needles)
+
+
+def _scan(text: str, public_numbers: frozenset[str], gated: bool) -> Scan:
+    """``gated=False`` runs every regex (the tests' reference for the gates)."""
     folded = fold(text)
-    chars = set(folded)
-    if (_GATE_CHARS is not None and _GATE_CHARS.isdisjoint(chars)) or not _GATE.search(folded):
-        return Scan(text)
     attachment = tuple(s.name for s, rx, req in _SIGNAL_RX
-                       if s.kind == ATTACHMENT and (req is None or not req.isdisjoint(chars)) and rx.search(folded))
+                       if s.kind == ATTACHMENT and (not gated or _may(req, folded)) and rx.search(folded))
     off = tuple(s.name for s, rx, req in _SIGNAL_RX
-                if s.kind == OFF_PLATFORM and (req is None or not req.isdisjoint(chars)) and rx.search(folded))
+                if s.kind == OFF_PLATFORM and (not gated or _may(req, folded)) and rx.search(folded))
     spans: list[tuple[int, int, str]] = []
     masked: list[str] = []
+    digits = -1
     for m, rx, req in _MASK_RX:
-        if req is not None and req.isdisjoint(chars):
-            continue
+        if gated:
+            if not _may(req, folded):
+                continue
+            if m.min_digits:
+                if digits < 0:
+                    digits = sum(folded.count(d) for d in _DIGITS)
+                if digits < m.min_digits:
+                    continue
         for hit in rx.finditer(folded):
             a, b = hit.span("x")
             if digits_of(folded[a:b]) in public_numbers or digits_of(folded[a:b]).lstrip("0") in public_numbers:
@@ -237,6 +279,8 @@ def scan(text: str, public_numbers: frozenset[str] = PUBLIC_NUMBERS) -> Scan:
             spans.append((a, b, m.replacement))
             if m.name not in masked:
                 masked.append(m.name)
+    if not (attachment or off or spans):
+        return Scan(text)
     if spans:
         out, last = [], 0
         for a, b, rep in sorted(spans):

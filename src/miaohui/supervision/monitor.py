@@ -40,8 +40,10 @@ logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
@@ -55,6 +57,7 @@ from miaohui.safety.assess import history_signals_from, rank_alone
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
+from miaohui.supervision.recorder import RecorderProcess
 
 log = logging.getLogger("miaohui.supervision")
 
@@ -131,8 +134,14 @@ def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str =
     return out
 
 
-def _warm() -> None:
-    assess_batch([("你好", None)])  # load the models once per worker, not on the first real message
+def _warm(nice: int = 0) -> None:
+    """A worker's start: lower its priority below the event loop's (see
+    ``Settings.safety_workers_nice``), then load the models once, not on the
+    first real message."""
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+    assess_batch([("你好", None)])
 
 
 @dataclass(slots=True)
@@ -224,11 +233,15 @@ class SafetyMonitor:
         url = getattr(ctx.settings, "resolved_database_url", "")
         self._recorder = _Recorder(ctx) if url.startswith("sqlite") else None
         self._pool: ProcessPoolExecutor | None = None
+        self._cases: RecorderProcess | None = None
         workers = ctx.settings.effective_safety_workers
         if workers > 0:
+            # Case records in a process of their own too (supervision.recorder):
+            # in this one they cost the event loop the GIL.
+            self._cases = RecorderProcess(ctx.settings, self.broker, self._record_here)
             # spawn, not fork: the server process has threads (writer, checkpoints).
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_warm)
+                                             initializer=_warm, initargs=(ctx.settings.safety_workers_nice,))
 
     def warm(self) -> None:
         """Load the models and build the batch scorer (≈ 1 s, once per process);
@@ -472,6 +485,17 @@ class SafetyMonitor:
         task.add_done_callback(self._tasks.discard)
 
     async def _record(self, v: Verdict, seq: int) -> None:
+        cases = self._cases
+        if cases is not None and not cases.dead:
+            now = self.ctx.clock.now()
+            await cases.start()
+            if cases.submit(v, seq, now):
+                return
+        await self._record_here(v, seq)
+
+    async def _record_here(self, v: Verdict, seq: int, now=None) -> None:
+        """Record in this process: on its own thread for SQLite (see
+        :class:`_Recorder`), else on the loop."""
         from miaohui.supervision import service
 
         try:
@@ -490,6 +514,8 @@ class SafetyMonitor:
             self._flush()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._cases is not None:
+            await self._cases.close()
         if self._recorder is not None:
             await self._recorder.close()
 

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import bindparam, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,7 @@ from miaohui.accounts import service as accounts
 from miaohui.accounts.models import User
 from miaohui.chat import service as chat
 from miaohui.core.crypto import KeyRing
-from miaohui.core.db import begin_write
+from miaohui.core.db import begin_write, new_id
 from miaohui.core.errors import AppError
 from miaohui.safety.boundaries import ATTACHMENT, OFF_PLATFORM
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
@@ -109,44 +109,129 @@ def _raise_rank(case: RiskCase, now: datetime, db: AsyncSession) -> None:
 
 async def observe(ctx, v: Verdict, seq: int) -> RiskCase:
     """Record what the monitor saw in message ``seq`` and tell supervisors."""
-    now = ctx.clock.now()
-    sc = v.scan
-    source = "model" if v.rank >= g.GUARDIAN_RANK else "boundary"
-    async with ctx.sessionmaker() as db:
-        case, created = await _open_case(db, v.conversation_id, v.seeker_id, v.listener_id, source, now)
-        before = case.rank
-        if v.rank > g.TIER_RANK.get(case.tier, 0):
-            case.tier = v.tier
-        case.level = max(case.level, v.level)
-        case.score = max(case.score, float(v.score))
-        if v.signals:
-            case.signals = list(dict.fromkeys([*case.signals, *v.signals]))[:MAX_SIGNALS]
-        case.last_seen_at = now
-        case.last_seq = max(case.last_seq, seq)
-        _raise_rank(case, now, db)
-        if v.rank >= g.GUARDIAN_RANK:
-            kind = "opened" if created else "escalated" if case.rank > before else "assessed"
-            _event(db, case, now, kind, tier=v.tier, level=v.level, score=round(float(v.score), 4),
-                   signals=list(v.signals[:12]), seq=seq)
-        elif created:
-            _event(db, case, now, "opened", tier=case.tier, level=case.level, seq=seq, source=source)
-        if sc is not None and sc.kinds:
-            flags = dict(case.flags or {})
-            for kind, names in ((ATTACHMENT, sc.attachment), (OFF_PLATFORM, (*sc.off_platform, *sc.masked))):
-                if not names:
-                    continue
-                f = dict(flags.get(kind) or {"signals": [], "count": 0, "from": []})
-                f["signals"] = list(dict.fromkeys([*f["signals"], *names]))
-                f["count"] = f["count"] + 1
-                f["from"] = list(dict.fromkeys([*f["from"], v.sender_role]))
-                flags[kind] = f
-                _event(db, case, now, "flag", flag=kind, signals=list(names), sender_role=v.sender_role, seq=seq,
-                       masked=bool(sc.masked) if kind == OFF_PLATFORM else False)
-            case.flags = flags
-        await db.commit()
-        alarm = case.rank >= g.ALARM_RANK and (created or case.rank > before)
-        await _publish(ctx, db, case, alarm=alarm, reason="opened" if created else "updated")
+    (case,) = await observe_many(ctx, [(v, seq)])
     return case
+
+
+async def observe_many(ctx, items: list[tuple[Verdict, int]]) -> list[RiskCase]:
+    """:func:`observe` for several messages in one short transaction.
+
+    This is the message path's (every case the safety monitor records), so it
+    is written for the time it holds the database: on SQLite the write lock is
+    shared with the message writer, and every millisecond it is held is a
+    millisecond no chat message can be stored.  Through the ORM (lock the
+    case, a savepoint to insert it, flushes) a new case held it for ~4–10 ms;
+    here it is one SELECT of the open cases, the same rules applied to plain
+    objects (:func:`_apply`, :func:`_raise_rank`), and three statements — new
+    cases, changed cases, events — for the whole batch.  Messages apply in
+    order, so two of one conversation update one case as they would one after
+    the other.  If another process opened a case for one of the conversations
+    meanwhile (PostgreSQL; SQLite's lock excludes it), the batch is redone."""
+    now = ctx.clock.now()
+    for attempt in range(3):
+        try:
+            return await _observe_many(ctx, items, now)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _Events:
+    """Collects the events :func:`_apply` makes, as rows for one INSERT."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, ev: CaseEvent) -> None:
+        self.rows.append({"case_id": ev.case_id, "at": ev.at, "actor_id": ev.actor_id, "kind": ev.kind,
+                          "data": ev.data or {}, "key_id": ev.key_id, "body_ct": ev.body_ct})
+
+
+_CHANGING = ("tier", "level", "score", "signals", "flags", "rank", "last_seq", "last_seen_at", "guardian_since")
+
+
+async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) -> list[RiskCase]:
+    t = RiskCase.__table__
+    convs = sorted({v.conversation_id for v, _ in items})
+    events = _Events()
+    out: list[tuple[RiskCase, bool, int]] = []
+    async with ctx.sessionmaker() as db:
+        await begin_write(db)
+        q = select(t).where(t.c.open_key.in_(convs))
+        if db.bind.dialect.name == "postgresql":
+            q = q.order_by(t.c.id).with_for_update()  # a fixed order: concurrent writers never deadlock
+        cases = {r["open_key"]: RiskCase(**r) for r in (await db.execute(q)).mappings()}  # plain objects
+        new: dict[str, RiskCase] = {}
+        for v, seq in items:
+            case = cases.get(v.conversation_id)
+            created = case is None
+            if created:
+                case = cases[v.conversation_id] = new[v.conversation_id] = RiskCase(
+                    id=new_id(), conversation_id=v.conversation_id, open_key=v.conversation_id,
+                    seeker_id=v.seeker_id, listener_id=v.listener_id, status="open",
+                    source="model" if v.rank >= g.GUARDIAN_RANK else "boundary", tier="none", level=0,
+                    score=0.0, rank=0, signals=[], flags={}, worried=False, last_seq=0, opened_at=now,
+                    last_seen_at=now, overtime_seconds=0, overtime_fen=0)
+            out.append((case, created, case.rank))
+            _apply(events, case, created, v, seq, now)
+        conn = await db.connection()
+        if new:
+            cols = [c.name for c in t.columns]
+            await conn.execute(t.insert(), [{k: getattr(c, k) for k in cols} for c in new.values()])
+        changed = [c for c in {id(c): c for c, _, _ in out}.values() if c.conversation_id not in new]
+        if changed:
+            await conn.execute(
+                t.update().where(t.c.id == bindparam("b_id")).values({k: bindparam(f"b_{k}") for k in _CHANGING}),
+                [{"b_id": c.id, **{f"b_{k}": getattr(c, k) for k in _CHANGING}} for c in changed])
+        if events.rows:
+            await conn.execute(CaseEvent.__table__.insert(), events.rows)
+        await db.commit()
+        # One summary per case, after its last message in this batch; an alarm when it opened or rose.
+        first: dict[str, tuple[bool, int]] = {}
+        for case, created, before in out:
+            c, b = first.get(case.id, (False, before))
+            first[case.id] = (c or created, min(b, before))
+        touched = list({case.id: case for case, _, _ in out}.values())
+        for case, s in zip(touched, await summaries(db, touched, ctx.clock.now()), strict=True):
+            created, before = first[case.id]
+            alarm = case.rank >= g.ALARM_RANK and (created or case.rank > before)
+            _publish_summary(ctx, case, s, alarm=alarm, reason="opened" if created else "updated")
+    return [case for case, _, _ in out]
+
+
+def _apply(db, case: RiskCase, created: bool, v: Verdict, seq: int, now: datetime) -> None:
+    sc = v.scan
+    before = case.rank
+    if v.rank > g.TIER_RANK.get(case.tier, 0):
+        case.tier = v.tier
+    case.level = max(case.level, v.level)
+    case.score = max(case.score, float(v.score))
+    if v.signals:
+        case.signals = list(dict.fromkeys([*case.signals, *v.signals]))[:MAX_SIGNALS]
+    case.last_seen_at = now
+    case.last_seq = max(case.last_seq, seq)
+    _raise_rank(case, now, db)
+    if v.rank >= g.GUARDIAN_RANK:
+        kind = "opened" if created else "escalated" if case.rank > before else "assessed"
+        _event(db, case, now, kind, tier=v.tier, level=v.level, score=round(float(v.score), 4),
+               signals=list(v.signals[:12]), seq=seq)
+    elif created:
+        _event(db, case, now, "opened", tier=case.tier, level=case.level, seq=seq,
+               source="model" if v.rank >= g.GUARDIAN_RANK else "boundary")
+    if sc is not None and sc.kinds:
+        flags = dict(case.flags or {})
+        for kind, names in ((ATTACHMENT, sc.attachment), (OFF_PLATFORM, (*sc.off_platform, *sc.masked))):
+            if not names:
+                continue
+            f = dict(flags.get(kind) or {"signals": [], "count": 0, "from": []})
+            f["signals"] = list(dict.fromkeys([*f["signals"], *names]))
+            f["count"] = f["count"] + 1
+            f["from"] = list(dict.fromkeys([*f["from"], v.sender_role]))
+            flags[kind] = f
+            _event(db, case, now, "flag", flag=kind, signals=list(names), sender_role=v.sender_role, seq=seq,
+                   masked=bool(sc.masked) if kind == OFF_PLATFORM else False)
+        case.flags = flags
 
 
 async def worry(ctx, listener: User, conversation_id: str, note: str = "") -> RiskCase:
@@ -618,6 +703,10 @@ async def recent_risk_rank(db: AsyncSession, seeker_id: str, since: datetime) ->
 
 async def _publish(ctx, db: AsyncSession, case: RiskCase, *, alarm: bool, reason: str) -> None:
     (s,) = await summaries(db, [case], ctx.clock.now())
+    _publish_summary(ctx, case, s, alarm=alarm, reason=reason)
+
+
+def _publish_summary(ctx, case: RiskCase, s: dict, *, alarm: bool, reason: str) -> None:
     data = dumps({"type": "case", "reason": reason, "alarm": alarm, "case": s})
     ctx.broker.publish_nowait(SUPERVISION_TOPIC, data)
     ctx.broker.publish_nowait(private_topic(case.conversation_id, case.listener_id), data)
