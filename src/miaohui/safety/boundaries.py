@@ -145,9 +145,20 @@ _ZH_DIGITS = str.maketrans("零〇一二三四五六七八九壹贰叁肆伍陆�
 # Each regex with the substrings a match cannot do without (``nlp.regex_gate``):
 # its search is skipped, exactly, when the message contains none of them.  Most
 # messages contain no needle of any row and cost a few substring tests.
-_SIGNAL_RX = tuple((s, re.compile(s.pattern), required_strings(s.pattern)) for s in SIGNALS)
-_MASK_RX = tuple((m, re.compile(m.pattern), required_strings(m.pattern)) for m in MASKS)
+def _needles(pattern: str) -> re.Pattern[str] | None:
+    strings = required_strings(pattern)
+    return re.compile("|".join(map(re.escape, sorted(strings, key=len, reverse=True)))) if strings else None
+
+
+_SIGNAL_RX = tuple((s, re.compile(s.pattern), _needles(s.pattern)) for s in SIGNALS)
+_MASK_RX = tuple((m, re.compile(m.pattern), _needles(m.pattern)) for m in MASKS)
 _DIGITS = "0123456789零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺"  # the characters of D
+# One search for every needle of every row that has needles and no digit
+# bound: most messages contain none, and skip the tables with it.
+_ANY_NEEDLE = re.compile("|".join(
+    n.pattern for _, _, n in (*_SIGNAL_RX, *((m, rx, n) for m, rx, n in _MASK_RX if not m.min_digits))
+))
+_ALWAYS = any(n is None for _, _, n in _SIGNAL_RX) or any(n is None for m, _, n in _MASK_RX if not m.min_digits)
 
 
 def _fold_char(c: str) -> str:
@@ -245,13 +256,17 @@ def scan(text: str, public_numbers: frozenset[str] = PUBLIC_NUMBERS) -> Scan:
     return _scan(text, public_numbers, True)
 
 
-def _may(needles: frozenset[str] | None, folded: str) -> bool:
-    return needles is None or any(n in folded for n in needles)
+def _may(needles: re.Pattern[str] | None, folded: str) -> bool:
+    return needles is None or needles.search(folded) is not None
 
 
 def _scan(text: str, public_numbers: frozenset[str], gated: bool) -> Scan:
     """``gated=False`` runs every regex (the tests' reference for the gates)."""
     folded = fold(text)
+    if gated and not _ALWAYS and _ANY_NEEDLE.search(folded) is None:
+        digits = sum(folded.count(d) for d in _DIGITS)
+        if digits < min(m.min_digits for m in MASKS if m.min_digits):
+            return Scan(text)
     attachment = tuple(s.name for s, rx, req in _SIGNAL_RX
                        if s.kind == ATTACHMENT and (not gated or _may(req, folded)) and rx.search(folded))
     off = tuple(s.name for s, rx, req in _SIGNAL_RX
