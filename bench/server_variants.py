@@ -216,6 +216,21 @@ def patch_gcthreshold() -> None:
     gc.set_threshold(*(int(x) for x in spec.split(",")))
 
 
+def patch_gcyoung() -> None:
+    """The app's GC tuning with another gen0 threshold
+    (``$MIAOHUI_BENCH_GC0``, default 10000) instead of 700."""
+    from miaohui import app
+
+    orig = app.tune_gc
+
+    def tune_gc() -> None:
+        orig()
+        t = gc.get_threshold()
+        gc.set_threshold(int(os.environ.get("MIAOHUI_BENCH_GC0", "10000")), t[1], t[2])
+
+    app.tune_gc = tune_gc
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -390,6 +405,7 @@ PATCHES = {
     "nodeflate": patch_nodeflate,
     "gcfreeze": patch_gcfreeze,
     "gcthreshold": patch_gcthreshold,
+    "gcyoung": patch_gcyoung,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
 }

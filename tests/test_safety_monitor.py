@@ -83,8 +83,8 @@ def test_a_resend_publishes_nothing_again():
 
 def test_batched_path_after_commit_equals_checking_each_message_in_order():
     """The WebSocket path scans before storing and assesses after COMMIT, a
-    loop turn's seeker messages in one batch — several of one conversation in
-    the same batch included (an earlier one may change the next one's history).
+    loop turn's seeker messages in batches — several of one conversation in
+    the same turn included (an earlier one may change the next one's history).
     Every message's published risk tier equals the one-at-a-time ``check``."""
 
     async def go():
@@ -108,7 +108,11 @@ def test_batched_path_after_commit_equals_checking_each_message_in_order():
                                      then=lambda tier, s=seq: tiers.append((s, tier)))
             await asyncio.sleep(0)  # the loop turn ends: the batch is assessed
             await asyncio.sleep(0)
-        assert batched.batches == 6 and batched.assessed == 30
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # A batch takes each conversation once (the next message of one waits for
+        # the history this one leaves); the rest follow in the next loop turn.
+        assert 12 >= batched.batches >= 6 and batched.assessed == 30
         return want, tiers, broker.sent
 
     want, tiers, sent = asyncio.run(go())
@@ -147,7 +151,7 @@ def test_a_long_queue_is_assessed_in_bounded_batches_in_order():
         n = FLUSH_MAX * 2 + 5
         for seq in range(1, n + 1):
             text = MIXED[seq % len(MIXED)]
-            m.after_commit(f"c{seq % 4}", "s", "seeker", "l", text, m.prescan("seeker", text), seq,
+            m.after_commit(f"c{seq}", "s", "seeker", "l", text, m.prescan("seeker", text), seq,
                            then=lambda tier, s=seq: tiers.append(s))
         for _ in range(5):
             await asyncio.sleep(0)
@@ -164,7 +168,7 @@ def test_messages_within_the_linger_are_one_batch_and_drain_flushes_the_rest():
         m.linger_s = 0.05
         got: list[int] = []
         for seq in (1, 2, 3):
-            m.after_commit("c", "s", "seeker", "l", "我不想活了", m.prescan("seeker", "我不想活了"), seq,
+            m.after_commit(f"c{seq}", "s", "seeker", "l", "我不想活了", m.prescan("seeker", "我不想活了"), seq,
                            then=lambda tier, s=seq: got.append(s))
             await asyncio.sleep(0.005)
         assert got == [] and m.batches == 0  # still lingering

@@ -24,7 +24,7 @@ def server(sqlite_url, tmp_path, clock):
 
 
 async def test_safety_step_in_a_worker_process(server):
-    assert server.ctx.safety._pool is not None
+    assert server.ctx.safety._worker is not None and server.ctx.safety._worker.alive
     seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
     r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
     conv = r.json()["id"]
@@ -33,7 +33,7 @@ async def test_safety_step_in_a_worker_process(server):
     l_ws, _ = await connect(listener, conv)
     await drain_sync(l_ws)
     await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "加我微信 abc_12345"}))
-    delivered = await recv_until(l_ws, "message", timeout=20)  # the first call may wait for the worker's start
+    delivered = await recv_until(l_ws, "message", timeout=10)
     assert delivered["body"] == "加我微信 [账号已隐藏]"
     await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "安眠药我已经买好了，今晚就吃"}))
     risk = await recv_until(l_ws, "risk", timeout=10)
@@ -92,3 +92,35 @@ async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(
     await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": IMMINENT}))
     wait_queue(server, sup, lambda q: len(q) == 1 and q[0]["tier"] == "imminent", timeout=10)
     await s_ws.close()
+
+
+async def test_a_dead_risk_worker_is_replaced_and_no_message_goes_unassessed(server):
+    """If the worker process dies, messages are still assessed — in the server
+    while a new worker starts (at most one start a second), else by the new
+    one — and the listener still gets the guidance."""
+    from tests.test_supervision import PLAN
+
+    worker = server.ctx.safety._worker
+    seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
+    r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
+    conv = r.json()["id"]
+    s_ws, _ = await connect(seeker, conv)
+    await drain_sync(s_ws)
+    l_ws, _ = await connect(listener, conv)
+    await drain_sync(l_ws)
+    first = worker.proc
+    first.kill()
+    for _ in range(200):  # the server's loop notices the exit
+        if first.returncode is not None:
+            break
+        await asyncio.sleep(0.025)
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": PLAN}))
+    risk = await recv_until(l_ws, "risk", timeout=10)
+    assert risk["tier"] in ("plan", "imminent") and risk["guidance"]
+    await asyncio.sleep(1.2)  # restarts are at most one a second
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "我已经把安眠药都准备好了，今晚就吃"}))
+    risk = await recv_until(l_ws, "risk", timeout=20)
+    assert risk["tier"] == "imminent"
+    assert worker.alive and worker.proc is not first and worker.starts == 2 and worker.batches >= 1
+    await s_ws.close()
+    await l_ws.close()

@@ -42,11 +42,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import threading
 from collections import OrderedDict, deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -58,6 +56,7 @@ from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
 from miaohui.supervision.recorder import RecorderProcess
+from miaohui.supervision.worker import RiskWorker, WorkerGone
 
 log = logging.getLogger("miaohui.supervision")
 
@@ -66,6 +65,8 @@ HISTORY_CONVERSATIONS = 20_000  # LRU bound on conversations remembered per proc
 SUPERVISION_TOPIC = "supervision"
 FLUSH_MAX = 32  # seeker messages assessed per loop turn (≈ 2–3 ms of loop time at most)
 SAFETY_LINGER_S = 0.010  # how long the first queued message waits for others (risk events only; acks never wait)
+WORKER_BATCH_MAX = 256  # seeker messages per round trip to the worker process
+DRAIN_WAIT_S = 10  # at shutdown, how long the worker may take with what is queued
 
 
 def private_topic(conversation_id: str, user_id: str) -> str:
@@ -232,26 +233,28 @@ class SafetyMonitor:
         self.linger_s = SAFETY_LINGER_S
         url = getattr(ctx.settings, "resolved_database_url", "")
         self._recorder = _Recorder(ctx) if url.startswith("sqlite") else None
-        self._pool: ProcessPoolExecutor | None = None
+        self._worker: RiskWorker | None = None
         self._cases: RecorderProcess | None = None
-        workers = ctx.settings.effective_safety_workers
-        if workers > 0:
-            # Case records in a process of their own too (supervision.recorder):
-            # in this one they cost the event loop the GIL.
+        if ctx.settings.effective_safety_workers > 0:
+            # The risk model and the case records each in a process of their
+            # own (supervision.worker, supervision.recorder): in this one they
+            # cost the event loop CPU and the GIL.  One worker: batches are
+            # assessed in order, each with the history the one before it left.
+            self._worker = RiskWorker(ctx.settings.safety_workers_nice)
             self._cases = RecorderProcess(ctx.settings, self.broker, self._record_here)
-            # spawn, not fork: the server process has threads (writer, checkpoints).
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_warm, initargs=(ctx.settings.safety_workers_nice,))
 
     def warm(self) -> None:
-        """Load the models and build the batch scorer (≈ 1 s, once per process);
-        with worker processes, start them now (each warms itself) rather than
-        on the first seeker message."""
-        if self._pool is None:
-            _warm()
-        else:
-            self._pool.submit(int).result()
+        """Load the models and build the batch scorer (≈ 1 s, once per
+        process; off the loop, at start-up).  Even with a worker process this
+        process keeps them: REST sends, the companion and a worker's restart
+        use them, and loading them on the loop would stall every socket."""
+        _warm()
         scan("你好", self.public_numbers)
+
+    async def start(self) -> None:
+        """Start the worker process (it loads its own models) before traffic."""
+        if self._worker is not None:
+            await self._worker.start()
 
     # ------------------------------------------------- the WebSocket message path
 
@@ -279,7 +282,7 @@ class SafetyMonitor:
                 then("none")
             return
         self._queue.append(_Queued(conversation_id, sender_id, peer_id, body, sc, seq, then))
-        if self._pool is not None:
+        if self._worker is not None:
             if not self._scheduled:
                 self._scheduled = True
                 self._spawn(self._consume())
@@ -302,12 +305,27 @@ class SafetyMonitor:
     def _contexts(self, items: list[_Queued]) -> list[dict[str, float]]:
         return [self._history_of(it.conversation_id)[1] for it in items]
 
+    def _take(self, most: int) -> list[_Queued]:
+        """The next batch: queued messages in order, up to ``most``, and up to
+        (not including) a second message of a conversation already in it — a
+        message is assessed with its conversation's history, which the one
+        before it only joins when that one is finished."""
+        seen: set[str] = set()
+        n = 0
+        for it in self._queue[:most]:
+            if it.conversation_id in seen:
+                break
+            seen.add(it.conversation_id)
+            n += 1
+        items, self._queue = self._queue[:n], self._queue[n:]
+        return items
+
     def _flush(self) -> None:
         """Assess what was queued this loop turn, in one batch, on the loop —
         at most ``FLUSH_MAX`` messages, so one batch never holds the loop for
         long; the rest go in the next turn, after other sockets had theirs."""
         self._handle = None
-        items, self._queue = self._queue[:FLUSH_MAX], self._queue[FLUSH_MAX:]
+        items = self._take(FLUSH_MAX)
         if self._queue:
             self._schedule(now=True)
         if not items:
@@ -318,39 +336,38 @@ class SafetyMonitor:
         except Exception:
             log.exception("risk assessment failed for a batch of %d messages", len(items))
             results = None
-        self._finish(items, contexts, results)
+        self._finish(items, results)
 
     async def _consume(self) -> None:
-        """With ``safety_workers`` > 0: one consumer ships whatever queued up
-        meanwhile to a worker process, a batch per round trip, in order."""
-        loop = asyncio.get_running_loop()
+        """With a worker process: one consumer ships what queued up meanwhile
+        to the worker, a batch per round trip, in order.  If the worker is
+        gone, the batch is assessed here (and the worker restarted): no
+        message goes unassessed."""
         try:
             while self._queue:
                 await asyncio.sleep(self.linger_s)  # let a batch gather (see _schedule)
-                items, self._queue = self._queue, []
+                items = self._take(WORKER_BATCH_MAX)
                 contexts = self._contexts(items)
+                payload = [(it.body, c) for it, c in zip(items, contexts, strict=True)]
                 try:
-                    results = await loop.run_in_executor(
-                        self._pool, assess_batch, [(it.body, c) for it, c in zip(items, contexts, strict=True)])
+                    try:
+                        results = await self._worker.assess(payload)
+                    except WorkerGone:
+                        results = assess_batch(payload)
                 except Exception:
                     log.exception("risk assessment failed for a batch of %d messages", len(items))
                     results = None
-                self._finish(items, contexts, results)
+                self._finish(items, results)
         finally:
             self._scheduled = False
 
-    def _finish(self, items: list[_Queued], contexts: list, results) -> None:
+    def _finish(self, items: list[_Queued], results) -> None:
         self.batches += 1
-        touched: set[str] = set()
         for k, it in enumerate(items):
             tier = "none"
             try:
                 a, alone = results[k] if results is not None else (None, None)
-                hist, now = self._history_of(it.conversation_id)
-                if a is not None and it.conversation_id in touched and now != contexts[k]:
-                    # An earlier message of this batch, same conversation, changed the history.
-                    a = assess(it.body, now, extras="risk")
-                touched.add(it.conversation_id)
+                hist, _ = self._history_of(it.conversation_id)
                 v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist,
                                   alone)
                 if v is not None:
@@ -383,14 +400,14 @@ class SafetyMonitor:
         scan and the risk model run in worker processes, so the event loop
         (every socket of this process) is not held for them; the sender's
         own next frame waits, which keeps its messages in order."""
-        if self._pool is None:
+        if self._worker is None or sender_role != "seeker":
             return self.check(conversation_id, sender_id, sender_role, peer_id, body)
-        if sender_role not in ("seeker", "listener"):
-            return None
-        seeker = sender_role == "seeker"
-        hist, hsig = self._history_of(conversation_id) if seeker else (None, {})
-        loop = asyncio.get_running_loop()
-        sc, a, alone = await loop.run_in_executor(self._pool, analyse, body, hsig, self.public_numbers, seeker)
+        hist, hsig = self._history_of(conversation_id)
+        sc = scan(body, self.public_numbers)
+        try:
+            ((a, alone),) = await self._worker.assess([(body, hsig)])
+        except WorkerGone:
+            ((a, alone),) = assess_batch([(body, hsig)], extras=True)
         return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist, alone)
 
     def _history_of(self, conversation_id: str):
@@ -423,9 +440,7 @@ class SafetyMonitor:
         return v
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Nothing left to do here: :meth:`drain` ended the processes."""
 
     # ------------------------------------------------------------- after
 
@@ -507,11 +522,18 @@ class SafetyMonitor:
             log.exception("recording a risk case failed (conversation %s, seq %d)", v.conversation_id, seq)
 
     async def drain(self) -> None:
-        """Assess what is still queued, then wait for case records in flight (shutdown)."""
-        while self._queue and self._pool is None:
+        """Assess what is still queued, wait for case records in flight, end
+        the worker processes (shutdown)."""
+        for _ in range(DRAIN_WAIT_S * 20):
+            if not self._scheduled:
+                break
+            await asyncio.sleep(0.05)  # the worker's consumer finishes what is queued
+        while self._queue:
             if self._handle is not None:
                 self._handle.cancel()
             self._flush()
+        if self._worker is not None:
+            await self._worker.close()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._cases is not None:
