@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.quick:
         t0 = time.perf_counter()
-        cv = training.cross_validate(sos, smile, folds=5, seed=args.seed, everyday=[t for t, _ in emo], log=log)
+        cv = training.cross_validate(sos, smile, folds=5, seed=args.seed, everyday=[t for t, _ in emo], log=log,
+                                     embed_corpus=training.load_unlabelled(args.data))
         out["cv_sos1k"] = cv["sos1k"]
         out["false_alarms_smilechat"] = cv["smilechat_false_alarms"]
         out["cv_seconds"] = round(time.perf_counter() - t0, 1)

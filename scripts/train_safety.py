@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cfg = training.RiskConfig(seed=args.seed)
     everyday = [t for t, _ in emo]
-    risk = training.train_risk(sos, [t for d in smile for t in d], cfg, everyday, log=log)
+    corpus = training.load_unlabelled(args.data)
+    risk = training.train_risk(sos, [t for d in smile for t in d], cfg, everyday, log=log, embed_corpus=corpus)
     args.risk_out.parent.mkdir(parents=True, exist_ok=True)
     risk.save(args.risk_out)
     log(f"risk model -> {args.risk_out} ({args.risk_out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - t0:.0f}s")
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"emotion model -> {args.emotion_out} ({args.emotion_out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - t0:.0f}s")
     if args.no_cv:
         return 0
-    report = training.cross_validate(sos, smile, folds=5, seed=args.seed, cfg=cfg, everyday=everyday, log=log)
+    report = training.cross_validate(sos, smile, folds=5, seed=args.seed, cfg=cfg, everyday=everyday, log=log,
+                                     embed_corpus=corpus)
     report["emotion"] = training.cross_validate_emotion(emo, folds=5, seed=args.seed)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0

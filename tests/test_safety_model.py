@@ -226,6 +226,36 @@ def test_linear_model_round_trip(tmp_path):
     assert m2.decision("")[0] == pytest.approx(0.5)
 
 
+def test_linear_model_keeps_extra_arrays(tmp_path):
+    extra = {"emb_chars": np.array(["死", "好"], dtype="<U1"), "emb_vectors": np.eye(2, dtype=np.float32)}
+    m = LinearTextModel(["死"], np.ones(1, np.float32), np.ones((1, 1), np.float32), np.zeros(1, np.float32),
+                        {"outputs": ["x"]}, extra)
+    m.save(tmp_path / "m.npz")
+    m2 = LinearTextModel.load(tmp_path / "m.npz")
+    assert set(m2.extra) == set(extra)
+    assert m2.extra["emb_chars"].tolist() == ["死", "好"]
+    assert np.array_equal(m2.extra["emb_vectors"], extra["emb_vectors"])
+
+
+def test_char_embedding_head_pools_mean_and_max():
+    from miaohui.safety.model import CharEmbeddingHead
+
+    vec = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 3.0]])
+    coef = np.array([[1.0], [0.0], [0.0], [2.0]])  # mean of dim 0, max of dim 1
+    h = CharEmbeddingHead(["死", "好", "累"], vec, coef, np.array([0.5]), ["e"])
+    # "好死x": 好 and 死 known, x unknown -> mean [0.5, 0.5], max [1, 1]
+    assert h.decision("好死x") == pytest.approx([0.5 + 0.5 + 2.0])
+    assert h.decision("xyz") == pytest.approx([0.5])  # no known character: zeros
+
+
+def test_shipped_risk_model_has_its_dense_view():
+    from miaohui.safety.model import default_model
+
+    m = default_model()
+    assert m.dense is not None and set(m.dense.names) <= set(m.stage2_features)
+    assert m.dense.vectors.shape[0] == len(m.dense.index) and m.dense.coef.shape == (2 * m.dense.dim, len(m.dense.names))
+
+
 def test_runtime_needs_numpy_only():
     code = ("import sys; from miaohui.safety import assess; a = assess('我现在在天台上'); "
             "assert a.tier == 'imminent'; assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules; print('ok')")

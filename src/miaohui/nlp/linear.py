@@ -6,7 +6,8 @@ The artifact is an ``.npz`` file (read with ``allow_pickle=False``) holding
 * ``idf``    — float32 inverse document frequencies, one per n-gram,
 * ``coef``   — float32 ``(n_features, n_outputs)`` weights,
 * ``bias``   — float32 ``(n_outputs,)``,
-* ``meta``   — a JSON string: n-gram range, output names, whatever the trainer adds.
+* ``meta``   — a JSON string: n-gram range, output names, whatever the trainer adds;
+* any further arrays the trainer adds (``extra``), loaded back as they are.
 
 Features reproduce scikit-learn's ``TfidfVectorizer(analyzer="char",
 ngram_range=(lo, hi), sublinear_tf=True, norm="l2")`` exactly (n-grams outside
@@ -34,7 +35,8 @@ from miaohui.nlp.text import clip
 
 
 class LinearTextModel:
-    def __init__(self, vocab: list[str], idf: np.ndarray, coef: np.ndarray, bias: np.ndarray, meta: dict[str, Any]):
+    def __init__(self, vocab: list[str], idf: np.ndarray, coef: np.ndarray, bias: np.ndarray, meta: dict[str, Any],
+                 extra: dict[str, np.ndarray] | None = None):
         if coef.ndim == 1:
             coef = coef[:, None]
         if not (len(vocab) == len(idf) == coef.shape[0]):
@@ -46,13 +48,16 @@ class LinearTextModel:
         self._idf_np = idf.astype(np.float64)
         self._coef = np.ascontiguousarray(coef, dtype=np.float64)
         self.bias = bias.astype(np.float64)
+        # Further arrays stored in the same .npz (e.g. the risk model's dense character head); kept as loaded.
+        self.extra: dict[str, np.ndarray] = dict(extra or {})
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> LinearTextModel:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            return cls(z["vocab"].tolist(), z["idf"], z["coef"], z["bias"], meta)
+            extra = {k: z[k] for k in z.files if k not in _CORE}
+            return cls(z["vocab"].tolist(), z["idf"], z["coef"], z["bias"], meta, extra)
 
     def save(self, path: str | Path) -> None:
         vocab = sorted(self.index, key=self.index.__getitem__)
@@ -63,6 +68,7 @@ class LinearTextModel:
             coef=self._coef.astype(np.float32),
             bias=self.bias.astype(np.float32),
             meta=np.array(json.dumps(self.meta, ensure_ascii=False)),
+            **self.extra,
         )
 
     # ---- scoring -----------------------------------------------------------------------------
@@ -291,6 +297,7 @@ class BatchScorer:
         return [[r[cuts[i] : cuts[i + 1]] for i in range(len(self.widths))] for r in rows]
 
 
+_CORE = frozenset(("vocab", "idf", "coef", "bias", "meta"))
 _EMPTY_I = np.zeros(0, np.intp)
 _EMPTY_F = np.zeros(0, np.float64)
 

@@ -1,14 +1,21 @@
 """The learned part of the risk model: two stages, numpy/stdlib only at run time.
 
 Stage 1 — one character 1–3-gram TF-IDF vector (on the normalised, masked text
-from ``knowledge.detect``) feeds two linear heads trained together:
+from ``knowledge.detect``) feeds three linear heads:
 
 * ``logit``: logistic regression for SOS-1K ``high_risk`` (SmileChat client
   turns added as ordinary-talk negatives, 死-words left in them);
 * ``level``: ridge regression of the SOS-1K level 0–10 (SmileChat turns that
-  do not talk about death added as level 1, everyday distress).
+  do not talk about death added as level 1, everyday distress);
+* ``level_ge_6``: logistic regression for SOS-1K level ≥ 6 (SOS-1K rows only).
 
-Stage 2 — a logistic regression over ``[logit, level, knowledge signals]``,
+A second, dense stage-1 view (:class:`CharEmbeddingHead`, when the artifact has
+one): character embeddings learnt without labels (PPMI + SVD on SmileChat and
+CLUEmotion text), mean- and max-pooled over the message, with two logistic
+heads (``emb_logit``: high risk, same rows and weights as ``logit``;
+``emb_level_ge_6``). It generalises across phrasings the n-grams never saw.
+
+Stage 2 — a logistic regression over ``[stage-1 outputs, knowledge signals]``,
 fitted on *out-of-fold* stage-1 outputs (5-fold inside the training set), so it
 learns how far to trust the n-gram model versus each explicit signal (a method
 word, a partner search, a past attempt, a third person, comfort, ambivalence…)
@@ -22,8 +29,9 @@ Signals SOS-1K barely contains (means in hand, standing on a rooftop, last
 messages, conversation history) are not stage-2 features: they act through the
 explicit rule table in ``miaohui.safety.assess``.
 
-The artifact ``data/risk.npz`` holds the stage-1 vocabulary/idf/weights and, in
-its JSON ``meta``, the stage-2 weights, threshold and training summary.
+The artifact ``data/risk.npz`` holds the stage-1 vocabulary/idf/weights, the
+dense view's arrays (``emb_chars``, ``emb_vectors``, ``emb_coef``, ``emb_bias``)
+and, in its JSON ``meta``, the stage-2 weights, threshold and training summary.
 """
 
 from __future__ import annotations
@@ -31,9 +39,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
+
 from miaohui.nlp.linear import LinearTextModel, sigmoid
+from miaohui.nlp.text import clip
 from miaohui.safety.knowledge import Detection
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -44,6 +56,43 @@ STAGE2_SIGNALS: tuple[str, ...] = (
     "method", "method_intent", "method_seeking", "together", "plan", "time", "now", "farewell", "attempt",
     "self_harm", "ideation", "hopelessness", "protective", "past", "third_party", "advice", "joke", "negation",
 )
+
+
+class CharEmbeddingHead:
+    """Dense stage-1 view: character embeddings pooled over the text, then linear heads.
+
+    The embeddings (``chars`` × ``d``) were learnt without labels at training time (PPMI + truncated SVD
+    of character co-occurrences in SmileChat and CLUEmotion texts, no SOS-1K text). A text's feature
+    vector is ``[mean, max]`` over the vectors of its in-vocabulary characters (of ``clip(text)``, as the
+    n-gram model reads it; zeros when none is known); ``coef`` (``2d`` × heads, standardisation folded in)
+    and ``bias`` map it to the heads' raw outputs. Where the n-gram model knows only the exact strings it
+    saw, similar characters get similar vectors, so an unseen phrasing of a seen idea scores close to it.
+    """
+
+    def __init__(self, chars: list[str], vectors: np.ndarray, coef: np.ndarray, bias: np.ndarray,
+                 names: list[str]):
+        self.index: dict[str, int] = {c: i for i, c in enumerate(chars)}
+        self.vectors = np.ascontiguousarray(vectors, np.float64)
+        self.coef = np.ascontiguousarray(coef, np.float64)
+        self.bias = np.asarray(bias, np.float64)
+        self.names = list(names)
+        self.dim = self.vectors.shape[1]
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, np.ndarray], names: list[str]) -> CharEmbeddingHead:
+        return cls(extra["emb_chars"].tolist(), extra["emb_vectors"], extra["emb_coef"], extra["emb_bias"], names)
+
+    def pooled(self, text: str) -> np.ndarray:
+        t = clip(text)
+        ids = np.fromiter(map(self.index.get, t, repeat(-1, len(t))), np.intp, len(t))
+        ids = ids[ids >= 0]
+        if not len(ids):
+            return np.zeros(2 * self.dim)
+        v = self.vectors[ids]
+        return np.concatenate((v.mean(0), v.max(0)))
+
+    def decision(self, text: str) -> list[float]:
+        return (self.bias + self.pooled(text) @ self.coef).tolist()
 
 
 @dataclass(frozen=True)
@@ -64,18 +113,25 @@ class RiskModel:
         self.stage2_bias = float(s2["bias"])
         self.threshold = float(meta["threshold"])
         self.tiering: dict[str, float] = {k: float(v) for k, v in meta.get("tiering", {}).items()}
+        dense = meta.get("dense")
+        extra = getattr(text_model, "extra", {})
+        self.dense = CharEmbeddingHead.from_extra(extra, dense["outputs"]) if dense and "emb_coef" in extra else None
+        self.output_names: list[str] = [*text_model.outputs, *(self.dense.names if self.dense else ())]
 
     @classmethod
     def load(cls, path: str | Path = RISK_ARTIFACT) -> RiskModel:
         return cls(LinearTextModel.load(path))
 
     def stage2_vector(self, outputs: list[float], signals: dict[str, float]) -> list[float]:
-        base = dict(zip(self.text_model.outputs, outputs, strict=True))
+        base = dict(zip(self.output_names, outputs, strict=True))
         return [base[f] if f in base else signals.get(f, 0.0) for f in self.stage2_features]
 
     def score(self, det: Detection, outputs: list[float] | None = None) -> RiskScore:
-        """Score a detection; ``outputs`` are stage-1 outputs already computed for ``det.text``."""
+        """Score a detection; ``outputs`` are the n-gram model's outputs already computed for ``det.text``
+        (the dense head, when the model has one, is computed here)."""
         outputs = outputs or self.text_model.decision(det.text)
+        if self.dense is not None and len(outputs) < len(self.output_names):
+            outputs = [*outputs, *self.dense.decision(det.text)]
         logit, level = outputs[0], outputs[1]
         z = self.stage2_bias + math.fsum(
             w * x for w, x in zip(self.stage2_coef, self.stage2_vector(outputs, det.signals), strict=True)

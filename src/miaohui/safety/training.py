@@ -22,7 +22,7 @@ import numpy as np
 from miaohui.nlp.linear import LinearTextModel
 from miaohui.nlp.text import clip, normalise
 from miaohui.safety.knowledge import detect
-from miaohui.safety.model import STAGE2_SIGNALS, RiskModel
+from miaohui.safety.model import STAGE2_SIGNALS, CharEmbeddingHead, RiskModel
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
@@ -34,6 +34,7 @@ DEATH_TALK = re.compile(
     r"结束(?:自己的?)?生命|离开这个世界|了结|遗书|一了百了|解脱|伤害自己"
 )
 TIERS = ("none", "distress", "ideation", "plan", "imminent")
+DENSE_OUTPUTS = ["emb_logit", "emb_level_ge_6"]
 EMOTION_LABELS = ("like", "happiness", "sadness", "anger", "disgust", "fear", "surprise")
 
 
@@ -60,6 +61,12 @@ class RiskConfig:
     ideation_prob: float = 0.3
     distress_emotion: float = 0.6
     confident_prob: float = 0.8  # a model probability that overrides the "wish without plan" cap
+    # Dense stage-1 view (model.CharEmbeddingHead): PPMI+SVD character embeddings from unlabelled text,
+    # [mean, max]-pooled, standardised, logistic heads (high risk with the negatives; level >= 6 on SOS-1K).
+    embed_dim: int = 100  # 0: no dense view
+    embed_window: int = 3
+    embed_min_count: int = 3
+    embed_C: float = 0.1
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -78,6 +85,16 @@ def load_smile(data_dir: Path = DEFAULT_DATA) -> list[list[str]]:
     return out
 
 
+def load_unlabelled(data_dir: Path = DEFAULT_DATA) -> list[str]:
+    """Texts for the character embeddings, labels unused: every SmileChat turn (client and counselor)
+    and the CLUEmotion texts, normalised. No SOS-1K text, so cross-validation cannot leak through them."""
+    out = []
+    with open(Path(data_dir) / "smilechat" / "dialogues.jsonl", encoding="utf-8") as f:
+        out += [normalise(t["content"]) for line in f if line.strip() for t in json.loads(line)["turns"]]
+    out += [normalise(t) for t, _ in load_emotion(data_dir)]
+    return [t for t in out if t]
+
+
 def load_emotion(data_dir: Path = DEFAULT_DATA) -> list[tuple[str, str]]:
     with open(Path(data_dir) / "cluemotion" / "train.jsonl", encoding="utf-8") as f:
         return [(d["content"], d["label"]) for d in map(json.loads, f)]
@@ -91,18 +108,97 @@ def _vectorizer(min_df: int):
     return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=min_df, lowercase=False)
 
 
+# ---- dense view: character embeddings ----------------------------------------------------------------
+def ppmi_svd(seqs: list, dim: int, window: int = 3, min_count: int = 3, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Unit-length token vectors: truncated SVD (``U·sqrt(S)``) of the positive PMI matrix of
+    co-occurrences within ``window`` tokens (weight 1/distance, context distribution smoothed ^0.75).
+    The same construction as the emotion model's embeddings (scripts/train_emotion.py)."""
+    from collections import Counter
+
+    from scipy import sparse
+    from sklearn.utils.extmath import randomized_svd
+
+    counts = Counter(t for s in seqs for t in s)
+    vocab = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+    index = {t: i for i, t in enumerate(vocab)}
+    rows, cols, vals = [], [], []
+    for s in seqs:
+        ids = np.array([index.get(t, -1) for t in s], np.int64)
+        for d in range(1, min(window, len(ids) - 1) + 1):
+            a, b = ids[:-d], ids[d:]
+            k = (a >= 0) & (b >= 0)
+            rows += [a[k], b[k]]
+            cols += [b[k], a[k]]
+            vals.append(np.full(2 * int(k.sum()), 1.0 / d))
+    n = len(vocab)
+    c = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    c.sum_duplicates()
+    c = c.tocoo()
+    total = c.data.sum()
+    row_p = np.asarray(c.tocsr().sum(1)).ravel() / total
+    ctx = np.bincount(c.col, c.data, n) ** 0.75
+    ctx /= ctx.sum()
+    pmi = np.log(c.data / total / row_p[c.row] / ctx[c.col])
+    keep = pmi > 0
+    ppmi = sparse.csr_matrix((pmi[keep], (c.row[keep], c.col[keep])), shape=(n, n))
+    u, sv, _ = randomized_svd(ppmi, min(dim, n - 1), random_state=seed, n_iter=5)
+    e = u * np.sqrt(sv)
+    e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-9
+    return vocab, e.astype(np.float32)
+
+
+_EMBED_MEMO: dict[tuple, tuple[list[str], np.ndarray]] = {}
+
+
+def char_embeddings(corpus: Sequence[str], cfg: RiskConfig) -> tuple[list[str], np.ndarray]:
+    """Character vectors learnt from ``corpus`` (memoised: cross-validation reuses them in every fold —
+    they never see a label or an SOS-1K text)."""
+    key = (len(corpus), hash(tuple(corpus)), cfg.embed_dim, cfg.embed_window, cfg.embed_min_count)
+    if key not in _EMBED_MEMO:
+        _EMBED_MEMO[key] = ppmi_svd([list(t) for t in corpus], cfg.embed_dim, window=cfg.embed_window,
+                                    min_count=cfg.embed_min_count)
+    return _EMBED_MEMO[key]
+
+
+@dataclass
+class _Dense:
+    head: CharEmbeddingHead  # coef/bias with the standardisation folded in
+
+    def outputs(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([self.head.decision(t) for t in texts])
+
+
+def _fit_dense(head: CharEmbeddingHead, X: np.ndarray, y: np.ndarray, w: np.ndarray, sos_rows: np.ndarray,
+               level: np.ndarray, cfg: RiskConfig) -> _Dense:
+    """Logistic heads on standardised pooled vectors ``X``: high risk (all rows, weighted) and SOS-1K
+    level >= 6 (SOS-1K rows); the standardisation is folded into the weights."""
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd == 0] = 1.0
+    Z = (X - mu) / sd
+    lr = LogisticRegression(C=cfg.embed_C, max_iter=3000).fit(Z, y, sample_weight=w)
+    lr6 = LogisticRegression(C=cfg.embed_C, max_iter=3000).fit(Z[sos_rows], (level[sos_rows] >= 6).astype(int))
+    W = np.column_stack([lr.coef_[0], lr6.coef_[0]])
+    b = np.array([lr.intercept_[0], lr6.intercept_[0]])
+    chars = sorted(head.index, key=head.index.__getitem__)
+    return _Dense(CharEmbeddingHead(chars, head.vectors, W / sd[:, None], b - (mu / sd) @ W, DENSE_OUTPUTS))
+
+
 @dataclass
 class _Stage1:
     vec: object
     coef: np.ndarray  # (n_features, 2): logit head, level head
     bias: np.ndarray
+    dense: _Dense | None = None
 
     def outputs(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.vec.transform([clip(t) for t in texts]) @ self.coef) + self.bias
+        out = np.asarray(self.vec.transform([clip(t) for t in texts]) @ self.coef) + self.bias
+        return out if self.dense is None else np.c_[out, self.dense.outputs(texts)]
 
 
 def _fit_stage1(texts: list[str], y: np.ndarray, w: np.ndarray, level: np.ndarray, level_w: np.ndarray,
-                cfg: RiskConfig) -> _Stage1:
+                cfg: RiskConfig, head: CharEmbeddingHead | None = None, pooled: np.ndarray | None = None) -> _Stage1:
     from sklearn.linear_model import LogisticRegression, Ridge
 
     vec = _vectorizer(cfg.min_df)
@@ -118,7 +214,8 @@ def _fit_stage1(texts: list[str], y: np.ndarray, w: np.ndarray, level: np.ndarra
         lr_k = LogisticRegression(C=cfg.C, solver="liblinear").fit(X[sos_rows], (level[sos_rows] >= k).astype(int))
         cols.append(lr_k.coef_[0])
         bias.append(lr_k.intercept_[0])
-    return _Stage1(vec, np.column_stack(cols), np.array(bias))
+    dense = None if head is None else _fit_dense(head, pooled, y, w, sos_rows, level, cfg)
+    return _Stage1(vec, np.column_stack(cols), np.array(bias), dense)
 
 
 def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -136,12 +233,14 @@ def _prf(y: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
 
 
 def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfig | None = None,
-               everyday: Sequence[str] = (), log: Callable[[str], None] = lambda _: None) -> LinearTextModel:
+               everyday: Sequence[str] = (), log: Callable[[str], None] = lambda _: None,
+               embed_corpus: Sequence[str] = ()) -> LinearTextModel:
     """Fit the two-stage risk model; returns the runtime model (artifact) with stage 2 in its meta.
 
     ``smile_turns`` (counseling-chat client turns) and ``everyday`` (short everyday posts, e.g. the
     CLUEmotion texts) are ordinary-talk negatives for the high-risk head, death words included; for the
-    level head, those without death talk count as level ``smile_level`` / 0.
+    level head, those without death talk count as level ``smile_level`` / 0. ``embed_corpus`` (unlabelled
+    text, see :func:`load_unlabelled`) enables the dense character-embedding view (``cfg.embed_dim``).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -159,16 +258,27 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
     lv_sm = np.r_[np.full(len(smile_turns), cfg.smile_level), np.zeros(len(everyday))]
     lw_sm = np.where(death, 0.0, cfg.smile_weight)
 
+    head = pooled_sos = pooled_neg = None
+    if cfg.embed_dim and embed_corpus:
+        t0 = time.perf_counter()
+        chars, vectors = char_embeddings(list(embed_corpus), cfg)
+        head = CharEmbeddingHead(chars, vectors, np.zeros((2 * vectors.shape[1], 0)), np.zeros(0), [])
+        pooled_sos = np.array([head.pooled(d.text) for d in sos_det])
+        pooled_neg = np.array([head.pooled(t) for t in smile_texts])
+        log(f"character embeddings {vectors.shape} and pooled vectors in {time.perf_counter() - t0:.1f}s")
+
     def fit(idx: np.ndarray) -> _Stage1:
         texts = [sos_det[i].text for i in idx] + smile_texts
         return _fit_stage1(
             texts, np.r_[y_sos[idx], y_sm], np.r_[np.ones(len(idx)), w_sm],
             np.r_[lv_sos[idx], lv_sm], np.r_[np.ones(len(idx)), lw_sm], cfg,
+            head, None if head is None else np.r_[pooled_sos[idx], pooled_neg],
         )
 
     # Out-of-fold stage-1 outputs for the SOS-1K rows.
     t0 = time.perf_counter()
-    outputs = ["logit", "level"] + [f"level_ge_{k}" for k in cfg.level_heads]
+    sparse_outputs = ["logit", "level"] + [f"level_ge_{k}" for k in cfg.level_heads]
+    outputs = sparse_outputs + (DENSE_OUTPUTS if head is not None else [])
     oof = np.zeros((len(sos), len(outputs)))
     skf = StratifiedKFold(cfg.inner_folds, shuffle=True, random_state=cfg.seed)
     for tr, te in skf.split(np.zeros(len(sos)), y_sos):
@@ -188,7 +298,7 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
     meta = {
         "kind": "miaohui.safety.risk",
         "ngram_range": [1, 3],
-        "outputs": outputs,
+        "outputs": sparse_outputs,
         "stage2": {"features": features, "coef": st2.coef_[0].round(6).tolist(), "bias": round(float(st2.intercept_[0]), 6)},
         "threshold": threshold,
         "tiering": {"ideation_level": cfg.ideation_level, "ideation_prob": cfg.ideation_prob,
@@ -198,9 +308,17 @@ def train_risk(sos: Sequence[SosRow], smile_turns: Sequence[str], cfg: RiskConfi
                      "config": asdict(cfg),
                      "stage2_oof_f1": round(_prf(y_sos, p_oof >= threshold)[2], 4)},
     }
+    extra = {}
+    if final.dense is not None:
+        h = final.dense.head
+        meta["dense"] = {"kind": "char_embedding_mean_max", "outputs": DENSE_OUTPUTS, "dim": h.dim,
+                         "window": cfg.embed_window, "chars": len(h.index)}
+        extra = {"emb_chars": np.array(sorted(h.index, key=h.index.__getitem__), dtype="<U1"),
+                 "emb_vectors": h.vectors.astype(np.float32), "emb_coef": h.coef.astype(np.float32),
+                 "emb_bias": h.bias.astype(np.float32)}
     log(f"vocabulary {len(vocab)} n-grams; threshold {threshold}; stage-2 OOF F1 {meta['training']['stage2_oof_f1']}")
     return LinearTextModel(vocab, final.vec.idf_.astype(np.float32), final.coef.astype(np.float32),
-                           final.bias.astype(np.float32), meta)
+                           final.bias.astype(np.float32), meta, extra)
 
 
 # ---- emotion ---------------------------------------------------------------------------------------
@@ -235,7 +353,8 @@ def cross_validate_emotion(rows: Sequence[tuple[str, str]], folds: int = 5, seed
 # ---- honest cross-validation of the whole pipeline ----------------------------------------------------
 def cross_validate(sos: Sequence[SosRow], smile: Sequence[Sequence[str]], folds: int = 5, seed: int = 0,
                    cfg: RiskConfig | None = None, everyday: Sequence[str] = (),
-                   log: Callable[[str], None] = lambda _: None, rows: bool = False) -> dict:
+                   log: Callable[[str], None] = lambda _: None, rows: bool = False,
+                   embed_corpus: Sequence[str] = ()) -> dict:
     """K-fold over SOS-1K rows (stratified) and SmileChat dialogues together: each fold trains the whole
     pipeline on the other folds (plus all ``everyday`` texts) and scores its held-out SOS-1K rows and
     SmileChat client turns with the runtime ``assess``."""
@@ -252,7 +371,8 @@ def cross_validate(sos: Sequence[SosRow], smile: Sequence[Sequence[str]], folds:
     smile_split = KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(smile)))
     for k, ((tr, te), (smtr, smte)) in enumerate(zip(sos_split, smile_split, strict=True)):
         t0 = time.perf_counter()
-        model = RiskModel(train_risk([sos[i] for i in tr], [t for i in smtr for t in smile[i]], cfg, everyday))
+        model = RiskModel(train_risk([sos[i] for i in tr], [t for i in smtr for t in smile[i]], cfg, everyday,
+                                     embed_corpus=embed_corpus))
         for i in te:
             sos_tiers[i] = assess(sos[i].text, model=model, extras=False).tier
             pred[i] = sos_tiers[i] in ("plan", "imminent")
