@@ -158,6 +158,34 @@ def proc_children(pid: int) -> list[int]:
     return out
 
 
+def tree_ticks(pid: int) -> int:
+    """CPU ticks (user + system) used so far by ``pid`` and its live descendants."""
+    total = 0
+    for p in (pid, *proc_children(pid)):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def quiesce(pid: int, below_pct: float = 15.0, window: float = 0.5, limit: float = 30.0) -> float:
+    """Wait until the server (with its worker processes) uses less than
+    ``below_pct`` % of a core over ``window`` s — e.g. after an overload its
+    safety worker may still be assessing the backlog — so each rate is
+    measured from a settled server.  Returns the seconds waited."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        a = tree_ticks(pid)
+        time.sleep(window)
+        if 100.0 * (tree_ticks(pid) - a) / hz / window < below_pct:
+            break
+    return round(time.monotonic() - t0 - window, 1)
+
+
 def proc_threads_cpu(pid: int) -> dict[int, int]:
     """CPU ticks (user + system) per thread of ``pid`` and of its child processes (the
     server's safety workers are part of the server: their CPU is not "other processes")."""
@@ -930,6 +958,9 @@ class Bench:
         cmd = {"cmd": "phase", "rate": rate, "warmup": a.warmup, "duration": a.duration, "grace": a.grace,
                "drain": a.drain, "pids": {"server": pid},
                "abort_after": OVERLOAD_AGE_SEARCH_S if search else OVERLOAD_AGE_FIXED_S}
+        waited = quiesce(pid)
+        if waited >= 1.0:
+            log(f"  {target}: waited {waited:.0f}s for the server to settle (work left from the last rate)")
         spy = None
         if profile_dir is not None:
             spy = self.start_profiler(pid, profile_dir)
@@ -948,7 +979,8 @@ class Bench:
         finally:
             if spy is not None:
                 self.finish_profiler(spy, profile_dir)
-        run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None}
+        run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None,
+               "settle_wait_s": waited}
         if target == "miaohui" and self.db_path is not None:
             run["db_messages"] = count_messages(self.db_path)
         run["noisy"] = noise(run) > a.noise_limit

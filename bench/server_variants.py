@@ -231,6 +231,38 @@ def patch_gcyoung() -> None:
     app.tune_gc = tune_gc
 
 
+def patch_gcwhat() -> None:
+    """Diagnostics: what the young generation holds when a young collection
+    starts (every 5th), and how long each took, written as JSON to
+    ``$MIAOHUI_BENCH_GCWHAT`` (default /tmp/miaohui-gcwhat.json)."""
+    import collections
+    import json
+
+    path = os.environ.get("MIAOHUI_BENCH_GCWHAT", "/tmp/miaohui-gcwhat.json")
+    samples: list = []
+    state = {"n": 0, "t": 0.0, "top": None}
+
+    def on_gc(phase, info) -> None:
+        if info["generation"] != 0:
+            return
+        if phase == "start":
+            state["n"] += 1
+            state["top"] = None
+            if state["n"] % 5 == 0:
+                objs = gc.get_objects(0)
+                state["top"] = [len(objs), collections.Counter(type(o).__name__ for o in objs).most_common(12)]
+                del objs
+            state["t"] = time.perf_counter()
+        else:
+            ms = round((time.perf_counter() - state["t"]) * 1e3, 2)
+            if state["top"] is not None:
+                samples.append({"ms": ms, "collected": info.get("collected"), "young": state["top"]})
+                with open(path, "w") as f:
+                    json.dump(samples[-40:], f, ensure_ascii=False)
+
+    gc.callbacks.append(on_gc)
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -406,6 +438,7 @@ PATCHES = {
     "gcfreeze": patch_gcfreeze,
     "gcthreshold": patch_gcthreshold,
     "gcyoung": patch_gcyoung,
+    "gcwhat": patch_gcwhat,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
 }

@@ -180,3 +180,22 @@ def test_messages_within_the_linger_are_one_batch_and_drain_flushes_the_rest():
         return got, m.batches
 
     assert asyncio.run(go()) == ([1, 2, 3, 4], 2)
+
+
+def test_an_unchanged_distress_hint_is_sent_once_guidance_always():
+    m, broker = monitor()
+    m._spawn = lambda coro: coro.close()
+    sad = m.check("c1", "seeker-1", "seeker", "listener-1", "我好难过，男朋友跟我分手了")
+    assert sad is not None and sad.tier == "distress"
+    m.committed(sad, 1)
+    m.committed(sad, 2)  # the same emotions, topics and hint: nothing new for the listener
+    assert [f["seq"] for _, f in broker.sent if f["type"] == "risk"] == [1, 1]  # chat + console, once
+    plan = m.check("c1", "seeker-1", "seeker", "listener-1", "今晚我就跳下去，再见了")
+    m.committed(plan, 3)
+    m.committed(plan, 4)  # guidance is never held back
+    m.committed(sad, 5)  # after guidance, a hint is news again
+    risk = [(f["seq"], "guidance" in f) for _, f in broker.sent if f["type"] == "risk"]
+    assert risk == [(1, False), (1, False), (3, True), (3, True), (4, True), (4, True), (5, False), (5, False)]
+    other = m.check("c2", "seeker-2", "seeker", "listener-1", "我好难过，男朋友跟我分手了")
+    m.committed(other, 1)  # another conversation has its own
+    assert sum(1 for _, f in broker.sent if f["type"] == "risk" and f["conversation_id"] == "c2") == 2

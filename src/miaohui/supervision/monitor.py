@@ -222,6 +222,8 @@ class SafetyMonitor:
         self.broker = ctx.broker
         # Per conversation, the seeker's last messages: (text, tier rank alone, joking alone).
         self._history: OrderedDict[str, deque[tuple[str, int, bool]]] = OrderedDict()
+        # Per conversation, the last distress hint sent to the listener (see _fresh_hint).
+        self._hinted: OrderedDict[str, tuple] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
@@ -473,16 +475,39 @@ class SafetyMonitor:
                      "topics": list(v.topics), "signals": [g.SIGNAL_LABELS.get(s, s) for s in v.signals[:6]]}
             if v.rank >= g.GUARDIAN_RANK:
                 frame["guidance"] = g.guidance(v.tier)
+                self._hinted.pop(conv, None)
+                fresh = True
             else:
                 frame["hint"] = g.approach_hint(emotions, list(v.topics))
-            data = dumps(frame)
-            pub(listener_topic, data)
-            pub(f"user:{v.listener_id}", data)
+                fresh = self._fresh_hint(conv, frame)
+            if fresh:
+                data = dumps(frame)
+                pub(listener_topic, data)
+                pub(f"user:{v.listener_id}", data)
             if v.rank >= g.ALARM_RANK:
                 card = {"type": "hotline", "conversation_id": conv, **g.hotline_card(self.ctx.settings)}
                 pub(private_topic(conv, v.seeker_id), dumps(card))
         if v.rank >= g.GUARDIAN_RANK or (sc is not None and sc.kinds):
             self._spawn(self._record(v, seq))
+
+    def _fresh_hint(self, conversation_id: str, frame: dict) -> bool:
+        """A distress hint is sent when it differs from the last one this
+        listener got in this conversation (tier, the emotions and topics
+        shown, the hint): a seeker who stays sad for twenty messages would
+        otherwise send the same card twenty times — 40 % of counselling
+        lines are rated distress, and each card was two more frames.
+        Guidance (ideation and above) is always sent."""
+        key = (frame["tier"], tuple(e["label"] for e in frame["emotions"]), tuple(frame["topics"]),
+               frame["hint"]["approach"], tuple(frame["hint"]["explore"]))
+        hinted = self._hinted
+        if hinted.get(conversation_id) == key:
+            hinted.move_to_end(conversation_id)
+            return False
+        hinted[conversation_id] = key
+        hinted.move_to_end(conversation_id)
+        if len(hinted) > HISTORY_CONVERSATIONS:
+            hinted.popitem(last=False)
+        return True
 
     def after(self, v: Verdict):
         """A done-callback for the writer's future: :meth:`committed` once stored."""
