@@ -100,7 +100,7 @@ def test_shipped_artifact_is_small_and_calibrated():
     m = emotion_plus.default_model()
     assert emotion_plus.ARTIFACT.stat().st_size < 4_000_000
     cv = m.meta.get("cv") or {}
-    assert cv.get("raw", {}).get("accuracy", 0) >= 0.55  # nested 5-fold CV on CLUEmotion's training file (shipped: no shifts)
+    assert cv.get("raw", {}).get("accuracy", 0) >= 0.555  # nested 5-fold CV on CLUEmotion's training file (shipped: no shifts)
 
 
 def test_ppmi_svd_embeddings():
