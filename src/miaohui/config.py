@@ -120,10 +120,12 @@ class Settings(BaseSettings):
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)
 
-    # Worker processes for the risk model on the message path (batched, after
-    # COMMIT; docs/performance.md).  -1 = auto: one when the machine has two or
-    # more CPUs (it doubled the sustained rate on a 2-core machine), else 0;
-    # 0 runs it on the event loop (the test suite's servers do, to start fast).
+    # The safety step's side work in processes of its own: the risk model on
+    # the message path (batched, after COMMIT) and risk-case records
+    # (docs/performance.md).  -1 = auto: on when the machine has two or more
+    # CPUs, else off; 0 = off, everything in this process (the test suite's
+    # servers, to start fast); any positive number = on (one risk worker:
+    # batches are assessed in order, each with the history the last one left).
     safety_workers: int = -1
     # Those processes (and the risk-case recorder) run at this nice level, so
     # the kernel runs the event loop and the message writer first whenever
