@@ -16,15 +16,19 @@ from tests.test_chat_ws import cid, connect, drain_sync, recv_until
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture
-def server(sqlite_url, tmp_path, clock):
-    s = LiveServer(make_settings(sqlite_url, tmp_path, safety_workers=1), clock).start()
+def _with_workers(url, tmp_path, clock):
+    s = LiveServer(make_settings(url, tmp_path, safety_workers=1), clock).start()
     yield s
     s.stop()
 
 
-async def test_safety_step_in_a_worker_process(server):
-    assert server.ctx.safety._worker is not None and server.ctx.safety._worker.alive
+@pytest.fixture
+def server(sqlite_url, tmp_path, clock):
+    yield from _with_workers(sqlite_url, tmp_path, clock)
+
+
+async def _pair(server):
+    """小雨 and 林晴 in a new conversation, both connected and synced."""
     seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
     r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
     conv = r.json()["id"]
@@ -32,6 +36,12 @@ async def test_safety_step_in_a_worker_process(server):
     await drain_sync(s_ws)
     l_ws, _ = await connect(listener, conv)
     await drain_sync(l_ws)
+    return seeker, listener, conv, s_ws, l_ws
+
+
+async def test_safety_step_in_a_worker_process(server):
+    assert server.ctx.safety._worker is not None and server.ctx.safety._worker.alive
+    seeker, listener, conv, s_ws, l_ws = await _pair(server)
     await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "加我微信 abc_12345"}))
     delivered = await recv_until(l_ws, "message", timeout=10)
     assert delivered["body"] == "加我微信 [账号已隐藏]"
@@ -52,9 +62,7 @@ async def test_safety_step_in_a_worker_process(server):
 
 @pytest.fixture
 def server_any_db(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, safety_workers=1), clock).start()
-    yield s
-    s.stop()
+    yield from _with_workers(database_url, tmp_path, clock)
 
 
 async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(server_any_db):
@@ -101,13 +109,7 @@ async def test_a_dead_risk_worker_is_replaced_and_no_message_goes_unassessed(ser
     from tests.test_supervision import PLAN
 
     worker = server.ctx.safety._worker
-    seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
-    r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
-    conv = r.json()["id"]
-    s_ws, _ = await connect(seeker, conv)
-    await drain_sync(s_ws)
-    l_ws, _ = await connect(listener, conv)
-    await drain_sync(l_ws)
+    seeker, listener, conv, s_ws, l_ws = await _pair(server)
     first = worker.proc
     first.kill()
     for _ in range(200):  # the server's loop notices the exit
