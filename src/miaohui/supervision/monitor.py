@@ -308,18 +308,23 @@ class SafetyMonitor:
         return [self._history_of(it.conversation_id)[1] for it in items]
 
     def _take(self, most: int) -> list[_Queued]:
-        """The next batch: queued messages in order, up to ``most``, and up to
-        (not including) a second message of a conversation already in it — a
-        message is assessed with its conversation's history, which the one
-        before it only joins when that one is finished."""
+        """The next batch: up to ``most`` queued messages, in order, at most
+        one per conversation — a message is assessed with its conversation's
+        history, which the one before it only joins when that one is
+        finished.  Later messages of those conversations stay queued, in
+        order, for the next batch (looking at most ``4 × most`` deep, so a
+        long backlog costs nothing extra)."""
+        window = self._queue[: 4 * most]
         seen: set[str] = set()
-        n = 0
-        for it in self._queue[:most]:
-            if it.conversation_id in seen:
-                break
-            seen.add(it.conversation_id)
-            n += 1
-        items, self._queue = self._queue[:n], self._queue[n:]
+        items: list[_Queued] = []
+        rest: list[_Queued] = []
+        for it in window:
+            if len(items) < most and it.conversation_id not in seen:
+                seen.add(it.conversation_id)
+                items.append(it)
+            else:
+                rest.append(it)
+        self._queue[: len(window)] = rest
         return items
 
     def _flush(self) -> None:
@@ -347,7 +352,8 @@ class SafetyMonitor:
         message goes unassessed."""
         try:
             while self._queue:
-                await asyncio.sleep(self.linger_s)  # let a batch gather (see _schedule)
+                if len(self._queue) < FLUSH_MAX:
+                    await asyncio.sleep(self.linger_s)  # let a batch gather (see _schedule)
                 items = self._take(WORKER_BATCH_MAX)
                 contexts = self._contexts(items)
                 payload = [(it.body, c) for it, c in zip(items, contexts, strict=True)]
