@@ -126,3 +126,24 @@ async def test_a_dead_risk_worker_is_replaced_and_no_message_goes_unassessed(ser
     assert worker.alive and worker.proc is not first and worker.starts == 2 and worker.batches >= 1
     await s_ws.close()
     await l_ws.close()
+
+
+async def test_a_worker_that_cannot_start_is_retried_less_and_less_often():
+    """A worker that dies before it is ready (say its models are missing) is
+    not restarted in a tight loop; meanwhile batches fall back to the server."""
+    from miaohui.supervision.worker import RESTART_AFTER_S, RiskWorker, WorkerGone
+
+    w = RiskWorker(module="miaohui.no_such_module")
+    await w.start()  # the process exits at once
+    for _ in range(200):
+        if w.failures:
+            break
+        await asyncio.sleep(0.025)
+    assert w.failures == 1 and not w.alive and w.restart_after == 2 * RESTART_AFTER_S
+    with pytest.raises(WorkerGone):
+        await w.assess([("你好", {})])  # too soon to try again: the caller assesses itself
+    w._last_start -= w.restart_after  # time passes
+    with pytest.raises(WorkerGone):
+        await w.assess([("你好", {})])  # it tries again, and that one dies too
+    assert w.starts == 2 and w.failures == 2 and w.restart_after == 4 * RESTART_AFTER_S
+    await w.close()

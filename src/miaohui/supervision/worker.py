@@ -32,7 +32,8 @@ import orjson
 log = logging.getLogger("miaohui.supervision")
 
 LINE_LIMIT = 1 << 26  # a batch of long messages (32 × 4,000 characters) and its answer fit easily
-RESTART_AFTER_S = 1.0  # a worker that died is started again at most this often
+RESTART_AFTER_S = 1.0  # a worker that died is started again at most this often …
+RESTART_MAX_S = 60.0  # … doubling while new ones keep dying before their first answer, up to this
 
 
 def encode_results(out) -> list:
@@ -84,8 +85,11 @@ class RiskWorker:
     it raises :class:`WorkerGone` when the process died (the caller assesses
     that batch itself), and the next call starts a new process."""
 
-    def __init__(self, nice: int = 0) -> None:
+    def __init__(self, nice: int = 0, module: str = "miaohui.supervision.worker") -> None:
         self.nice = nice
+        self.module = module
+        self.failures = 0  # workers in a row that ended before they were ready
+        self._answered = False
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
         self._waiting: deque[tuple[int, asyncio.Future]] = deque()
@@ -97,7 +101,8 @@ class RiskWorker:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None and not self.proc.stdin.is_closing()
+        return (self.proc is not None and self.proc.returncode is None and not self.proc.stdin.is_closing()
+                and self._reader is not None and not self._reader.done())
 
     async def start(self) -> None:
         """Start the process and wait until its models are loaded."""
@@ -109,17 +114,18 @@ class RiskWorker:
     async def _spawn(self) -> None:
         self._last_start = time.monotonic()
         self.starts += 1
+        self._answered = False
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "miaohui.supervision.worker",
+            sys.executable, "-m", self.module,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
         self.proc.stdin.write(orjson.dumps({"nice": self.nice}) + b"\n")
         self._reader = loop.create_task(self._read(self.proc, self._ready), name="risk-worker-reader")
 
     async def assess(self, items: list[tuple[str, dict]]) -> list:
         if not self.alive:
-            if time.monotonic() - self._last_start < RESTART_AFTER_S:
+            if time.monotonic() - self._last_start < self.restart_after:
                 raise WorkerGone("the risk worker is restarting")
             log.warning("starting the risk worker%s", " again" if self.starts else "")
             await self._spawn()
@@ -132,15 +138,25 @@ class RiskWorker:
         self.batches += 1
         return decode_results(rows)
 
+    @property
+    def restart_after(self) -> float:
+        """A worker that keeps dying (a missing model, no memory) is not
+        restarted in a tight loop; meanwhile the server assesses itself."""
+        return min(RESTART_MAX_S, RESTART_AFTER_S * 2 ** self.failures)
+
     async def _read(self, proc, ready: asyncio.Future) -> None:
         try:
             async for line in proc.stdout:
                 answer = orjson.loads(line)
-                if answer.get("ready"):
+                if answer.get("ready"):  # models loaded: a healthy start
+                    self._answered = True
+                    self.failures = 0
                     if not ready.done():
                         ready.set_result(None)
                     continue
                 job_id, fut = self._waiting.popleft()
+                self._answered = True
+                self.failures = 0
                 if fut.done():
                     continue
                 if answer.get("id") != job_id or "error" in answer:
@@ -152,6 +168,8 @@ class RiskWorker:
         finally:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            if not self._answered and proc is self.proc:
+                self.failures += 1
             if not ready.done():
                 ready.set_result(None)
             waiting, self._waiting = self._waiting, deque()
