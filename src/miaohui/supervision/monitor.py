@@ -13,10 +13,11 @@ the step is split in two:
   seeker messages of several writer batches are assessed together by
   :func:`~miaohui.safety.assess.assess_many`
   (one vectorised n-gram pass for the whole batch), and nobody's ack or
-  delivery waits for the model.  Risk events follow the message by well under
-  a millisecond of loop time; the results are the same as assessing each
-  message alone, in order (an earlier message of the same batch that changes
-  the history is taken into account).
+  delivery waits for the model.  A batch holds one message per conversation
+  (the next one of a conversation waits for the history this one leaves), so
+  the results are the same as assessing each message alone, in order.  With
+  ``safety_workers`` on, batches go to a subprocess
+  (:mod:`miaohui.supervision.worker`); else they run on the loop.
 
 :meth:`check` / :meth:`acheck` do both halves before storing, for the rare
 paths that want the verdict at once (REST sends, the companion's hand-off).
@@ -33,8 +34,9 @@ private topics that only the intended person's sockets subscribe to:
 * ``supervision`` — every supervisor's console, via the case record.
 
 Recording a case (ideation and above, any boundary flag) is a database write
-done in a background task, off the sender's path.  Message text is never
-logged.
+off the sender's path: in a process of its own with ``safety_workers`` on
+(:mod:`miaohui.supervision.recorder`), else in a background task.  Message
+text is never logged.
 """
 
 from __future__ import annotations
