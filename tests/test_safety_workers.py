@@ -147,3 +147,19 @@ async def test_a_worker_that_cannot_start_is_retried_less_and_less_often():
         await w.assess([("你好", {})])  # it tries again, and that one dies too
     assert w.starts == 2 and w.failures == 2 and w.restart_after == 4 * RESTART_AFTER_S
     await w.close()
+
+
+async def test_a_dead_workers_reader_never_fails_its_successors_batches():
+    from miaohui.supervision.worker import RiskWorker
+
+    w = RiskWorker()
+    await w.start()
+    old, old_reader = w.proc, w._reader
+    await w._spawn()  # a successor starts while the old process still runs …
+    batch = asyncio.ensure_future(w.assess([("我已经把安眠药都准备好了，今晚就吃", {})]))
+    await asyncio.sleep(0)  # … is sent a batch (it answers once its models are loaded) …
+    old.kill()
+    await old_reader  # … and only then does the old one's reader end
+    ((a, alone),) = await batch
+    assert a.tier == "imminent" and w.alive and w.proc is not old
+    await w.close()

@@ -117,11 +117,14 @@ class RiskWorker:
         self._answered = False
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
+        # Each process has its own queue of batches awaiting answers: a dead
+        # one's reader fails only what it was sent, never its successor's.
+        self._waiting = deque()
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
         self.proc.stdin.write(orjson.dumps({"nice": self.nice}) + b"\n")
-        self._reader = loop.create_task(self._read(self.proc, self._ready), name="risk-worker-reader")
+        self._reader = loop.create_task(self._read(self.proc, self._ready, self._waiting), name="risk-worker-reader")
 
     async def assess(self, items: list[tuple[str, dict]]) -> list:
         if not self.alive:
@@ -144,7 +147,7 @@ class RiskWorker:
         restarted in a tight loop; meanwhile the server assesses itself."""
         return min(RESTART_MAX_S, RESTART_AFTER_S * 2 ** self.failures)
 
-    async def _read(self, proc, ready: asyncio.Future) -> None:
+    async def _read(self, proc, ready: asyncio.Future, waiting: deque) -> None:
         try:
             async for line in proc.stdout:
                 answer = orjson.loads(line)
@@ -154,7 +157,7 @@ class RiskWorker:
                     if not ready.done():
                         ready.set_result(None)
                     continue
-                job_id, fut = self._waiting.popleft()
+                job_id, fut = waiting.popleft()
                 self._answered = True
                 self.failures = 0
                 if fut.done():
@@ -172,8 +175,8 @@ class RiskWorker:
                 self.failures += 1
             if not ready.done():
                 ready.set_result(None)
-            waiting, self._waiting = self._waiting, deque()
-            for _, fut in waiting:
+            while waiting:
+                _, fut = waiting.popleft()
                 if not fut.done():
                     fut.set_exception(WorkerGone("the risk worker ended"))
 
