@@ -69,6 +69,9 @@ def test_help_me_find_someone_from_request_to_started_conversation(live, chromiu
     expect(seeker).to_have_url(re.compile(r"/chat/[0-9a-f]+$"))
     conversation_id = seeker.url.rsplit("/", 1)[1]
     expect(seeker.get_by_test_id("presence")).to_have_text("在线")
+    # The page's script is running (its socket is open): under load, an Enter
+    # pressed before that lands in the textarea as a newline.
+    expect(seeker.locator("html")).to_have_attribute("data-live", "open")
     send(seeker, "你好，我是从帮我找人过来的")
 
     item = listener.locator(f'[data-testid="conversation-item"][data-conversation-id="{conversation_id}"]')
