@@ -47,7 +47,9 @@ def _seq(items) -> frozenset[str] | None:
     return _best([r for op, av in items if (r := _item(op, av)) is not None])
 
 
-def _item(op, av) -> frozenset[str] | None:
+def _item(op, av, seq=_seq) -> frozenset[str] | None:
+    """What one parsed item requires; ``seq`` reads nested sequences (single
+    characters for :func:`required_chars`, needles for :func:`required_strings`)."""
     if op is c.LITERAL:
         return frozenset(chr(av))
     if op is c.IN:
@@ -61,17 +63,17 @@ def _item(op, av) -> frozenset[str] | None:
                 return None
         return frozenset(out)
     if op is c.BRANCH:
-        alts = [_seq(alt) for alt in av[1]]
+        alts = [seq(alt) for alt in av[1]]
         if any(a is None for a in alts):
             return None
         return frozenset().union(*alts)
     if op is c.SUBPATTERN:
-        return _seq(av[-1])
+        return seq(av[-1])
     if op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
         lo, _hi, sub = av
-        return _seq(sub) if lo >= 1 else None
+        return seq(sub) if lo >= 1 else None
     if op is getattr(c, "ATOMIC_GROUP", None):
-        return _seq(av)
+        return seq(av)
     return None  # ANY, NOT_LITERAL, AT, assertions, back-references: nothing required
 
 
@@ -176,7 +178,7 @@ def _strs_seq(items) -> frozenset[str] | None:
     items = list(items)
     options: list[frozenset[str]] = []
     for op, av in items:
-        if (r := _strs_item(op, av)) is not None:
+        if (r := _item(op, av, _strs_seq)) is not None:
             options.append(r)
     exact = [_exact(op, av) for op, av in items]
     for i in range(len(items)):
@@ -188,27 +190,6 @@ def _strs_seq(items) -> frozenset[str] | None:
             if run is not None and "" not in run:
                 options.append(run)
     return _best_strs(options)
-
-
-def _strs_item(op, av) -> frozenset[str] | None:
-    if op is c.LITERAL:
-        return frozenset(chr(av))
-    if op is c.IN:
-        chars = _item(op, av)
-        return frozenset(chars) if chars is not None else None
-    if op is c.BRANCH:
-        alts = [_strs_seq(alt) for alt in av[1]]
-        if any(a is None for a in alts):
-            return None
-        return frozenset().union(*alts)
-    if op is c.SUBPATTERN:
-        return _strs_seq(av[-1])
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
-        lo, _hi, sub = av
-        return _strs_seq(sub) if lo >= 1 else None
-    if op is getattr(c, "ATOMIC_GROUP", None):
-        return _strs_seq(av)
-    return None
 
 
 def required_strings(regex: str | re.Pattern[str]) -> frozenset[str] | None:

@@ -377,7 +377,7 @@ class SafetyMonitor:
             tier = "none"
             try:
                 a, alone = results[k] if results is not None else (None, None)
-                hist, _ = self._history_of(it.conversation_id)
+                hist = self._recent(it.conversation_id)
                 v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist,
                                   alone)
                 if v is not None:
@@ -420,7 +420,8 @@ class SafetyMonitor:
             ((a, alone),) = assess_batch([(body, hsig)], extras=True)
         return self._verdict(conversation_id, sender_id, sender_role, peer_id, body, sc, a, hist, alone)
 
-    def _history_of(self, conversation_id: str):
+    def _recent(self, conversation_id: str) -> deque[tuple[str, int, bool]]:
+        """The seeker's last messages in this conversation (LRU-bounded)."""
         hist = self._history.get(conversation_id)
         if hist is None:
             hist = self._history[conversation_id] = deque(maxlen=HISTORY_MESSAGES)
@@ -428,6 +429,10 @@ class SafetyMonitor:
                 self._history.popitem(last=False)
         else:
             self._history.move_to_end(conversation_id)
+        return hist
+
+    def _history_of(self, conversation_id: str):
+        hist = self._recent(conversation_id)
         # assess(text, history) reads each earlier message *alone* (its tier
         # and whether it jokes); the monitor remembered those when it
         # assessed them, so the history signals cost nothing to rebuild and

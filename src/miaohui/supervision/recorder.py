@@ -101,7 +101,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s recorder: %(message)s")
     from miaohui.config import Settings
     from miaohui.core.crypto import KeyRing
-    from miaohui.core.db import make_engine, make_sessionmaker
+    from miaohui.core.db import make_sessionmaker
     from miaohui.supervision import service
 
     batches = _batches(sys.stdin.fileno())
@@ -110,7 +110,7 @@ def main() -> None:
         return
     settings = Settings.model_validate_json(first[0])
     loop = asyncio.new_event_loop()
-    engine = _engine(settings.resolved_database_url, make_engine)
+    engine = _engine(settings.resolved_database_url)
     ctx = SimpleNamespace(settings=settings, clock=None, keyring=KeyRing(settings.effective_message_keys),
                           sessionmaker=make_sessionmaker(engine), broker=None)
 
@@ -168,13 +168,15 @@ def _batches(fd: int, most: int = MAX_BATCH):
             yield lines[i : i + most]
 
 
-def _engine(url: str, make_engine):
+def _engine(url: str):
     """The recorder's engine.  On SQLite, aiosqlite's calls run inline instead
     of on its worker thread: this process does nothing but record, so the
     thread only added a round trip per call (about 40 per new case) — and a
     transaction holds SQLite's one write lock, which the server's message
     writer is waiting for, until its last round trip is done.  Inline, a new
     case costs about 4 ms of CPU instead of 11 (docs/performance.md)."""
+    from miaohui.core.db import make_engine
+
     if not url.startswith("sqlite"):
         return make_engine(url)
     import sqlite3
