@@ -33,6 +33,12 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``linger``
     the writer waits 2 ms (``$MIAOHUI_BENCH_LINGER_MS``) after the first
     queued item before taking a batch.
+``wlinger``
+    the writer's own linger (light, busy) set from ``$MIAOHUI_BENCH_WLINGER``
+    in ms (default ``0,0``); only PostgreSQL lingers now.
+``stallspy``
+    diagnostics: the event loop's Python stack whenever it has not run its
+    1 ms heartbeat for over 6 ms (``$MIAOHUI_BENCH_STALLS``).
 ``noscan`` / ``norisk``
     upper-bound experiments: the boundary scan before storing does nothing /
     no risk model after COMMIT — how much of the server's cost each part is.
@@ -206,6 +212,75 @@ def patch_linger() -> None:
         self._q = LingerQueue()
 
     w.MessageWriter.__init__ = init
+
+
+def patch_wlinger() -> None:
+    """The writer's own linger with other values: ``$MIAOHUI_BENCH_WLINGER``
+    = ``light_ms,busy_ms`` (default ``0,0``: no linger at all — a batch is
+    whatever queued while the previous one committed)."""
+    from miaohui.chat import writer as w
+
+    light, busy = (float(x) / 1000 for x in os.environ.get("MIAOHUI_BENCH_WLINGER", "0,0").split(","))
+    w.LINGER_LIGHT_S, w.LINGER_BUSY_S = light, busy
+
+
+def patch_stallspy() -> None:
+    """Diagnostics: what the event loop is doing when it stalls.  The loop
+    beats every millisecond; a thread looks every millisecond and, when the
+    last beat is over 6 ms old, records the loop thread's Python stack (the
+    innermost 12 frames), counted per distinct stack, written as JSON to
+    ``$MIAOHUI_BENCH_STALLS`` every 5 s (nothing changes in behaviour, but the
+    watcher costs some GIL time)."""
+    import collections
+    import threading
+    import traceback
+
+    out = os.environ.get("MIAOHUI_BENCH_STALLS", "/tmp/stalls.json")
+    beat = {"t": time.perf_counter(), "tid": None}
+    counts: collections.Counter = collections.Counter()
+    gc_state = {"in": False}
+
+    def on_gc(phase, info) -> None:
+        gc_state["in"] = phase == "start"
+
+    gc.callbacks.append(on_gc)
+
+    def watch() -> None:
+        last_dump = time.perf_counter()
+        while True:
+            time.sleep(0.001)
+            now = time.perf_counter()
+            tid = beat["tid"]
+            if tid is not None and now - beat["t"] > 0.006:
+                frame = sys._current_frames().get(tid)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)[-12:]
+                    key = (("GC " if gc_state["in"] else "") + " <- ".join(
+                        f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}" for f in reversed(stack)))
+                    counts[key] += 1
+            if now - last_dump > 5:
+                last_dump = now
+                with open(out + ".tmp", "w") as f:
+                    json.dump(counts.most_common(40), f, ensure_ascii=False, indent=0)
+                os.replace(out + ".tmp", out)
+
+    from miaohui.chat import writer as w
+
+    orig_start = w.MessageWriter.start
+
+    async def start(self) -> None:
+        await orig_start(self)
+        loop = asyncio.get_running_loop()
+        beat["tid"] = threading.get_ident()
+
+        def tick() -> None:
+            beat["t"] = time.perf_counter()
+            loop.call_later(0.001, tick)
+
+        tick()
+        threading.Thread(target=watch, daemon=True, name="stallspy").start()
+
+    w.MessageWriter.start = start
 
 
 def patch_gcthreshold() -> None:
@@ -441,6 +516,8 @@ PATCHES = {
     "gcwhat": patch_gcwhat,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
+    "wlinger": patch_wlinger,
+    "stallspy": patch_stallspy,
 }
 
 

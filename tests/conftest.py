@@ -25,7 +25,7 @@ import uvicorn
 from miaohui.accounts import service as accounts_service
 from miaohui.app import create_app
 from miaohui.clock import Clock, FakeClock
-from miaohui.config import Settings
+from miaohui.config import Settings, uvicorn_ws
 from miaohui.core.crypto import generate_key_spec
 from miaohui.demo import PASSWORD, seed
 from miaohui.migrate import upgrade
@@ -104,7 +104,7 @@ class LiveServer:
         self._app = create_app(self.settings, self.clock)
         config = uvicorn.Config(
             self._app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=256 * 1024, ws_per_message_deflate=False, lifespan="on",
-            ws=self.settings.ws_impl,
+            ws=uvicorn_ws(self.settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

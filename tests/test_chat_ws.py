@@ -340,3 +340,129 @@ async def test_server_restart_mid_conversation_resumes(server, seeker, listener,
     assert got[-1]["body"] == "重启时在途的消息"
     await s_ws.close()
     await l_ws.close()
+
+
+# ---------------------------------------------------------------- the direct lane (miaohui.chat.wsdirect)
+
+
+def chat_protocols(server, conversation) -> set:
+    return {p for p in server._server.server_state.connections
+            if getattr(p, "scope", {}).get("path") == f"/ws/chat/{conversation}"}
+
+
+async def on_server_loop(proto, fn) -> None:
+    """Run ``fn()`` on the server's event loop (another thread) and wait for it."""
+    done = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    proto.loop.call_soon_threadsafe(lambda: (fn(), loop.call_soon_threadsafe(done.set_result, None)))
+    await asyncio.wait_for(done, 5)
+
+
+async def test_chat_sockets_take_the_direct_lane(server, seeker, listener, conversation):
+    from miaohui.chat.wsdirect import DirectProtocol
+
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+    await l_ws.send(json.dumps({"type": "ping", "t": 1}))  # answered only once the read loop runs
+    await recv_until(l_ws, "pong")
+    (proto,) = chat_protocols(server, conversation)
+    assert isinstance(proto, DirectProtocol) and proto.on_text is not None and not proto.read_paused
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    for i in range(20):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"直达{i}"}))
+    bodies = [(await recv_until(l_ws, "message"))["body"] for _ in range(20)]
+    assert bodies == [f"直达{i}" for i in range(20)]
+    # A malformed frame on the direct lane: an error frame, and the socket stays open.
+    await s_ws.send("{not json")
+    assert (await recv_until(s_ws, "error"))["code"] == "malformed_json"
+    await s_ws.send(json.dumps({"type": "ping", "t": 7}))
+    assert (await recv_until(s_ws, "pong"))["t"] == 7
+    await s_ws.close()
+    await l_ws.close()
+    for _ in range(100):
+        if not chat_protocols(server, conversation):
+            break
+        await asyncio.sleep(0.05)
+    assert not chat_protocols(server, conversation)
+
+
+async def test_back_pressure_queues_frames_and_delivers_them_in_order(server, seeker, listener, conversation):
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+    (proto,) = chat_protocols(server, conversation)
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    await on_server_loop(proto, proto.pause_writing)  # as a full socket buffer would
+    for i in range(5):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"排队{i}"}))
+    assert [(await recv_until(s_ws, "ack"))["seq"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    with pytest.raises(TimeoutError):
+        await recv_until(l_ws, "message", timeout=0.3)  # held back, not dropped
+    await on_server_loop(proto, proto.resume_writing)
+    seqs = [(await recv_until(l_ws, "message"))["seq"] for _ in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    # Then straight through again, still in order.
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "又通了"}))
+    assert (await recv_until(l_ws, "message"))["seq"] == 6
+    await s_ws.close()
+    await l_ws.close()
+
+
+async def test_frames_sent_during_the_backlog_are_handled_in_order(server, seeker, listener, conversation):
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    for i in range(700):  # more than one backlog page (500)
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"积压{i}"}))
+    for _ in range(700):
+        await recv_until(s_ws, "ack")
+    # The listener sends at once, before the 700-message backlog has arrived.
+    l_ws = await listener.ws(f"/ws/chat/{conversation}?after_seq=0")
+    ids = [cid() for _ in range(3)]
+    for i, c in enumerate(ids):
+        await l_ws.send(json.dumps({"type": "send", "client_id": c, "body": f"同步中{i}"}))
+    acks = [await recv_until(l_ws, "ack", timeout=10) for _ in range(3)]
+    assert [a["client_id"] for a in acks] == ids and [a["seq"] for a in acks] == [701, 702, 703]
+    assert [(await recv_until(s_ws, "message"))["body"] for _ in range(3)] == ["同步中0", "同步中1", "同步中2"]
+    await s_ws.close()
+    await l_ws.close()
+
+
+async def test_a_write_lock_held_elsewhere_never_blocks_the_event_loop(sqlite_url, tmp_path):
+    """SQLite batches commit on the event loop only when the write lock is
+    free; while another connection holds it, the batch waits on the writer
+    thread and every socket keeps being served (chat.writer._commit)."""
+    import sqlite3
+
+    from miaohui.clock import Clock
+    from tests.conftest import Api, LiveServer, make_settings
+
+    server = LiveServer(make_settings(sqlite_url, tmp_path), Clock()).start()
+    try:
+        seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
+        r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
+        conversation = r.json()["id"]
+        s_ws, _ = await connect(seeker, conversation)
+        await drain_sync(s_ws)
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "锁前"}))
+        assert (await recv_until(s_ws, "ack"))["seq"] == 1
+
+        other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # someone else's write transaction
+        try:
+            await s_ws.send(json.dumps({"type": "send", "client_id": (c2 := cid()), "body": "等锁"}))
+            with pytest.raises(TimeoutError):
+                await recv_until(s_ws, "ack", timeout=0.5)  # not acknowledged before it is stored
+            for t in range(3):  # ...but the loop answers meanwhile
+                await s_ws.send(json.dumps({"type": "ping", "t": t}))
+                assert (await recv_until(s_ws, "pong", timeout=2))["t"] == t
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        ack = await recv_until(s_ws, "ack", timeout=5)
+        assert ack["client_id"] == c2 and ack["seq"] == 2
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "锁后"}))
+        assert (await recv_until(s_ws, "ack"))["seq"] == 3
+        await s_ws.close()
+    finally:
+        server.stop()

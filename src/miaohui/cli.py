@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from miaohui.config import Settings
+from miaohui.config import Settings, uvicorn_ws
 
 
 def _migrate(settings: Settings) -> None:
@@ -21,7 +21,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     uvicorn.run(
         "miaohui.app:create_app",
-        ws=settings.ws_impl,
+        ws=uvicorn_ws(settings),
         factory=True,
         host=host,
         port=port,

@@ -60,10 +60,11 @@ class Settings(BaseSettings):
     outbound_queue_max: int = 2000
     typing_min_interval_ms: int = 300
     gc_tuning: bool = True
-    # uvicorn WebSocket implementation (auto | websockets | websockets-sansio |
-    # wsproto).  The sans-I/O one sustained ~4,000+ msgs/s against ~3,500 for
-    # the legacy one in bench/chat_latency.py (docs/performance.md).
-    ws_impl: str = "websockets-sansio"
+    # uvicorn WebSocket implementation: ``direct`` (uvicorn's sans-I/O one
+    # with a direct lane for chat frames, miaohui.chat.wsdirect) or any name
+    # uvicorn knows (auto | websockets | websockets-sansio | wsproto), on which
+    # the gateway uses the plain ASGI loop (docs/performance.md).
+    ws_impl: str = "direct"
     presence_ttl_seconds: int = 60
 
     # ---- Orders, pricing and the 秒回 contract (issue 3).  The contract copy
@@ -127,10 +128,13 @@ class Settings(BaseSettings):
     # servers, to start fast); any positive number = on (one risk worker:
     # batches are assessed in order, each with the history the last one left).
     safety_workers: int = -1
-    # Those processes (and the risk-case recorder) run at this nice level, so
-    # the kernel runs the event loop and the message writer first whenever
-    # both want a core: the safety step is background work to the message path.
-    safety_workers_nice: int = 10
+    # The risk worker runs at this nice level, so the kernel runs the event
+    # loop first whenever both want a core: the risk model is background work
+    # to the message path.  19 rather than 10: at 10 the loop still waited
+    # for a core behind a worker batch often enough to set the p99 (9.2 → 6.9
+    # ms at 1,000 msg/s with 19; docs/performance.md).  The case recorder is
+    # not niced: it holds SQLite's write lock, and the writer waits for it.
+    safety_workers_nice: int = 19
 
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``
@@ -207,3 +211,13 @@ class Settings(BaseSettings):
         if self.gateway_secret:
             return self.gateway_secret
         return hmac.new(self.effective_secret_key.encode(), b"miaohui-gateway-v1", hashlib.sha256).hexdigest()
+
+
+def uvicorn_ws(settings: Settings):
+    """The ``ws`` argument for uvicorn: :class:`DirectProtocol` for
+    ``direct``, else uvicorn's own name for an implementation."""
+    if settings.ws_impl == "direct":
+        from miaohui.chat.wsdirect import DirectProtocol
+
+        return DirectProtocol
+    return settings.ws_impl

@@ -20,6 +20,7 @@ sequence number — nothing is lost, because everything is in the database.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -34,6 +35,7 @@ from miaohui.accounts.deps import request_token
 from miaohui.chat import service
 from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
 from miaohui.chat.writer import PendingMessage, Receipt, Stored
+from miaohui.chat.wsdirect import DirectProtocol
 from miaohui.core.crypto import message_aad
 from miaohui.core.errors import AppError
 from miaohui.supervision.monitor import private_topic
@@ -70,6 +72,8 @@ class Connection:
         self.buffer: list[str] | None = []  # live events held back while the backlog is sent
         self.closed = False
         self.sender_task: asyncio.Task | None = None
+        self.direct: DirectProtocol | None = None  # set while frames may be written at once
+        self.inflight = False  # the sender task is writing a frame it took off the queue
 
     def deliver(self, data: str) -> None:
         """Broker callback: queue an event for this socket (never blocks)."""
@@ -77,6 +81,12 @@ class Connection:
             return
         if self.buffer is not None:
             self.buffer.append(data)
+            return
+        # Straight to the socket when nothing is queued before it (order) and
+        # the transport takes it; else the sender task writes it, waiting for
+        # back-pressure to clear.
+        direct = self.direct
+        if direct is not None and not self.inflight and self.queue.empty() and direct.write_text(data):
             return
         try:
             self.queue.put_nowait(data)
@@ -104,7 +114,9 @@ class Connection:
         try:
             while True:
                 data = await q.get()
+                self.inflight = True
                 await ws.send_text(data)
+                self.inflight = False
         except Exception:  # disconnects surface as several types; all end this socket
             self.closed = True
 
@@ -298,10 +310,21 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
 
         return done
 
-    while True:
-        raw = await _receive(ws)
-        if raw is None:
-            return
+    async def set_presence(status: str) -> None:
+        await ctx.presence.set(user_id, conn.id, status)
+        _publish_presence(ctx, view, await ctx.presence.status(user_id))
+
+    async def resync(after: int) -> None:
+        async with ctx.sessionmaker() as db:
+            msgs, more = await service.history(db, keyring, view, after_seq=after, limit=BACKLOG_PAGE)
+        for m in msgs:
+            conn.send(_message_frame(m))
+        conn.send(_dumps({"type": "synced", "last_seq": msgs[-1]["seq"] if msgs else after, "more": more}))
+
+    def handle(raw: str | bytes):
+        """One inbound frame, handled now; frames that need I/O (presence,
+        sync) come back as a coroutine for the caller to run in order."""
+        nonlocal last_typing
         try:
             frame = parse_frame(raw, settings.max_frame_bytes)
             ftype = frame["type"]
@@ -329,20 +352,101 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             elif ftype == "delivered":
                 writer.submit_receipt(Receipt(conv_id, user_id, delivered_seq=seq_of(frame)))
             elif ftype == "presence":
-                status = "away" if frame.get("status") == "away" else "online"
-                await ctx.presence.set(user_id, conn.id, status)
-                _publish_presence(ctx, view, await ctx.presence.status(user_id))
+                return set_presence("away" if frame.get("status") == "away" else "online")
             elif ftype == "ping":
                 conn.send(_dumps({"type": "pong", "t": frame.get("t")}))
             elif ftype == "sync":
-                after = seq_of(frame)
-                async with ctx.sessionmaker() as db:
-                    msgs, more = await service.history(db, keyring, view, after_seq=after, limit=BACKLOG_PAGE)
-                for m in msgs:
-                    conn.send(_message_frame(m))
-                conn.send(_dumps({"type": "synced", "last_seq": msgs[-1]["seq"] if msgs else after, "more": more}))
+                return resync(seq_of(frame))
         except FrameError as e:
             conn.send(e.frame())
+        return None
+
+    await _run_frames(ws, conn, handle)
+
+
+async def _run_frames(ws: WebSocket, conn: Connection, handle) -> None:
+    """Feed the socket's frames to ``handle`` until it closes.
+
+    On uvicorn with :class:`~miaohui.chat.wsdirect.DirectProtocol` (the
+    server's default) frames are handled inside the protocol's
+    ``data_received`` and replies written at once — no task wake-up, no
+    suspended ``receive()`` per frame (see that module); this coroutine only
+    waits for the disconnect.  Elsewhere (other servers, the test client) it
+    is the plain ASGI loop.  The same ``handle`` serves both."""
+    proto = _direct_protocol(ws)
+    if proto is None:
+        while True:
+            raw = await _receive(ws)
+            if raw is None:
+                return
+            slow = handle(raw)
+            if slow is not None:
+                await slow
+    lane = _Lane()
+
+    def on_text(raw: str | bytes) -> None:
+        try:
+            slow = handle(raw)
+        except Exception:  # one frame must never take the socket down
+            log.exception("frame handler failed")
+            conn.send(FrameError("internal", "服务器处理出错，请重试", "server error; retry").frame())
+            return
+        if slow is not None:
+            lane.push(slow)
+
+    try:
+        for raw in proto.queued_frames():
+            on_text(raw)
+        proto.go_direct(on_text)
+        conn.direct = proto
+        while await _receive(ws) is not None:
+            pass  # only a disconnect arrives here now
+    finally:
+        conn.direct = None
+        proto.leave_direct()
+        await lane.close()
+
+
+def _direct_protocol(ws: WebSocket) -> DirectProtocol | None:
+    """The uvicorn protocol behind ``ws`` when it offers the direct lane."""
+    proto = getattr(getattr(ws, "_receive", None), "__self__", None)
+    return proto if isinstance(proto, DirectProtocol) else None
+
+
+class _Lane:
+    """Frames that need I/O (presence, sync) on a direct socket run one after
+    another, in arrival order, in a task of their own — never inside
+    ``data_received``."""
+
+    def __init__(self) -> None:
+        self._q: collections.deque = collections.deque()
+        self._task: asyncio.Task | None = None
+
+    def push(self, coro) -> None:
+        self._q.append(coro)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self._q:
+                try:
+                    await self._q.popleft()
+                except (WebSocketDisconnect, OSError):
+                    return
+                except Exception:
+                    log.exception("frame handler failed")
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        while self._q:
+            self._q.popleft().close()  # never started: no "never awaited" warning
 
 
 @router.websocket("/ws/inbox")
@@ -364,6 +468,7 @@ async def inbox_socket(ws: WebSocket) -> None:
         await ctx.presence.set(user.id, conn.id, "online")
         await ws.send_text(_dumps({"type": "hello", "me": {"user_id": user.id, "role": user.role}}))
         conn.start_sending()
+        conn.direct = _direct_protocol(ws)  # outbound only: inbound inbox frames are rare
         while True:
             raw = await _receive(ws)
             if raw is None:
