@@ -36,6 +36,11 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``wlinger``
     the writer's own linger (light, busy) set from ``$MIAOHUI_BENCH_WLINGER``
     in ms (default ``0,0``); only PostgreSQL lingers now.
+``ckpt``
+    SQLite WAL checkpoints every ``$MIAOHUI_BENCH_CKPT_S`` s (default 5).
+``committhread``
+    SQLite statements on the loop, only the COMMIT (fsync) on the writer
+    thread.
 ``stallspy``
     diagnostics: the event loop's Python stack whenever it has not run its
     1 ms heartbeat for over 6 ms (``$MIAOHUI_BENCH_STALLS``).
@@ -222,6 +227,56 @@ def patch_wlinger() -> None:
 
     light, busy = (float(x) / 1000 for x in os.environ.get("MIAOHUI_BENCH_WLINGER", "0,0").split(","))
     w.LINGER_LIGHT_S, w.LINGER_BUSY_S = light, busy
+
+
+def patch_ckpt() -> None:
+    """SQLite WAL checkpoints every ``$MIAOHUI_BENCH_CKPT_S`` seconds (default 5)
+    instead of every second."""
+    from miaohui.chat import writer as w
+
+    w.CHECKPOINT_EVERY_S = float(os.environ.get("MIAOHUI_BENCH_CKPT_S", "5"))
+
+
+def patch_committhread() -> None:
+    """Experiment: SQLite batches run their statements on the event loop and
+    only COMMIT (the fsync) on the writer thread, so the loop is not blocked
+    for the fsync (one thread hand-off per batch)."""
+    import sqlite3
+
+    from miaohui.chat import writer as w
+
+    orig = w.MessageWriter._commit
+
+    async def commit(self, msgs, receipts):
+        if self._sync_engine is None:
+            return await orig(self, msgs, receipts)
+        now = self.clock.now()
+        raw = self._raw()
+        cur = raw.cursor()
+        try:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e):
+                    raise
+                out = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._commit_in_thread, msgs, receipts, now)
+            else:
+                try:
+                    out = w.commit_batch(w.SqliteStore(cur), msgs, receipts, now)
+                    await asyncio.get_running_loop().run_in_executor(self._executor, raw.commit)
+                except BaseException:
+                    raw.rollback()
+                    raise
+        finally:
+            cur.close()
+        res, events = out
+        for i in res.gone:
+            if not msgs[i].future.done():
+                msgs[i].future.set_exception(LookupError("conversation gone"))
+        return res, events
+
+    w.MessageWriter._commit = commit
 
 
 def patch_stallspy() -> None:
@@ -518,6 +573,8 @@ PATCHES = {
     "linger": patch_linger,
     "wlinger": patch_wlinger,
     "stallspy": patch_stallspy,
+    "ckpt": patch_ckpt,
+    "committhread": patch_committhread,
 }
 
 

@@ -54,6 +54,7 @@ LINGER_LIGHT_S = 0.001
 LINGER_BUSY_S = 0.004
 BUSY_BATCH = 8
 LINGER_BELOW = 64
+CHECKPOINT_EVERY_S = 1.0  # SQLite: how often the WAL is copied into the database (see _checkpoint_loop)
 
 
 @dataclass(slots=True)
@@ -157,7 +158,7 @@ class MessageWriter:
         database without blocking the writer, keeping the WAL short."""
         conn = self._sync_engine.raw_connection()
         try:
-            while not self._stop_checkpoints.wait(1.0):
+            while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
                 try:
                     conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except Exception:
