@@ -11,10 +11,14 @@ Life of a connection (``/ws/chat/{id}?after_seq=N``):
 4. read frames until the socket closes.  A bad frame gets an ``error`` frame
    and the connection stays open.
 
-Outbound frames go through a bounded per-connection queue drained by its own
-task, so one slow phone never stalls the writer or other sockets; if the
-queue overflows, the socket is closed (1013) and the client resumes by
-sequence number — nothing is lost, because everything is in the database.
+On uvicorn with :class:`~miaohui.chat.wsdirect.DirectProtocol` (the
+default) step 4 happens inside the protocol's ``data_received`` (see
+:func:`_run_frames`).  An outbound frame is written at once while the
+transport takes it and nothing is queued before it; otherwise it waits in a
+bounded per-connection queue drained by its own task, so one slow phone never
+stalls the writer or other sockets; if the queue overflows, the socket is
+closed (1013) and the client resumes by sequence number — nothing is lost,
+because everything is in the database.
 """
 
 from __future__ import annotations
