@@ -41,6 +41,8 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``committhread``
     SQLite statements on the loop, only the COMMIT (fsync) on the writer
     thread.
+``nosync``
+    upper bound, not durable: the writer's connection at ``synchronous=OFF``.
 ``stallspy``
     diagnostics: the event loop's Python stack whenever it has not run its
     1 ms heartbeat for over 6 ms (``$MIAOHUI_BENCH_STALLS``).
@@ -277,6 +279,23 @@ def patch_committhread() -> None:
         return res, events
 
     w.MessageWriter._commit = commit
+
+
+def patch_nosync() -> None:
+    """Upper bound (NOT durable): the writer's connection with
+    ``synchronous=OFF`` — how much the fsync on the loop costs."""
+    from miaohui.chat import writer as w
+
+    orig = w.MessageWriter._raw
+
+    def raw(self):
+        first = self._sqlite is None
+        conn = orig(self)
+        if first:
+            conn.cursor().execute("PRAGMA synchronous=OFF")
+        return conn
+
+    w.MessageWriter._raw = raw
 
 
 def patch_stallspy() -> None:
@@ -575,6 +594,7 @@ PATCHES = {
     "stallspy": patch_stallspy,
     "ckpt": patch_ckpt,
     "committhread": patch_committhread,
+    "nosync": patch_nosync,
 }
 
 
