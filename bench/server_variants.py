@@ -243,7 +243,6 @@ def patch_committhread() -> None:
     """Experiment: SQLite batches run their statements on the event loop and
     only COMMIT (the fsync) on the writer thread, so the loop is not blocked
     for the fsync (one thread hand-off per batch)."""
-    import sqlite3
 
     from miaohui.chat import writer as w
 
@@ -256,13 +255,9 @@ def patch_committhread() -> None:
         raw = self._raw()
         cur = raw.cursor()
         try:
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e):
-                    raise
+            if not w._try_begin_immediate(cur):
                 out = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._commit_in_thread, msgs, receipts, now)
+                    self._executor, self._commit_sqlite, msgs, receipts, now, True)
             else:
                 try:
                     out = w.commit_batch(w.SqliteStore(cur), msgs, receipts, now)

@@ -267,10 +267,10 @@ class MessageWriter:
             # of this very loop), the batch waits for it on the writer thread
             # instead — the loop must never wait for a lock it may itself be
             # needed to release.
-            out = self._commit_here(msgs, receipts, now)
+            out = self._commit_sqlite(msgs, receipts, now, False)
             if out is None:
                 out = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._commit_in_thread, msgs, receipts, now
+                    self._executor, self._commit_sqlite, msgs, receipts, now, True
                 )
             res, events = out
         else:
@@ -296,19 +296,18 @@ class MessageWriter:
             raw.cursor().execute("PRAGMA busy_timeout=0")
         return raw
 
-    def _commit_here(self, msgs, receipts, now):
-        """The batch in one transaction if the write lock is free now, else
-        ``None`` (nothing done).  The connection is used by one batch at a
-        time, here or on the writer thread, never both."""
+    def _commit_sqlite(self, msgs, receipts, now, wait: bool):
+        """The batch in one SQLite transaction.  ``wait=False`` (on the loop):
+        ``None``, nothing done, if another connection holds the write lock;
+        ``wait=True`` (on the writer thread): wait for it.  The connection is
+        used by one batch at a time, here or on the thread, never both."""
         raw = self._raw()
         cur = raw.cursor()
         try:
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e):
-                    return None
-                raise
+            if wait:
+                _begin_immediate(cur)  # take the write lock up front: no upgrade deadlocks
+            elif not _try_begin_immediate(cur):
+                return None
             try:
                 out = commit_batch(SqliteStore(cur), msgs, receipts, now)
                 raw.commit()
@@ -316,20 +315,6 @@ class MessageWriter:
             except BaseException:
                 raw.rollback()
                 raise
-        finally:
-            cur.close()
-
-    def _commit_in_thread(self, msgs, receipts, now):
-        raw = self._raw()
-        cur = raw.cursor()
-        try:
-            _begin_immediate(cur)  # take the write lock up front: no upgrade deadlocks
-            out = commit_batch(SqliteStore(cur), msgs, receipts, now)
-            raw.commit()
-            return out
-        except BaseException:
-            raw.rollback()
-            raise
         finally:
             cur.close()
 
@@ -345,14 +330,21 @@ def _begin_immediate(cur) -> None:
     for 3 ms could cost a whole batch of messages 8 ms or more — and every
     message in it its p99 (docs/performance.md)."""
     deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(LOCK_POLL_S)
+    while not _try_begin_immediate(cur):
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked")
+        time.sleep(LOCK_POLL_S)
+
+
+def _try_begin_immediate(cur) -> bool:
+    """BEGIN IMMEDIATE now, or ``False`` if another connection holds the lock."""
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):
+            raise
+        return False
 
 
 class CoreStore:
