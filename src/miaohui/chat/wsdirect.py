@@ -11,7 +11,7 @@ pauses and resumes reading around every received message (two ``epoll``
 changes a frame), because its queue is only drained by ``receive()``.
 
 A chat socket opts into the direct lane once it is authorized and synced
-(:func:`miaohui.chat.gateway._read_loop`): :meth:`DirectProtocol.go_direct`
+(:func:`miaohui.chat.gateway._run_frames`): :meth:`DirectProtocol.go_direct`
 installs a plain callback that gets each complete text frame *inside*
 ``data_received``, and :meth:`DirectProtocol.write_text` writes a frame at
 once when the transport is writable.  The handshake, close, ping/pong and

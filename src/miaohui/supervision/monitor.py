@@ -346,6 +346,7 @@ class SafetyMonitor:
         except Exception:
             log.exception("risk assessment failed for a batch of %d messages", len(items))
             results = None
+        self.batches += 1
         self._finish(items, results)
 
     async def _consume(self) -> None:
@@ -375,14 +376,11 @@ class SafetyMonitor:
                 for i in range(0, len(items), FINISH_CHUNK):
                     if i:
                         await asyncio.sleep(0)
-                    self._finish(items[i : i + FINISH_CHUNK], None if results is None else results[i : i + FINISH_CHUNK],
-                                 count=False)
+                    self._finish(items[i : i + FINISH_CHUNK], None if results is None else results[i : i + FINISH_CHUNK])
         finally:
             self._scheduled = False
 
-    def _finish(self, items: list[_Queued], results, count: bool = True) -> None:
-        if count:
-            self.batches += 1
+    def _finish(self, items: list[_Queued], results) -> None:
         for k, it in enumerate(items):
             tier = "none"
             try:
