@@ -26,6 +26,10 @@ proposed server change with the same harness before anyone edits ``src/``.
     ``... IN (SELECT * FROM (VALUES ...))``, one unique-index probe per key.
 ``gcfreeze``
     ``gc.collect(); gc.freeze()`` once the app has started.
+``gcgarbage``
+    diagnostics: every ``$MIAOHUI_BENCH_GCG_S`` s, how much cyclic garbage the
+    frozen generation holds and of which types (JSON lines in
+    ``$MIAOHUI_BENCH_GCG``), instead of ``gc_maintenance``'s full collection.
 ``gcthreshold``
     ``gc.set_threshold(50000, 20, 100)`` (or ``$MIAOHUI_BENCH_GC``).
 ``gcfreezeloop``
@@ -407,6 +411,53 @@ def patch_gcwhat() -> None:
     gc.callbacks.append(on_gc)
 
 
+def patch_gcgarbage() -> None:
+    """Diagnostics: how much cyclic garbage the frozen generation collects, and
+    of which types.  ``gc_maintenance`` keeps freezing every 30 s but never
+    runs its full collection; instead, every ``$MIAOHUI_BENCH_GCG_S`` s (default
+    20) everything is unfrozen and collected with ``DEBUG_SAVEALL``, and one
+    JSON line per census (objects frozen before, garbage a full collection of
+    the unfrozen generations finds, then the garbage among the frozen objects,
+    its commonest types, that collection's wall time) is appended to ``$MIAOHUI_BENCH_GCG``
+    (default /tmp/miaohui-gcgarbage.jsonl)."""
+    import collections
+
+    from miaohui import app as app_module
+
+    path = os.environ.get("MIAOHUI_BENCH_GCG", "/tmp/miaohui-gcgarbage.jsonl")
+    every = float(os.environ.get("MIAOHUI_BENCH_GCG_S", "20"))
+
+    async def gc_maintenance(freeze_every: float = 30.0, full_every: float = 600.0) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(min(freeze_every, every))
+            if loop.time() - last >= every:
+                frozen = gc.get_freeze_count()
+                young = gc.collect()  # what normal collections would have found
+                gc.unfreeze()
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                t0 = time.perf_counter()
+                found = gc.collect()
+                ms = (time.perf_counter() - t0) * 1e3
+                gc.set_debug(0)
+                types = collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(30)
+                mods = collections.Counter(getattr(type(o), "__module__", "?") for o in gc.garbage).most_common(12)
+                gc.garbage.clear()
+                gc.collect()
+                _append_line(path, {"t": round(loop.time(), 1), "frozen": frozen, "young": young, "garbage": found,
+                                    "ms": round(ms, 1), "types": types, "modules": mods})
+                last = loop.time()
+            gc.freeze()
+
+    app_module.gc_maintenance = gc_maintenance
+
+
+def _append_line(path: str, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -583,6 +634,7 @@ PATCHES = {
     "gcthreshold": patch_gcthreshold,
     "gcyoung": patch_gcyoung,
     "gcwhat": patch_gcwhat,
+    "gcgarbage": patch_gcgarbage,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
     "wlinger": patch_wlinger,
