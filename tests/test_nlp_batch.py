@@ -141,6 +141,13 @@ def test_the_gates_never_change_a_boundary_scan(monkeypatch):
     texts += ["".join(rng.choice(digits) for _ in range(rng.randint(8, 30))) for _ in range(600)]
     texts += ["电话" + "".join(rng.choice(digits) for _ in range(rng.randint(9, 14))) for _ in range(300)]
     texts += ["ＶＸ：ｍｉａｏｈｕｉ２０２４", "加我ＷＸ", "ＱＱ号１２３４５６７８", "ΑΣ ΑΣ", "İstanbul 微信 abc_12345"]
+    # other spellings of what the tables look for: the first test runs on the raw text
+    odd = "ＶｖＸｘＷｗＱｑ＠１２３４５６７８９０①②③⑩㆒㆓㆔ＡＢ😊𝐯𝐱𝐰𝐪𝟏𝟐𝟑"
+    texts += ["".join(rng.choice(every + odd) for _ in range(rng.randint(1, 40))) for _ in range(600)]
+    texts += ["".join(rng.choice(digits + odd) for _ in range(rng.randint(8, 30))) for _ in range(600)]
+    spelled = ["加我𝐯𝐱", "😊加我ｖｘ", "加我ＶＸ吧", "𝐪𝐪号𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖", "手机𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖", "手机①③⑧①②③④⑤⑥⑦⑧", "我爱你😊"]
+    assert all(B.scan(t).flagged for t in spelled)
+    texts += spelled
     gated = [B.scan(t) for t in texts]
     assert [B._scan(t, B.PUBLIC_NUMBERS, False) for t in texts] == gated
     assert any(g.flagged for g in gated) and any(g.masked for g in gated)
