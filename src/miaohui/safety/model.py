@@ -83,16 +83,32 @@ class CharEmbeddingHead:
         return cls(extra["emb_chars"].tolist(), extra["emb_vectors"], extra["emb_coef"], extra["emb_bias"], names)
 
     def pooled(self, text: str) -> np.ndarray:
-        t = clip(text)
-        ids = np.fromiter(map(self.index.get, t, repeat(-1, len(t))), np.intp, len(t))
-        ids = ids[ids >= 0]
-        if not len(ids):
-            return np.zeros(2 * self.dim)
-        v = self.vectors[ids]
-        return np.concatenate((v.mean(0), v.max(0)))
+        return self.pooled_many([text])[0]
+
+    def pooled_many(self, texts: list[str]) -> np.ndarray:
+        """``[mean, max]`` rows of many texts from one gather and two ``reduceat``:
+        per text, the numpy calls alone cost ~30 µs."""
+        clipped = [clip(t) for t in texts]
+        joined = "".join(clipped)  # one C-level pass of dictionary look-ups for the whole batch
+        ids = np.fromiter(map(self.index.get, joined, repeat(-1, len(joined))), np.intp, len(joined))
+        known = ids >= 0
+        owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
+        lens = np.bincount(owner[known], minlength=len(texts))
+        ids = ids[known]
+        out = np.zeros((len(texts), 2 * self.dim))
+        if len(ids):
+            have = lens > 0
+            v = self.vectors[ids]
+            starts = (np.cumsum(lens) - lens)[have]
+            out[have, : self.dim] = np.add.reduceat(v, starts) / lens[have, None]
+            out[have, self.dim :] = np.maximum.reduceat(v, starts)
+        return out
+
+    def decisions_many(self, texts: list[str]) -> np.ndarray:
+        return self.bias + self.pooled_many(texts) @ self.coef
 
     def decision(self, text: str) -> list[float]:
-        return (self.bias + self.pooled(text) @ self.coef).tolist()
+        return self.decisions_many([text])[0].tolist()
 
 
 @dataclass(frozen=True)
