@@ -30,6 +30,9 @@ proposed server change with the same harness before anyone edits ``src/``.
     diagnostics: every ``$MIAOHUI_BENCH_GCG_S`` s, how much cyclic garbage the
     frozen generation holds and of which types (JSON lines in
     ``$MIAOHUI_BENCH_GCG``), instead of ``gc_maintenance``'s full collection.
+``lockpoll``
+    a batch that finds SQLite's write lock held retries on the event loop
+    instead of going to the writer thread.
 ``gcthreshold``
     ``gc.set_threshold(50000, 20, 100)`` (or ``$MIAOHUI_BENCH_GC``).
 ``gcfreezeloop``
@@ -458,6 +461,38 @@ def _append_line(path: str, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def patch_lockpoll() -> None:
+    """Experiment: when another connection holds SQLite's write lock, the
+    batch retries on the event loop (next loop turn for the first 20 tries,
+    then every 1 ms) instead of going to the writer thread, where every
+    statement waits for the GIL behind the busy loop."""
+    import miaohui.chat.writer as w
+
+    orig = w.MessageWriter._commit
+
+    async def _commit(self, msgs, receipts):
+        if self._sync_engine is None:
+            return await orig(self, msgs, receipts)
+        now = self.clock.now()
+        out = self._commit_sqlite(msgs, receipts, now, False)
+        tries = 0
+        deadline = time.monotonic() + 5.0
+        while out is None and time.monotonic() < deadline:
+            tries += 1
+            await asyncio.sleep(0 if tries < 20 else 0.001)
+            out = self._commit_sqlite(msgs, receipts, now, False)
+        if out is None:
+            out = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._commit_sqlite, msgs, receipts, now, True)
+        res, events = out
+        for i in res.gone:
+            if not msgs[i].future.done():
+                msgs[i].future.set_exception(LookupError("conversation gone"))
+        return res, events
+
+    w.MessageWriter._commit = _commit
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -635,6 +670,7 @@ PATCHES = {
     "gcyoung": patch_gcyoung,
     "gcwhat": patch_gcwhat,
     "gcgarbage": patch_gcgarbage,
+    "lockpoll": patch_lockpoll,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
     "wlinger": patch_wlinger,
