@@ -33,6 +33,8 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``lockpoll``
     a batch that finds SQLite's write lock held retries on the event loop
     instead of going to the writer thread.
+``recnice``
+    the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
 ``gcthreshold``
     ``gc.set_threshold(50000, 20, 100)`` (or ``$MIAOHUI_BENCH_GC``).
 ``gcfreezeloop``
@@ -493,6 +495,22 @@ def patch_lockpoll() -> None:
     w.MessageWriter._commit = _commit
 
 
+def patch_recnice() -> None:
+    """Experiment: the risk-case recorder process at nice 19, like the risk
+    worker (``$MIAOHUI_BENCH_RECNICE``, default 19)."""
+    import miaohui.supervision.recorder as r
+
+    orig = r.RecorderProcess._start
+    nice = int(os.environ.get("MIAOHUI_BENCH_RECNICE", "19"))
+
+    async def _start(self) -> None:
+        await orig(self)
+        if self.proc is not None:
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
+
+    r.RecorderProcess._start = _start
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -671,6 +689,7 @@ PATCHES = {
     "gcwhat": patch_gcwhat,
     "gcgarbage": patch_gcgarbage,
     "lockpoll": patch_lockpoll,
+    "recnice": patch_recnice,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
     "wlinger": patch_wlinger,
