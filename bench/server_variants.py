@@ -276,13 +276,19 @@ def patch_committhread() -> None:
                     raise
         finally:
             cur.close()
-        res, events = out
-        for i in res.gone:
-            if not msgs[i].future.done():
-                msgs[i].future.set_exception(LookupError("conversation gone"))
-        return res, events
+        return _gone(msgs, out)
 
     w.MessageWriter._commit = commit
+
+
+def _gone(msgs, out):
+    """What ``MessageWriter._commit`` does after a batch: fail the futures of
+    messages whose conversation is gone, and return ``(result, events)``."""
+    res, events = out
+    for i in res.gone:
+        if not msgs[i].future.done():
+            msgs[i].future.set_exception(LookupError("conversation gone"))
+    return res, events
 
 
 def patch_nosync() -> None:
@@ -486,11 +492,7 @@ def patch_lockpoll() -> None:
         if out is None:
             out = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._commit_sqlite, msgs, receipts, now, True)
-        res, events = out
-        for i in res.gone:
-            if not msgs[i].future.done():
-                msgs[i].future.set_exception(LookupError("conversation gone"))
-        return res, events
+        return _gone(msgs, out)
 
     w.MessageWriter._commit = _commit
 
