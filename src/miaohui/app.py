@@ -82,7 +82,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     return ctx
 
 
-async def gc_maintenance(freeze_every: float = 30.0, full_every: float = 86_400.0) -> None:
+async def gc_maintenance(full_every: float, freeze_every: float = 30.0) -> None:
     """Keep long-lived objects (thousands of sockets) out of full collections.
 
     Every ``freeze_every`` seconds, everything alive is moved to the permanent
@@ -93,8 +93,8 @@ async def gc_maintenance(freeze_every: float = 30.0, full_every: float = 86_400.
     (0 of ~650,000 frozen objects in eight of nine 15 s censuses, 10 in the
     ninth, ``bench/server_variants.py gcgarbage``), while releasing and
     collecting the frozen set stops the loop for 0.2-0.8 s.  So the release
-    is rare: once every ``full_every`` seconds (a day by default,
-    ``MIAOHUI_GC_FULL_EVERY_SECONDS``), a bound on what a leak could hold.
+    is rare: once every ``full_every`` seconds (``Settings.gc_full_every_seconds``,
+    a day by default), a bound on what a leak could hold.
     """
     loop = asyncio.get_running_loop()
     last_full = loop.time()

@@ -407,9 +407,9 @@ def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | dict[str, f
             docs.append(d.text)
     outs = _batch_scorer(model).decisions_many(docs)
     # the dense view too, for the whole batch at once (RiskModel.score would do it per message)
-    dense = model.dense.decisions_many([d.text for d in dets]).tolist() if model.dense is not None else None
+    dense = (model.dense.decisions_many([d.text for d in dets]).tolist() if model.dense is not None
+             else [[] for _ in dets])
     return [
-        _assess(norm[i], _history_arg(h), model, extras, dets[i],
-                (outs[masked.get(i, i)][0] + dense[i] if dense else outs[masked.get(i, i)][0], outs[i][1]))
+        _assess(norm[i], _history_arg(h), model, extras, dets[i], (outs[masked.get(i, i)][0] + dense[i], outs[i][1]))
         for i, (_, h) in enumerate(items)
     ]

@@ -344,12 +344,18 @@ def _may(needles: re.Pattern[str] | None, folded: str) -> bool:
 
 def _scan(text: str, public_numbers: frozenset[str], gated: bool) -> Scan:
     """``gated=False`` runs every regex (the tests' reference for the gates)."""
+    folded = None
     if gated and not _ALWAYS:
         needles, folded_needles, digit_chars = _first_test()
-        hit = folded_needles.search(fold(text)) if _ASTRAL.search(text) else needles.search(text)
+        if _ASTRAL.search(text):
+            folded = fold(text)
+            hit = folded_needles.search(folded)
+        else:
+            hit = needles.search(text)
         if hit is None and len(digit_chars.findall(text)) < _MIN_DIGITS:
             return Scan(text)
-    folded = fold(text)
+    if folded is None:
+        folded = fold(text)
     attachment = tuple(s.name for s, rx, req in _SIGNAL_RX
                        if s.kind == ATTACHMENT and (not gated or _may(req, folded)) and rx.search(folded))
     off = tuple(s.name for s, rx, req in _SIGNAL_RX
