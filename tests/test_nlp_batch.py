@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from miaohui.nlp.linear import BatchScorer
-from miaohui.nlp.regex_gate import Gate, required_chars, required_strings
+from miaohui.nlp.regex_gate import Gate, NeedleIndex, required_chars, required_strings
 from miaohui.nlp.text import normalise
 from miaohui.safety import assess, assess_many
 from miaohui.safety import boundaries as B
@@ -106,6 +106,10 @@ def test_the_gate_never_changes_a_detection():
     rng = random.Random(3)
     every = "".join({c for p in K.PATTERNS for c in p.regex if ord(c) > 127})
     texts += ["".join(rng.choice(every) for _ in range(rng.randint(1, 30))) for _ in range(400)]
+    # needles of the rows' index side by side and overlapping (过完生日, 今天晚上 …)
+    needles = sorted(K._plan()[2].keys_of)
+    texts += ["".join(rng.choice(needles) if rng.random() < 0.6 else rng.choice(every)
+                      for _ in range(rng.randint(1, 12))) for _ in range(400)]
     for t in texts:
         want_text, want_hits = t, []
         for i, p in enumerate(K.PATTERNS):
@@ -122,6 +126,28 @@ def test_the_gate_never_changes_a_detection():
         for s in B.SIGNALS:
             if not Gate(s.pattern).may_match(set(folded)):
                 assert re.search(s.pattern, folded) is None
+
+
+def test_needle_index_finds_overlapping_and_nested_needles():
+    idx = NeedleIndex({"a": "今天晚上.{0,3}死", "b": "今天", "c": "晚上好", "d": "天晚", "e": ".*"})
+    assert idx.candidates("今天晚上好") == {"a", "b", "c", "d", "e"}  # nested (今天 ⊂ 今天晚上) and overlapping
+    assert idx.candidates("今天") == {"b", "e"}
+    assert idx.candidates("天晚上好") == {"c", "d", "e"}
+    assert idx.candidates("") == {"e"}  # no needles: always a candidate
+
+
+def test_assess_many_alone_reads_each_message_once_and_equals_assessing_twice():
+    from miaohui.safety.assess import assess_many_alone, history_signals_from, rank_alone
+
+    texts = _corpus()
+    signals = [None, {}, history_signals_from([(3, False)]), history_signals_from([(1, True)])]
+    items = [(t, signals[i % len(signals)]) for i, t in enumerate(texts)]
+    got = assess_many_alone(items, extras="risk")
+    for (t, h), (a, alone) in zip(items, got, strict=True):
+        w = assess(t, h, extras="risk")
+        assert (a.tier, a.level, a.signals, a.rules, a.emotions, a.topics) == (
+            w.tier, w.level, w.signals, w.rules, w.emotions, w.topics), t
+        assert alone == rank_alone(assess(t)), t
 
 
 def test_fold_table_is_the_per_character_fold():

@@ -397,7 +397,30 @@ def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | dict[str, f
     ``none`` (the only case anything shows them).
     """
     model = model or default_model()
-    norm = [normalise(t or "") for t, _ in items]
+    norm, dets, outs = _batch_outputs([t for t, _ in items], model)
+    return [_assess(norm[i], _history_arg(h), model, extras, dets[i], outs[i]) for i, (_, h) in enumerate(items)]
+
+
+def assess_many_alone(items: list[tuple[str, dict[str, float] | None]], *, model: RiskModel | None = None,
+                      extras: bool | str = True) -> list[tuple[Assessment, tuple[int, bool]]]:
+    """:func:`assess_many` paired with :func:`rank_alone` of each message
+    assessed *without* its history — what the monitor remembers as history
+    for the next ones.  History signals only enter the rules, so a message
+    with history is read once (normalised, the table, the n-gram and dense
+    models) and only its rules run twice: equal to assessing it again alone."""
+    model = model or default_model()
+    norm, dets, outs = _batch_outputs([t for t, _ in items], model)
+    out = []
+    for i, (_, h) in enumerate(items):
+        a = _assess(norm[i], _history_arg(h), model, extras, dets[i], outs[i])
+        alone = a if not h else _assess(norm[i], (), model, False, dets[i], outs[i])
+        out.append((a, rank_alone(alone)))
+    return out
+
+
+def _batch_outputs(texts: list[str], model: RiskModel):
+    """Normalised texts, table detections and model outputs of a batch."""
+    norm = [normalise(t or "") for t in texts]
     dets = [detect(t, normalised=True) for t in norm]
     docs = list(norm)
     masked: dict[int, int] = {}
@@ -409,7 +432,4 @@ def assess_many(items: list[tuple[str, list[str] | tuple[str, ...] | dict[str, f
     # the dense view too, for the whole batch at once (RiskModel.score would do it per message)
     dense = (model.dense.decisions_many([d.text for d in dets]).tolist() if model.dense is not None
              else [[] for _ in dets])
-    return [
-        _assess(norm[i], _history_arg(h), model, extras, dets[i], (outs[masked.get(i, i)][0] + dense[i], outs[i][1]))
-        for i, (_, h) in enumerate(items)
-    ]
+    return norm, dets, [(outs[masked.get(i, i)][0] + dense[i], outs[i][1]) for i in range(len(norm))]

@@ -52,8 +52,8 @@ from types import SimpleNamespace
 
 import orjson
 
-from miaohui.safety import assess, assess_many
-from miaohui.safety.assess import history_signals_from, rank_alone
+from miaohui.safety import assess
+from miaohui.safety.assess import assess_many_alone, history_signals_from, rank_alone
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
@@ -128,14 +128,10 @@ def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str =
     """Risk assessments of a batch of seeker messages, each with its history
     signals, paired with ``(rank, joking)`` of the message *alone* — what the
     monitor remembers as history for the next ones (``history_signals_from``);
-    a message with history is also assessed without it, in the same batch.
+    a message with history is read once, and only its rules run again
+    without the history (:func:`~miaohui.safety.assess.assess_many_alone`).
     Runs in a worker process when ``safety_workers`` > 0."""
-    again = [i for i, (_, h) in enumerate(items) if h]
-    res = assess_many([*items, *((items[i][0], None) for i in again)], extras=extras)
-    out = [(a, rank_alone(a)) for a in res[: len(items)]]
-    for k, i in enumerate(again):
-        out[i] = (out[i][0], rank_alone(res[len(items) + k]))
-    return out
+    return assess_many_alone(items, extras=extras)
 
 
 def _warm(nice: int = 0) -> None:
