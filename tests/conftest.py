@@ -65,7 +65,6 @@ def run_sync(coro):
 
 def make_settings(database_url: str, data_dir: Path, **kw) -> Settings:
     kw.setdefault("safety_workers", 0)  # in-loop risk model: servers start in a blink (tests/test_safety_workers.py)
-    kw.setdefault("store_process", 0)  # batches committed on the loop; tests/test_chat_ws.py runs both
     return Settings(
         database_url=database_url,
         data_dir=data_dir,

@@ -18,28 +18,6 @@ from miaohui.chat.models import Message
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(params=["sqlite", "sqlite+store", "postgres"])
-def database_url(request, tmp_path) -> str:
-    """Every protocol test on SQLite with batches committed on the loop, on
-    SQLite through the store process (chat.storeproc, the default on a
-    multi-core machine), and on PostgreSQL."""
-    if request.param == "postgres":
-        from tests.conftest import _clone_pg
-
-        return _clone_pg(request.getfixturevalue("pg_server"), request.getfixturevalue("pg_template"))
-    return request.getfixturevalue("sqlite_url")
-
-
-@pytest.fixture
-def server(request, database_url, tmp_path, clock):
-    from tests.conftest import LiveServer, make_settings
-
-    store = 1 if request.node.callspec.params.get("database_url") == "sqlite+store" else 0
-    s = LiveServer(make_settings(database_url, tmp_path, store_process=store), clock).start()
-    yield s
-    s.stop()
-
-
 def cid() -> str:
     return uuid.uuid4().hex
 

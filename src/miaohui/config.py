@@ -137,11 +137,6 @@ class Settings(BaseSettings):
     # ms at 1,000 msg/s with 19; docs/performance.md).  The case recorder is
     # not niced: it holds SQLite's write lock, and the writer waits for it.
     safety_workers_nice: int = 19
-    # SQLite only: message batches are sealed and committed by a process of
-    # their own (chat.storeproc), off the event loop — the work PostgreSQL
-    # does in its own processes anyway.  -1 = auto: on with two or more CPUs;
-    # 0 = off, on the loop (the test suite's default, to start fast); 1 = on.
-    store_process: int = -1
 
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``
@@ -169,14 +164,6 @@ class Settings(BaseSettings):
     proof_max_bytes: int = 5 * 1024 * 1024
     proof_max_per_listener: int = 8
     review_max_chars: int = 500
-
-    @property
-    def effective_store_process(self) -> bool:
-        if not self.resolved_database_url.startswith("sqlite"):
-            return False
-        if self.store_process >= 0:
-            return self.store_process > 0
-        return (os.cpu_count() or 1) >= 2
 
     @property
     def effective_safety_workers(self) -> int:

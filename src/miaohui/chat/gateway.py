@@ -40,6 +40,7 @@ from miaohui.chat import service
 from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
 from miaohui.chat.writer import PendingMessage, Receipt, Stored
 from miaohui.chat.wsdirect import DirectProtocol
+from miaohui.core.crypto import message_aad
 from miaohui.core.errors import AppError
 from miaohui.supervision.monitor import private_topic
 
@@ -336,10 +337,10 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                 # Boundary scan before storing (it masks contact details); the risk model after COMMIT.
                 sc = safety.prescan(role, body)
                 stored = sc.text if sc is not None else body
-                # Sealed (AES-GCM) where the batch is committed: off this loop
-                # when the writer has a store process.
-                fut = writer.submit(PendingMessage(conv_id, user_id, role, client_id, "", None, stored, recipients,
-                                                   conn.id))
+                key_id, ct = keyring.encrypt(stored, message_aad(conv_id, user_id, client_id))
+                fut = writer.submit(
+                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, stored, recipients, conn.id)
+                )
                 fut.add_done_callback(on_stored(client_id, sc, body, stored if companion is not None else ""))
             elif ftype == "typing":
                 state = "stop" if frame.get("state") == "stop" else "start"

@@ -37,7 +37,6 @@ from sqlalchemy.exc import IntegrityError
 from miaohui.chat import evidence
 from miaohui.chat.models import Conversation, Message, Participant
 from miaohui.clock import Clock
-from miaohui.core.crypto import message_aad
 from miaohui.core.db import make_sync_engine
 
 log = logging.getLogger("miaohui.chat.writer")
@@ -55,7 +54,6 @@ LINGER_LIGHT_S = 0.001
 LINGER_BUSY_S = 0.004
 BUSY_BATCH = 8
 LINGER_BELOW = 64
-STORE_IN_FLIGHT = 1  # batches sent to the store process and not yet answered, at most
 CHECKPOINT_EVERY_S = 1.0  # SQLite: how often the WAL is copied into the database (see _checkpoint_loop)
 
 
@@ -66,7 +64,7 @@ class PendingMessage:
     sender_role: str
     client_id: str
     key_id: str
-    body_ct: bytes | None  # None: the writer seals it (MessageWriter._seal, or the store process)
+    body_ct: bytes
     body: str
     recipients: tuple[str, ...]
     origin: str = ""
@@ -127,17 +125,10 @@ def message_event(m: PendingMessage, seq: int, created_at: datetime) -> str:
 
 
 class MessageWriter:
-    """``keyring`` seals bodies handed over unsealed (``body_ct`` None) where
-    the batch is committed; ``store_process`` (SQLite only) commits batches
-    in a process of its own (:mod:`miaohui.chat.storeproc`)."""
-
-    def __init__(self, engine, clock: Clock, broker, keyring=None, store_process: bool = False,
-                 message_keys: str = "") -> None:
+    def __init__(self, engine, clock: Clock, broker) -> None:
         self.engine = engine
         self.clock = clock
         self.broker = broker
-        self.keyring = keyring
-        self.store = None
         self.is_pg = engine.dialect.name == "postgresql"
         self._sync_engine = None
         self._sqlite = None  # the writer thread's own DBAPI connection
@@ -146,14 +137,7 @@ class MessageWriter:
         if engine.dialect.name == "sqlite":
             self._sync_engine = make_sync_engine(engine.url.set(drivername="sqlite+pysqlite"))
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
-            if store_process:
-                from miaohui.chat.storeproc import StoreProcess
-
-                url = self._sync_engine.url.render_as_string(hide_password=False)
-                self.store = StoreProcess(url, message_keys)
         self._q: asyncio.Queue = asyncio.Queue()
-        self._slots = asyncio.Semaphore(STORE_IN_FLIGHT)
-        self._in_flight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         # Called on the loop after COMMIT with the batch's messages under an
         # order (the SLA hook); must not block.
@@ -163,8 +147,6 @@ class MessageWriter:
         self._last_batch = 0
 
     async def start(self) -> None:
-        if self.store is not None:
-            await self.store.start()
         self._task = asyncio.create_task(self._run(), name="message-writer")
         if self._sync_engine is not None:
             self._stop_checkpoints = threading.Event()
@@ -194,8 +176,6 @@ class MessageWriter:
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
         self._task = None
-        if self.store is not None:
-            await self.store.close()
         if self._checkpointer is not None:
             self._stop_checkpoints.set()
             self._checkpointer.join(5)
@@ -234,35 +214,14 @@ class MessageWriter:
                     break
                 item = self._q.get_nowait()
             self._last_batch = len(batch)
-            if not batch:
-                continue
-            if self.store is None:
-                await self._guarded(batch)
-                continue
-            # With a store process, batches are pipelined: up to
-            # STORE_IN_FLIGHT wait in its pipe while it commits (it commits
-            # what queued there as one group), so it never idles waiting for
-            # this loop to be scheduled.  Answers come in order, so batches
-            # are acknowledged and published in order.
-            await self._slots.acquire()
-            task = asyncio.get_running_loop().create_task(self._guarded(batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._landed)
-        if self._in_flight:
-            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-
-    def _landed(self, task: asyncio.Task) -> None:
-        self._in_flight.discard(task)
-        self._slots.release()
-
-    async def _guarded(self, batch: list) -> None:
-        try:
-            await self._process(batch)
-        except Exception:  # never let the writer die
-            log.exception("writer batch failed")
-            for it in batch:
-                if isinstance(it, PendingMessage) and not it.future.done():
-                    it.future.set_exception(RuntimeError("store failed"))
+            if batch:
+                try:
+                    await self._process(batch)
+                except Exception:  # never let the writer die
+                    log.exception("writer batch failed")
+                    for it in batch:
+                        if isinstance(it, PendingMessage) and not it.future.done():
+                            it.future.set_exception(RuntimeError("store failed"))
 
     async def _process(self, batch: list) -> None:
         msgs = [x for x in batch if isinstance(x, PendingMessage)]
@@ -297,21 +256,6 @@ class MessageWriter:
 
     async def _commit(self, msgs: list[PendingMessage], receipts: list[Receipt]):
         now = self.clock.now()
-        replay = False
-        if self.store is not None:
-            from miaohui.core.lineproc import ProcessGone
-
-            try:
-                res, events = await self.store.commit(msgs, receipts, now)
-            except ProcessGone:
-                # Not answered: the process may have committed the batch and
-                # died before saying so.  Commit it here, publishing what it
-                # had stored (replay); the next batch starts a new process.
-                log.warning("the message store process did not answer a batch of %d; committing it here", len(msgs))
-                replay = True
-            else:
-                return self._settle(msgs, res), events
-        self._seal(msgs)
         if self._sync_engine is not None:
             # SQLite: the batch on the event loop when the write lock is free
             # (nearly always): a few C calls and one fsync (~0.3 ms), with no
@@ -323,10 +267,10 @@ class MessageWriter:
             # of this very loop), the batch waits for it on the writer thread
             # instead — the loop must never wait for a lock it may itself be
             # needed to release.
-            out = self._commit_sqlite(msgs, receipts, now, False, replay)
+            out = self._commit_sqlite(msgs, receipts, now, False)
             if out is None:
                 out = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._commit_sqlite, msgs, receipts, now, True, replay
+                    self._executor, self._commit_sqlite, msgs, receipts, now, True
                 )
             res, events = out
         else:
@@ -334,64 +278,45 @@ class MessageWriter:
                 res, events = await conn.run_sync(
                     lambda sync_conn: commit_batch(CoreStore(sync_conn, self.is_pg), msgs, receipts, now)
                 )
-        return self._settle(msgs, res), events
-
-    @staticmethod
-    def _settle(msgs: list[PendingMessage], res: _Result) -> _Result:
         for i in res.gone:
             if not msgs[i].future.done():
                 msgs[i].future.set_exception(LookupError("conversation gone"))
-        return res
-
-    def _seal(self, msgs: list[PendingMessage]) -> None:
-        """Encrypt the bodies handed over unsealed (AES-GCM, bound to the
-        conversation, sender and client id)."""
-        for m in msgs:
-            if m.body_ct is None:
-                m.key_id, m.body_ct = self.keyring.encrypt(m.body, message_aad(m.conversation_id, m.sender_id,
-                                                                               m.client_id))
+        return res, events
 
     def _raw(self):
-        if self._sqlite is None:
-            self._sqlite = open_sqlite(self._sync_engine)
-        return self._sqlite
+        raw = self._sqlite
+        if raw is None:
+            raw = self._sqlite = self._sync_engine.raw_connection()
+            # Checkpoints run on their own thread (see _checkpoint_loop), not
+            # inside a batch, where copying and fsyncing megabytes would stall
+            # every message queued behind it.
+            raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
+            # Wait for the write lock ourselves (_begin_immediate), not with
+            # SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20 … ms.
+            raw.cursor().execute("PRAGMA busy_timeout=0")
+        return raw
 
-    def _commit_sqlite(self, msgs, receipts, now, wait: bool, replay: bool = False):
-        return commit_sqlite(self._raw(), msgs, receipts, now, wait, replay)
-
-
-def open_sqlite(sync_engine):
-    """The message writer's own DBAPI connection (in the server, or in the
-    store process): checkpoints run elsewhere, not inside a batch, where
-    copying and fsyncing megabytes would stall every message queued behind
-    it; and the writer waits for the write lock itself (_begin_immediate),
-    not with SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20 … ms."""
-    raw = sync_engine.raw_connection()
-    raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
-    raw.cursor().execute("PRAGMA busy_timeout=0")
-    return raw
-
-
-def commit_sqlite(raw, msgs, receipts, now, wait: bool, replay: bool = False):
-    """The batch in one SQLite transaction.  ``wait=False`` (on the loop):
-    ``None``, nothing done, if another connection holds the write lock;
-    ``wait=True`` (the writer thread, the store process): wait for it.  A
-    connection is used by one batch at a time."""
-    cur = raw.cursor()
-    try:
-        if wait:
-            _begin_immediate(cur)  # take the write lock up front: no upgrade deadlocks
-        elif not _try_begin_immediate(cur):
-            return None
+    def _commit_sqlite(self, msgs, receipts, now, wait: bool):
+        """The batch in one SQLite transaction.  ``wait=False`` (on the loop):
+        ``None``, nothing done, if another connection holds the write lock;
+        ``wait=True`` (on the writer thread): wait for it.  The connection is
+        used by one batch at a time, here or on the thread, never both."""
+        raw = self._raw()
+        cur = raw.cursor()
         try:
-            out = commit_batch(SqliteStore(cur), msgs, receipts, now, replay)
-            raw.commit()
-            return out
-        except BaseException:
-            raw.rollback()
-            raise
-    finally:
-        cur.close()
+            if wait:
+                _begin_immediate(cur)  # take the write lock up front: no upgrade deadlocks
+            elif not _try_begin_immediate(cur):
+                return None
+            try:
+                out = commit_batch(SqliteStore(cur), msgs, receipts, now)
+                raw.commit()
+                return out
+            except BaseException:
+                raw.rollback()
+                raise
+        finally:
+            cur.close()
 
 
 LOCK_POLL_S = 0.0003  # how often the writer retries a write lock someone else holds
@@ -544,13 +469,9 @@ class SqliteStore:
         )
 
 
-def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime, replay: bool = False):
+def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime):
     """The batch's logic, inside a transaction the caller opened and commits.
-    Touches no futures: the caller resolves them on the loop after COMMIT.
-    ``replay``: the batch may already have been committed by a store process
-    that died before it answered (:mod:`miaohui.chat.storeproc`) — messages
-    found stored are acknowledged, published and assessed as new, since
-    nobody has seen them yet (clients drop a seq they already have)."""
+    Touches no futures: the caller resolves them on the loop after COMMIT."""
     res = _Result()
     events: list[tuple[str, str]] = []
     # 1. Idempotency: find retries already stored (and duplicates within this batch).
@@ -570,10 +491,7 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
         for i in fresh:
             m = msgs[i]
             st = existing.get((m.conversation_id, m.sender_id, m.client_id))
-            if st is not None and replay:
-                res.stored[i] = Stored(st.seq, st.created_at)
-                events.append((f"conv:{m.conversation_id}", message_event(m, st.seq, st.created_at)))
-            elif st is not None:
+            if st is not None:
                 res.stored[i] = st
             else:
                 still.append(i)
