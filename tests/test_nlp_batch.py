@@ -128,6 +128,36 @@ def test_the_gate_never_changes_a_detection():
                 assert re.search(s.pattern, folded) is None
 
 
+def test_nfkc_a_character_at_a_time_is_the_whole_strings_nfkc():
+    import unicodedata
+
+    from miaohui.nlp.text import _NFKC_SMALL, nfkc
+
+    small = [chr(cp) for lo, hi in _NFKC_SMALL for cp in range(lo, hi + 1)]
+    for a in small:  # every pair of the non-ideograph safe ranges, and each with an ideograph and a mark
+        for b in small:
+            assert nfkc(a + b) == unicodedata.normalize("NFKC", a + b), (a, b)
+        for t in (a + "死", "死" + a, a + "\u0301", "e" + a, a + "\u3099", "ｶ" + a, a + "ﾞ"):
+            assert nfkc(t) == unicodedata.normalize("NFKC", t), t
+    rng = random.Random(11)
+    pool = small + [chr(cp) for cp in range(0x4E00, 0x4E00 + 300)] + list("\u0301\u3099ﾞｶ가ᄀ①㍿ﬁ\u00a8\u203e")
+    for _ in range(3000):
+        t = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        assert nfkc(t) == unicodedata.normalize("NFKC", t), t
+    for t in _corpus():
+        assert nfkc(t) == unicodedata.normalize("NFKC", t), t
+
+
+def test_dense_head_decisions_equal_pooling_then_heads():
+    head = default_model().dense
+    texts = [normalise(t) for t in _corpus()]
+    for size in (1, 25, len(texts)):
+        for i in range(0, len(texts), size):
+            part = texts[i : i + size]
+            want = head.bias + head.pooled_many(part) @ head.coef
+            assert np.allclose(head.decisions_many(part), want, rtol=0, atol=1e-9)
+
+
 def test_needle_index_finds_overlapping_and_nested_needles():
     idx = NeedleIndex({"a": "今天晚上.{0,3}死", "b": "今天", "c": "晚上好", "d": "天晚", "e": ".*"})
     assert idx.candidates("今天晚上好") == {"a", "b", "c", "d", "e"}  # nested (今天 ⊂ 今天晚上) and overlapping

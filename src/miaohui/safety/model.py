@@ -77,6 +77,14 @@ class CharEmbeddingHead:
         self.bias = np.asarray(bias, np.float64)
         self.names = list(names)
         self.dim = self.vectors.shape[1]
+        # For decisions_many: the mean half of the heads is linear, so each
+        # character's vector is projected once (chars × heads) and a text sums
+        # a few numbers per character instead of ``dim``; the max half needs
+        # the vectors, gathered in float32 — the artifact's own precision, in
+        # which the max is the same number.
+        self._proj = self.vectors @ self.coef[: self.dim]
+        self._vec32 = np.ascontiguousarray(vectors, np.float32)
+        self._coef_max = np.ascontiguousarray(self.coef[self.dim :])
 
     @classmethod
     def from_extra(cls, extra: dict[str, np.ndarray], names: list[str]) -> CharEmbeddingHead:
@@ -105,7 +113,22 @@ class CharEmbeddingHead:
         return out
 
     def decisions_many(self, texts: list[str]) -> np.ndarray:
-        return self.bias + self.pooled_many(texts) @ self.coef
+        """``bias + pooled_many(texts) @ coef`` (equal up to float rounding),
+        without pooling the mean in ``dim`` dimensions (see ``__init__``)."""
+        clipped = [clip(t) for t in texts]
+        joined = "".join(clipped)
+        ids = np.fromiter(map(self.index.get, joined, repeat(-1, len(joined))), np.intp, len(joined))
+        known = ids >= 0
+        owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
+        lens = np.bincount(owner[known], minlength=len(texts))
+        ids = ids[known]
+        out = np.tile(self.bias, (len(texts), 1))
+        if len(ids):
+            have = lens > 0
+            starts = (np.cumsum(lens) - lens)[have]
+            out[have] += (np.add.reduceat(self._proj[ids], starts) / lens[have, None]
+                          + np.maximum.reduceat(self._vec32[ids], starts).astype(np.float64) @ self._coef_max)
+        return out
 
     def decision(self, text: str) -> list[float]:
         return self.decisions_many([text])[0].tolist()
