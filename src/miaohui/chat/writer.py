@@ -418,6 +418,7 @@ class SqliteStore:
 
     def __init__(self, cur) -> None:
         self.cur = cur
+        self._bump: tuple[dict[str, int], str] = ({}, "")
 
     @staticmethod
     def _ts(now: datetime) -> str:
@@ -439,16 +440,21 @@ class SqliteStore:
         return [(a, b, c, d, datetime.fromisoformat(e).replace(tzinfo=UTC)) for a, b, c, d, e in rows]
 
     def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, tuple]:
-        ts = self._ts(now)
-        self.cur.executemany(
-            "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ? WHERE id = ?",
-            [(n, ts, c) for c, n in counts.items()],
-        )
+        """Read the counters only: the batch holds SQLite's write lock (BEGIN
+        IMMEDIATE), so nobody can move them before :meth:`set_heads` writes
+        the bump together with the new chain heads — one UPDATE a
+        conversation instead of two (each conversation found here has
+        messages in the batch, so gets a head)."""
         rows = self._in("SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", counts)
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        self._bump = (counts, self._ts(now))
+        return {r[0]: (r[1] + counts[r[0]], r[2], r[3]) for r in rows}
 
     def set_heads(self, heads: dict[str, bytes]) -> None:
-        self.cur.executemany("UPDATE conversations SET chain_head = ? WHERE id = ?", [(h, c) for c, h in heads.items()])
+        counts, ts = self._bump
+        self.cur.executemany(
+            "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ?, chain_head = ? WHERE id = ?",
+            [(counts[c], ts, h, c) for c, h in heads.items()],
+        )
 
     def last_seqs(self, ids) -> dict[str, int]:
         return dict(self._in("SELECT id, last_seq FROM conversations WHERE id IN ({})", ids))
