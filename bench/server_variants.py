@@ -513,6 +513,48 @@ def patch_recnice() -> None:
     r.RecorderProcess._start = _start
 
 
+def _set_slice(pid: int, ns: int) -> None:
+    """EEVDF's per-task slice (``sched_setattr`` with ``sched_runtime``,
+    Linux 6.12+), keeping the task's nice level."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    nice = os.getpriority(os.PRIO_PROCESS, pid)
+    buf = ctypes.create_string_buffer(struct.pack("IIQiIQQQII", 56, 0, 0, nice, 0, ns, 0, 0, 0, 0))
+    if libc.syscall(314, pid, buf, 0) != 0:
+        print(f"sched_setattr({pid}) failed: errno {ctypes.get_errno()}", file=sys.stderr)
+
+
+def patch_slice() -> None:
+    """Experiment: shorter EEVDF slices (``$MIAOHUI_BENCH_SLICE_US``, default
+    100 µs) for the processes named in ``$MIAOHUI_BENCH_SLICE`` — ``bg``: the
+    risk worker and the case recorder (a woken loop waits less behind them);
+    ``fg``: the event loop's thread (it preempts whatever runs when it wakes;
+    session 7 also gave the store process of commit ``e324c63`` one)."""
+    import miaohui.supervision.recorder as r
+    import miaohui.supervision.worker as w
+
+    ns = int(float(os.environ.get("MIAOHUI_BENCH_SLICE_US", "100")) * 1000)
+    which = set(os.environ.get("MIAOHUI_BENCH_SLICE", "bg").split(","))
+
+    def wrap(cls, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        async def spawn(self) -> None:
+            await orig(self)
+            if self.proc is not None:
+                _set_slice(self.proc.pid, ns)
+
+        setattr(cls, attr, spawn)
+
+    if "bg" in which:
+        wrap(w.RiskWorker, "_spawn")
+        wrap(r.RecorderProcess, "_start")
+    if "fg" in which:
+        _set_slice(0, ns)  # this (the main) thread: the event loop's
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -692,6 +734,7 @@ PATCHES = {
     "gcgarbage": patch_gcgarbage,
     "lockpoll": patch_lockpoll,
     "recnice": patch_recnice,
+    "slice": patch_slice,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
     "wlinger": patch_wlinger,
