@@ -163,3 +163,29 @@ async def test_a_dead_workers_reader_never_fails_its_successors_batches():
     ((a, alone),) = await batch
     assert a.tier == "imminent" and w.alive and w.proc is not old
     await w.close()
+
+
+async def test_the_recorder_puts_what_arrives_within_its_linger_in_one_transaction():
+    """Verdicts that arrive within ``LINGER_S`` of the first share one
+    transaction (its fixed cost was most of a record's); EOF ends the stream
+    after the last batch."""
+    import os
+    import threading
+
+    from miaohui.supervision.recorder import _batches
+
+    r, w = os.pipe()
+    try:
+        batches = _batches(r, linger=0.3)
+        os.write(w, b"a\n")
+        threading.Timer(0.05, lambda: os.write(w, b"b\nc\n")).start()
+        assert next(batches) == [b"a", b"b", b"c"]
+        os.write(w, b"d\n")
+        os.close(w)
+        w = -1
+        assert next(batches) == [b"d"]
+        assert next(batches, None) is None
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
