@@ -274,13 +274,14 @@ def trie_pattern(strings, spellings: dict[str, set[str]] | None = None) -> str:
 class NeedleIndex:
     """Which of many patterns a text may match, from one scan of the text.
 
-    ``rows``: ``{key: regex}``.  Each regex's :func:`required_strings` go into
-    one trie regex searched at every position (``(?=(…))``: overlapping
-    occurrences too).  At a position the trie reports the longest needle
-    there, and every shorter needle starting there is a prefix of it, so
-    each needle is mapped to the keys of all its prefixes: ``candidates(text)``
-    holds every key whose regex can match ``text`` (and the keys with no
-    needles, always).  Exact: a key left out certainly does not match."""
+    ``rows``: ``{key: regex}``.  Every regex's :func:`required_strings` go
+    into one trie regex, searched again one character after each match, so
+    overlapping occurrences are found too.  At a position the trie reports
+    the longest needle there, and every shorter needle starting there is a
+    prefix of it, so each needle is mapped to the keys of all its prefixes:
+    ``candidates(text)`` holds every key whose regex can match ``text`` (and
+    the keys with no needles, always).  Exact: a key left out certainly does
+    not match."""
 
     def __init__(self, rows: dict) -> None:
         needles = {k: required_strings(rx) for k, rx in rows.items()}
@@ -288,10 +289,9 @@ class NeedleIndex:
         every = set().union(*(ns for ns in needles.values() if ns))
         self.keys_of = {n: frozenset(k for k, ns in needles.items() if ns and any(n.startswith(x) for x in ns))
                         for n in every}
-        # A plain trie, searched again one character after each match
-        # (overlapping occurrences): a look-ahead wrapper would hide the
-        # trie's first characters from re's prefix skip (56 µs a chat line
-        # instead of a few).
+        # A plain trie: a look-ahead wrapper (``(?=(…))``, every overlapping
+        # match in one findall) would hide the trie's first characters from
+        # re's prefix skip — 56 µs a chat line instead of ~20.
         self._search = re.compile(trie_pattern(every)).search if every else None
 
     def candidates(self, text: str) -> frozenset | set:

@@ -93,16 +93,20 @@ class CharEmbeddingHead:
     def pooled(self, text: str) -> np.ndarray:
         return self.pooled_many([text])[0]
 
-    def pooled_many(self, texts: list[str]) -> np.ndarray:
-        """``[mean, max]`` rows of many texts from one gather and two ``reduceat``:
-        per text, the numpy calls alone cost ~30 µs."""
+    def _ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The vector ids of the texts' in-vocabulary characters, in order,
+        and how many each text has (of ``clip(text)``)."""
         clipped = [clip(t) for t in texts]
         joined = "".join(clipped)  # one C-level pass of dictionary look-ups for the whole batch
         ids = np.fromiter(map(self.index.get, joined, repeat(-1, len(joined))), np.intp, len(joined))
         known = ids >= 0
         owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
-        lens = np.bincount(owner[known], minlength=len(texts))
-        ids = ids[known]
+        return ids[known], np.bincount(owner[known], minlength=len(texts))
+
+    def pooled_many(self, texts: list[str]) -> np.ndarray:
+        """``[mean, max]`` rows of many texts from one gather and two ``reduceat``:
+        per text, the numpy calls alone cost ~30 µs."""
+        ids, lens = self._ids(texts)
         out = np.zeros((len(texts), 2 * self.dim))
         if len(ids):
             have = lens > 0
@@ -115,13 +119,7 @@ class CharEmbeddingHead:
     def decisions_many(self, texts: list[str]) -> np.ndarray:
         """``bias + pooled_many(texts) @ coef`` (equal up to float rounding),
         without pooling the mean in ``dim`` dimensions (see ``__init__``)."""
-        clipped = [clip(t) for t in texts]
-        joined = "".join(clipped)
-        ids = np.fromiter(map(self.index.get, joined, repeat(-1, len(joined))), np.intp, len(joined))
-        known = ids >= 0
-        owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
-        lens = np.bincount(owner[known], minlength=len(texts))
-        ids = ids[known]
+        ids, lens = self._ids(texts)
         out = np.tile(self.bias, (len(texts), 1))
         if len(ids):
             have = lens > 0
