@@ -165,7 +165,7 @@ def _batches(fd: int, most: int = MAX_BATCH, linger: float = LINGER_S):
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             eof = True
-        elif linger > 0:
+        elif linger > 0 and chunk.count(b"\n") < most:  # a backlog fills a batch without waiting
             time.sleep(linger)
         buf += chunk
         while not eof and select.select([fd], [], [], 0)[0]:
