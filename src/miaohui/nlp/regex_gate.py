@@ -12,6 +12,11 @@ whose required characters are all absent from a message cannot match it, so
 (``set(text)`` is computed once per message).  Skipping is exact: it never
 changes a result, only avoids searches that would fail (tested on every
 pattern of the knowledge and boundary tables).
+
+``required_strings`` does the same with substrings, which let far fewer
+messages through; the tables use them — the boundary scan as one trie test
+of all its rows, the knowledge table through :class:`NeedleIndex` (which
+rows a message may match, from one scan).
 """
 
 from __future__ import annotations

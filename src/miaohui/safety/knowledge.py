@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from miaohui.nlp.regex_gate import Gate, NeedleIndex
+from miaohui.nlp.regex_gate import NeedleIndex
 from miaohui.nlp.text import normalise
 
 
@@ -47,11 +47,6 @@ class Pattern:
     @cached_property
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.regex)
-
-    @cached_property
-    def gate(self) -> Gate:
-        """Characters a match cannot do without: :func:`detect` skips the search when none is present."""
-        return Gate(self.regex)
 
 
 # Intent verbs and death words reused inside several rows.
