@@ -10,6 +10,9 @@ proposed server change with the same harness before anyone edits ``src/``.
     number of aiosqlite thread round trips per batch, plus garbage-collector
     pauses per generation and event-loop stalls, written as JSON to
     ``$MIAOHUI_BENCH_STATS`` on SIGUSR1 (nothing changes in behaviour).
+``affinity``
+    the event loop's thread on one CPU, the risk worker and the case recorder
+    on the others (``$MIAOHUI_BENCH_AFFINITY``: ``both``/``loop``/``bg``).
 ``switch``
     ``sys.setswitchinterval(0.0005)``: the aiosqlite worker thread gets the
     GIL back within 0.5 ms instead of 5 ms while the event loop is busy.
@@ -555,6 +558,35 @@ def patch_slice() -> None:
         _set_slice(0, ns)  # this (the main) thread: the event loop's
 
 
+def patch_affinity() -> None:
+    """Experiment: the event loop's thread on one CPU, the risk worker and the
+    case recorder on the others (``$MIAOHUI_BENCH_AFFINITY``: ``both``, the
+    default; ``loop``: only the loop pinned; ``bg``: only the helpers kept off
+    the loop's CPU).  The loop's CPU is ``$MIAOHUI_BENCH_LOOP_CPU`` (0)."""
+    import miaohui.supervision.recorder as r
+    import miaohui.supervision.worker as w
+
+    cpus = sorted(os.sched_getaffinity(0))
+    loop_cpu = int(os.environ.get("MIAOHUI_BENCH_LOOP_CPU", str(cpus[0])))
+    rest = set(cpus) - {loop_cpu}
+    mode = os.environ.get("MIAOHUI_BENCH_AFFINITY", "both")
+
+    def wrap(cls, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        async def spawn(self) -> None:
+            await orig(self)
+            if self.proc is not None:
+                os.sched_setaffinity(self.proc.pid, rest if mode in ("both", "bg") else set(cpus))
+
+        setattr(cls, attr, spawn)
+
+    wrap(w.RiskWorker, "_spawn")
+    wrap(r.RecorderProcess, "_start")
+    if mode in ("both", "loop"):
+        os.sched_setaffinity(0, {loop_cpu})  # this thread (the loop's) and the threads it starts
+
+
 def patch_switch() -> None:
     sys.setswitchinterval(0.0005)
 
@@ -724,6 +756,7 @@ PATCHES = {
     "norisk": patch_norisk,
     "stats": patch_stats,
     "switch": patch_switch,
+    "affinity": patch_affinity,
     "onehop": patch_onehop,
     "dedup": patch_dedup,
     "nodeflate": patch_nodeflate,
