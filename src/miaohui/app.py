@@ -71,7 +71,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     )
     ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
     ctx.companion = Companion(ctx)  # answers only in companion conversations
-    ctx.writer = MessageWriter(engine, clock, ctx.broker, aio_fsync=settings.sqlite_aio_fsync)
+    ctx.writer = MessageWriter(engine, clock, ctx.broker)
     ctx.gateway = SandboxGateway(
         ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds
     )

@@ -68,11 +68,6 @@ class Settings(BaseSettings):
     # the gateway uses the plain ASGI loop (docs/performance.md).
     ws_impl: str = "direct"
     presence_ttl_seconds: int = 60
-    # SQLite on Linux: the message writer commits at synchronous=NORMAL and
-    # fsyncs the WAL through the kernel's AIO before it acknowledges anything,
-    # so the event loop does not stand still during the fsync
-    # (miaohui.core.aiosync).  False: the fsync inside COMMIT, on the loop.
-    sqlite_aio_fsync: bool = True
 
     # ---- Orders, pricing and the 秒回 contract (issue 3).  The contract copy
     # stored with each order keeps the values in force when it was bought.

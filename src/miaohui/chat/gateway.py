@@ -207,10 +207,8 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
 async def _sync(ws: WebSocket, ctx, db, view: service.ConversationView, after_seq: int | None) -> None:
     """hello → backlog → synced, written directly (the sender task is not
     running yet).  The view was read after subscribing, so anything newer
-    arrives as a live event; the client dedupes by seq.  What was read is
-    sent once it is durable (``writer.durable``)."""
+    arrives as a live event; the client dedupes by seq."""
     peer_status = await ctx.presence.status(view.peer.user_id)
-    await ctx.writer.durable()
     await ws.send_text(
         _dumps(
             {
@@ -236,14 +234,12 @@ async def _sync(ws: WebSocket, ctx, db, view: service.ConversationView, after_se
     last_seq = view.conversation.last_seq
     if after_seq is None:
         msgs, has_more_before = await service.history(db, ctx.keyring, view, limit=50)
-        await ctx.writer.durable()
         for m in msgs:
             await ws.send_text(_message_frame(m))
     else:
         cursor = after_seq
         while True:
             msgs, more = await service.history(db, ctx.keyring, view, after_seq=cursor, limit=BACKLOG_PAGE)
-            await ctx.writer.durable()
             for m in msgs:
                 await ws.send_text(_message_frame(m))
             if not more or not msgs:
@@ -325,7 +321,6 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     async def resync(after: int) -> None:
         async with ctx.sessionmaker() as db:
             msgs, more = await service.history(db, keyring, view, after_seq=after, limit=BACKLOG_PAGE)
-        await ctx.writer.durable()
         for m in msgs:
             conn.send(_message_frame(m))
         conn.send(_dumps({"type": "synced", "last_seq": msgs[-1]["seq"] if msgs else after, "more": more}))

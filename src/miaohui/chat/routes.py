@@ -70,7 +70,6 @@ async def messages(
         raise AppError("bad_paging", "before_seq 与 after_seq 只能二选一", "use before_seq or after_seq, not both")
     view = await service.get_view(db, user.id, conversation_id)
     msgs, more = await service.history(db, ctx.keyring, view, before_seq=before_seq, after_seq=after_seq, limit=limit)
-    await ctx.writer.durable()  # nothing is shown before it is on disk
     return {"messages": msgs, "has_more": more}
 
 

@@ -11,15 +11,10 @@ the previous batch was committing and writes it in a single transaction:
    write lock on SQLite), so concurrent processes never collide;
 3. one multi-row INSERT of the messages; read/delivery watermarks coalesced
    to one UPDATE per participant;
-4. COMMIT and the WAL's fsync — and only then are futures resolved (acks)
-   and events published.
+4. COMMIT — and only then are futures resolved (acks) and events published.
 
 So nothing is acknowledged or delivered before it is durable, and at high
-rates a single fsync covers hundreds of messages.  On SQLite under Linux the
-fsync is not part of COMMIT: the connection commits at ``synchronous=NORMAL``
-and the WAL's ``fdatasync`` runs in the kernel through AIO
-(:mod:`miaohui.core.aiosync`), so the event loop serves sockets while the disk
-works; the batch is acknowledged when the sync completes.  If a batch fails (say a
+rates a single fsync covers hundreds of messages.  If a batch fails (say a
 retry of the same client id raced in through another process), it is split
 and each message is committed on its own, so one bad row never sinks others.
 """
@@ -28,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -43,7 +37,6 @@ from sqlalchemy.exc import IntegrityError
 from miaohui.chat import evidence
 from miaohui.chat.models import Conversation, Message, Participant
 from miaohui.clock import Clock
-from miaohui.core.aiosync import AsyncFdatasync
 from miaohui.core.db import make_sync_engine
 
 log = logging.getLogger("miaohui.chat.writer")
@@ -132,7 +125,7 @@ def message_event(m: PendingMessage, seq: int, created_at: datetime) -> str:
 
 
 class MessageWriter:
-    def __init__(self, engine, clock: Clock, broker, aio_fsync: bool = True) -> None:
+    def __init__(self, engine, clock: Clock, broker) -> None:
         self.engine = engine
         self.clock = clock
         self.broker = broker
@@ -141,13 +134,6 @@ class MessageWriter:
         self._sqlite = None  # the writer thread's own DBAPI connection
         self._checkpointer: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
-        # SQLite: the WAL's fsync off the loop (see _open_wal_sync); None = inside COMMIT.
-        self._aio_fsync = aio_fsync
-        self._wal: AsyncFdatasync | None = None
-        self._commits = 0  # batches committed …
-        self._durable = 0  # … and how many of them are known to be on disk
-        self._want_full = False
-        self._finishing: asyncio.Task | None = None  # the newest batch awaiting its fsync
         if engine.dialect.name == "sqlite":
             self._sync_engine = make_sync_engine(engine.url.set(drivername="sqlite+pysqlite"))
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
@@ -161,73 +147,11 @@ class MessageWriter:
         self._last_batch = 0
 
     async def start(self) -> None:
-        if self._sync_engine is not None and self._aio_fsync:
-            self._open_wal_sync()
         self._task = asyncio.create_task(self._run(), name="message-writer")
         if self._sync_engine is not None:
             self._stop_checkpoints = threading.Event()
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="wal-checkpoint", daemon=True)
             self._checkpointer.start()
-
-    def _open_wal_sync(self) -> None:
-        """Commit at ``synchronous=NORMAL`` and fsync the WAL through Linux AIO,
-        when the kernel can (else COMMIT keeps syncing, ``synchronous=FULL``).
-
-        At FULL, SQLite fsyncs the WAL inside COMMIT, on the loop: at 4,000
-        msg/s a quarter of the loop's time was spent waiting for the disk
-        (docs/performance.md, session 8).  NORMAL writes the same WAL frames
-        and still syncs the WAL before every checkpoint and the database after
-        it, so the file cannot be corrupted; what it drops is the fsync at
-        COMMIT, which the writer now asks for itself and awaits before any ack
-        or delivery.  A power cut can then lose only batches that nobody was
-        told about — except to readers of this database that read between the
-        COMMIT and the sync, which is why chat readers wait for
-        :meth:`durable` before sending what they read."""
-        db = self._sync_engine.url.database
-        if not db or db == ":memory:" or db.startswith("file:"):
-            return
-        raw = self._raw()
-        cur = raw.cursor()
-        try:
-            cur.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # a read opens (creates) the WAL
-            self._wal = AsyncFdatasync.open(db + "-wal")
-            if self._wal is not None:
-                cur.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cur.close()
-
-    def _wal_sync_failed(self, exc: OSError) -> None:
-        """An fsync error: from now on COMMIT syncs (FULL) and nothing is left to AIO."""
-        log.critical("fsync of the WAL failed (%s); syncing inside COMMIT from now on", exc.strerror or exc)
-        wal, self._wal = self._wal, None
-        if wal is not None:
-            wal.close()
-        self._want_full = True  # applied by the next batch, on whichever thread runs it
-
-    async def durable(self) -> None:
-        """Return once every batch committed so far is on disk.  A reader that
-        sends stored messages to a client calls it after its read: the rows it
-        saw may belong to a batch whose fsync is still running (SQLite only;
-        elsewhere COMMIT is the sync and this returns at once)."""
-        target = self._commits
-        if self._durable >= target or self._wal is None:
-            return
-        try:
-            await asyncio.shield(self._wal.sync())
-        except OSError as e:
-            self._wal_sync_failed(e)
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._sync_now)
-        self._durable = max(self._durable, target)
-
-    def _sync_now(self) -> None:
-        """A blocking fdatasync of the WAL, on the writer thread (the rare path
-        after an AIO error)."""
-        db = self._sync_engine.url.database
-        fd = os.open(db + "-wal", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
 
     def _checkpoint_loop(self) -> None:
         """PASSIVE checkpoints every second: they copy WAL pages into the
@@ -252,9 +176,6 @@ class MessageWriter:
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
         self._task = None
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
         if self._checkpointer is not None:
             self._stop_checkpoints.set()
             self._checkpointer.join(5)
@@ -301,8 +222,6 @@ class MessageWriter:
                     for it in batch:
                         if isinstance(it, PendingMessage) and not it.future.done():
                             it.future.set_exception(RuntimeError("store failed"))
-        if self._finishing is not None:
-            await self._finishing  # the last batches' fsync, acks and deliveries
 
     async def _process(self, batch: list) -> None:
         msgs = [x for x in batch if isinstance(x, PendingMessage)]
@@ -319,40 +238,6 @@ class MessageWriter:
                 raise
             # A retry raced in through another process: answer with the stored row.
             results, events = await self._commit(msgs, [])
-        self._commits += 1
-        if self._wal is None and (self._finishing is None or self._finishing.done()):
-            self._durable = self._commits  # synced inside COMMIT
-            self._finish(msgs, results, events)
-            return
-        # Committed at synchronous=NORMAL: the WAL's fsync is asked for now and
-        # awaited by a task of its own, so the next batch's statements run while
-        # the disk works (the loop serves sockets meanwhile too).  Batches are
-        # acknowledged in commit order: each finisher waits for the previous one.
-        sync = self._wal.sync() if self._wal is not None else None  # None: synced in COMMIT (after an error)
-        self._finishing = asyncio.create_task(
-            self._finish_when_durable(sync, self._finishing, self._commits, msgs, results, events))
-
-    async def _finish_when_durable(self, sync: asyncio.Future | None, prev: asyncio.Task | None, n: int,
-                                   msgs: list[PendingMessage], results: _Result, events: list) -> None:
-        try:
-            try:
-                if sync is not None:
-                    await asyncio.shield(sync)  # the future may be shared with a reader (durable)
-            except OSError as e:
-                if self._wal is not None:
-                    self._wal_sync_failed(e)
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._sync_now)
-            if prev is not None:
-                await asyncio.shield(prev)  # syncs complete in order; this keeps acks in order too
-            self._durable = max(self._durable, n)
-            self._finish(msgs, results, events)
-        except Exception:  # a finisher never raises: the next one waits for it
-            log.exception("writer batch failed after COMMIT")
-            for m in msgs:
-                if not m.future.done():
-                    m.future.set_exception(RuntimeError("store failed"))
-
-    def _finish(self, msgs: list[PendingMessage], results: _Result, events: list) -> None:
         self.batches += 1
         self.messages += len(results.stored)
         # Durable: now acknowledge and fan out, in sequence order.
@@ -419,9 +304,6 @@ class MessageWriter:
         raw = self._raw()
         cur = raw.cursor()
         try:
-            if self._want_full:
-                cur.execute("PRAGMA synchronous=FULL")
-                self._want_full = False
             if wait:
                 _begin_immediate(cur)  # take the write lock up front: no upgrade deadlocks
             elif not _try_begin_immediate(cur):
