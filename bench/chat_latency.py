@@ -745,6 +745,13 @@ def migrate_and_seed(url: str, count: int, server_src: str | None = None) -> lis
     from miaohui.core.db import new_id
     from miaohui.listeners.models import ListenerProfile
 
+    page = os.environ.get("MIAOHUI_BENCH_PAGE_SIZE")  # experiment: SQLite's page size, set before the schema
+    if page and url.startswith("sqlite"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+            db.execute(f"PRAGMA page_size={int(page)}")
+            db.execute("VACUUM")
     subprocess.run([sys.executable, "-c", "import sys; from miaohui.migrate import upgrade; upgrade(sys.argv[1])", url],
                    env=server_env(server_src), stdout=sys.stderr, check=True)
     now = datetime.now(UTC)

@@ -50,6 +50,9 @@ proposed server change with the same harness before anyone edits ``src/``.
     in ms (default ``0,0``); only PostgreSQL lingers now.
 ``ckpt``
     SQLite WAL checkpoints every ``$MIAOHUI_BENCH_CKPT_S`` s (default 5).
+``ckptrestart``
+    each second a PASSIVE checkpoint, then a RESTART one, so the WAL is
+    rewritten from its start instead of growing while chat runs.
 ``committhread``
     SQLite statements on the loop, only the COMMIT (fsync) on the writer
     thread.
@@ -249,6 +252,40 @@ def patch_ckpt() -> None:
     from miaohui.chat import writer as w
 
     w.CHECKPOINT_EVERY_S = float(os.environ.get("MIAOHUI_BENCH_CKPT_S", "5"))
+
+
+def patch_ckptrestart() -> None:
+    """Experiment: each second a PASSIVE checkpoint (concurrent with the
+    writer), then a RESTART one (blocks writers only while it copies what the
+    first left and syncs the database), so the next batch writes the WAL from
+    its start again instead of appending to a file that grows while chat runs.
+    ``$MIAOHUI_BENCH_RESTART_MS``: how long RESTART may wait for the writer and
+    readers (SQLite's busy timeout; default 50)."""
+    from miaohui.chat import writer as w
+
+    wait_ms = int(os.environ.get("MIAOHUI_BENCH_RESTART_MS", "50"))
+    stats = {"restart_ok": 0, "restart_busy": 0, "restart_ms": []}
+
+    def _checkpoint_loop(self) -> None:
+        conn = self._sync_engine.raw_connection()
+        conn.cursor().execute(f"PRAGMA busy_timeout={wait_ms}")
+        try:
+            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
+                try:
+                    conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    t0 = time.perf_counter()
+                    busy, _, _ = conn.cursor().execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    stats["restart_busy" if busy else "restart_ok"] += 1
+                    stats["restart_ms"].append(round((time.perf_counter() - t0) * 1000, 2))
+                except Exception as e:
+                    print(f"checkpoint failed: {e}", file=sys.stderr, flush=True)
+        finally:
+            conn.close()
+            ms = sorted(stats["restart_ms"]) or [0]
+            print(f"ckptrestart: ok {stats['restart_ok']} busy {stats['restart_busy']} "
+                  f"ms p50 {ms[len(ms) // 2]} max {ms[-1]}", file=sys.stderr, flush=True)
+
+    w.MessageWriter._checkpoint_loop = _checkpoint_loop
 
 
 def patch_committhread() -> None:
@@ -773,6 +810,7 @@ PATCHES = {
     "wlinger": patch_wlinger,
     "stallspy": patch_stallspy,
     "ckpt": patch_ckpt,
+    "ckptrestart": patch_ckptrestart,
     "committhread": patch_committhread,
     "nosync": patch_nosync,
 }
