@@ -554,6 +554,7 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
         heads = {cid: st[1] or evidence.GENESIS for cid, st in state.items()}
         rows = []
         at = now.isoformat()
+        at_text = evidence.canonical_time(now).encode()
         for i in fresh:
             m = msgs[i]
             if m.conversation_id not in next_seq:
@@ -562,8 +563,8 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
             seq = next_seq[m.conversation_id]
             next_seq[m.conversation_id] = seq + 1
             res.stored[i] = Stored(seq, now)
-            chain = heads[m.conversation_id] = evidence.link(
-                heads[m.conversation_id], seq, m.sender_id, now, evidence.body_digest(m.body)
+            chain = heads[m.conversation_id] = evidence.link_at(
+                heads[m.conversation_id], seq, m.sender_id, at_text, evidence.body_digest(m.body)
             )
             rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct, chain))
             order_id = state[m.conversation_id][2]
