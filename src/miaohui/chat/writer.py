@@ -162,8 +162,8 @@ class MessageWriter:
 
         A checkpoint that runs beside a busy writer never catches up with it:
         the WAL is only written from its start again once everything in it has
-        been copied, so under steady chat it grew without end (600 MB in two
-        minutes at 4,000 msg/s), every batch appended to a growing file, and
+        been copied, so under steady chat it grew without end (500–900 MB in
+        a two-minute benchmark run), every batch appended to a growing file, and
         each fsync had to journal the new size as well.  So each round is two
         PASSIVE checkpoints here (the second copies what arrived during the
         first), then the writer copies the last few frames itself, between two
@@ -186,8 +186,9 @@ class MessageWriter:
         """On the writer's connection, between batches: copy the frames written
         since the checkpoint thread's last pass (a few milliseconds' worth), so
         the WAL holds nothing uncopied and the next batch writes it from the
-        start.  PASSIVE: never waits; readers still on old frames just make it
-        copy less, and the WAL starts over on a later round."""
+        start.  It costs the loop that copy and the database's fsync, once a
+        second.  PASSIVE never waits for a lock: a reader still on old frames
+        just makes it copy less, and the WAL starts over on a later round."""
         self._catch_up = False
         cur = self._raw().cursor()
         try:
