@@ -20,6 +20,10 @@ def database_url(sqlite_url) -> str:  # SQLite's WAL
     return sqlite_url
 
 
+def wal_of(server) -> Path:
+    return Path(server.settings.resolved_database_url.split(":///", 1)[1] + "-wal")
+
+
 def wal_header(path: Path) -> tuple[int, int]:
     """(checkpoint sequence, salt-1) from the WAL header: both change each time
     a writer starts the WAL over from its beginning."""
@@ -35,7 +39,7 @@ def test_the_wal_starts_over_under_steady_chat(server, seeker, listener, convers
 
     writer = server.ctx.writer
     monkeypatch.setattr(writer_mod, "CHECKPOINT_EVERY_S", 0.05)
-    wal = Path(server.settings.resolved_database_url.split(":///", 1)[1] + "-wal")
+    wal = wal_of(server)
     sent = 0
 
     async def chat(seconds: float) -> None:
@@ -93,7 +97,7 @@ def test_the_writers_catch_up_is_what_lets_the_wal_start_over(tmp_path, sqlite_u
         seeker, listener = Api(s, "xiaoyu"), Api(s, "linqing")
         r = httpx.post(f"{s.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
         conversation = r.json()["id"]
-        wal = Path(s.settings.resolved_database_url.split(":///", 1)[1] + "-wal")
+        wal = wal_of(s)
         writer = s.ctx.writer
         loop = writer._task.get_loop()
 
