@@ -913,6 +913,7 @@ class Bench:
         self.stats_path: Path | None = None
         self.db_path: Path | None = None
         self.server_pid: int | None = None
+        self.health_url = ""
 
     def writer_stats(self) -> dict:
         """The instrumented writer's counters (``--server-variant stats``), or {}."""
@@ -949,6 +950,7 @@ class Bench:
         logf.close()
         wait_http(f"http://{HOST}:{port}/healthz", p, 60, log_path)
         self.server_pid = p.pid
+        self.health_url = f"http://{HOST}:{port}/healthz"
         return port, p
 
     def start_relay(self) -> tuple[int, subprocess.Popen]:
@@ -1009,11 +1011,24 @@ class Bench:
         self.runs.append(run)
         return run
 
+    def writer_counters(self) -> dict:
+        """The server's own writer counters from ``/healthz`` (batches, messages,
+        one-statement batches, fallbacks), or {} from a server that has none."""
+        import httpx
+
+        with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
+            return httpx.get(self.health_url, timeout=5).json().get("writer") or {}
+        return {}
+
     def measure(self, gen: GenProc, cmd: dict, target: str) -> dict:
         w0 = self.writer_stats() if target == "miaohui" else {}
+        c0 = self.writer_counters() if target == "miaohui" else {}
         run = gen.call(cmd)
         if w0:
             run["writer"] = summarize_writer(w0, self.writer_stats())
+        if c0:
+            c1 = self.writer_counters()
+            run["writer_counters"] = {k: c1[k] - c0[k] for k in c0 if isinstance(c1.get(k), int)}
         return run
 
     def start_profiler(self, pid: int, out: Path) -> subprocess.Popen | None:

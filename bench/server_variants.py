@@ -58,6 +58,14 @@ proposed server change with the same harness before anyone edits ``src/``.
     thread.
 ``nosync``
     upper bound, not durable: the writer's connection at ``synchronous=OFF``.
+``nofast``
+    the writer without its one-statement batches (every SQLite batch takes
+    the ordinary path: BEGIN IMMEDIATE, five statements, COMMIT).
+``tsplit``
+    diagnostics: where each SQLite batch's time goes (BEGIN, each statement,
+    COMMIT), as JSON in ``$MIAOHUI_BENCH_TSPLIT`` every 2 s.
+``switchms``
+    ``sys.setswitchinterval`` of ``$MIAOHUI_BENCH_SWITCH_MS`` ms (default 1).
 ``stallspy``
     diagnostics: the event loop's Python stack whenever it has not run its
     1 ms heartbeat for over 6 ms (``$MIAOHUI_BENCH_STALLS``).
@@ -323,8 +331,10 @@ def patch_committhread() -> None:
 
 def _gone(msgs, out):
     """What ``MessageWriter._commit`` does after a batch: fail the futures of
-    messages whose conversation is gone, and return ``(result, events)``."""
-    res, events = out
+    messages whose conversation is gone, and return ``(result, events)``.
+    (The variants that replace ``_commit`` model the ordinary path only,
+    without the one-statement batches, which came after them.)"""
+    res, events = out[0], out[1]
     for i in res.gone:
         if not msgs[i].future.done():
             msgs[i].future.set_exception(LookupError("conversation gone"))
@@ -786,7 +796,110 @@ def patch_nopublish() -> None:
     monitor.SafetyMonitor.committed = lambda self, v, seq, duplicate=False: None
 
 
+def patch_tsplit() -> None:
+    """Diagnostics: where a SQLite batch's time goes on the loop — BEGIN, each
+    of the writer's statements, COMMIT (WAL writes and fsync) — as totals and
+    per-batch percentiles, written as JSON to ``$MIAOHUI_BENCH_TSPLIT`` every
+    2 s (nothing changes in behaviour)."""
+    from miaohui.chat import writer as w
+
+    path = os.environ.get("MIAOHUI_BENCH_TSPLIT", "/tmp/tsplit.json")
+    acc: dict[str, list[float]] = {}
+    last = {"t": time.perf_counter()}
+
+    def add(key: str, dt: float) -> None:
+        acc.setdefault(key, []).append(dt)
+
+    def batch_done(size: int, t: float) -> None:
+        add("size", size)
+        if t - last["t"] > 2:
+            last["t"] = t
+            _dump_tsplit(path, acc)
+
+    for name in ("existing", "bump_seqs", "set_heads", "insert", "watermarks", "last_seqs"):
+        orig = getattr(w.SqliteStore, name)
+
+        def timed(self, *a, _orig=orig, _name=name):
+            t0 = time.perf_counter()
+            try:
+                return _orig(self, *a)
+            finally:
+                add(_name, time.perf_counter() - t0)
+
+        setattr(w.SqliteStore, name, timed)
+
+    def commit_sqlite(self, msgs, receipts, now, wait):
+        raw = self._raw()
+        cur = raw.cursor()
+        t0 = time.perf_counter()
+        try:
+            if wait:
+                w._begin_immediate(cur)
+            elif not w._try_begin_immediate(cur):
+                return None
+            t1 = time.perf_counter()
+            try:
+                store = w.SqliteStore(cur)
+                out = w.commit_batch(store, msgs, receipts, now)
+                t2 = time.perf_counter()
+                raw.commit()
+                t3 = time.perf_counter()
+                add("begin", t1 - t0)
+                add("batch", t2 - t1)
+                add("commit", t3 - t2)
+                batch_done(len(msgs), t3)
+                return (*out, store.seen)
+            except BaseException:
+                raw.rollback()
+                raise
+        finally:
+            cur.close()
+
+    w.MessageWriter._commit_sqlite = commit_sqlite
+    orig_fast = w.MessageWriter._commit_fast
+
+    def commit_fast(self, msgs, receipts, now):
+        t0 = time.perf_counter()
+        out = orig_fast(self, msgs, receipts, now)
+        t1 = time.perf_counter()
+        if out is not None:
+            add("one_statement", t1 - t0)
+            batch_done(len(msgs), t1)
+        return out
+
+    w.MessageWriter._commit_fast = commit_fast
+
+
+def _dump_tsplit(path: str, acc: dict) -> None:
+    out = {}
+    for k, v in acc.items():
+        s = sorted(v)
+        out[k] = {"n": len(v), "sum": round(sum(v), 4), "p50": s[len(s) // 2], "p99": s[int(len(s) * 0.99)]}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+    os.replace(tmp, path)
+    acc.clear()
+
+
+def patch_nofast() -> None:
+    """The writer without its one-statement batches: every SQLite batch takes
+    the ordinary path (BEGIN IMMEDIATE, five statements, COMMIT on the loop)."""
+    from miaohui.chat import writer as w
+
+    w.MessageWriter.one_statement = False
+
+
+def patch_switchms() -> None:
+    """``sys.setswitchinterval`` of ``$MIAOHUI_BENCH_SWITCH_MS`` ms (default 1):
+    how long the writer thread may wait for the GIL behind a busy loop."""
+    sys.setswitchinterval(float(os.environ.get("MIAOHUI_BENCH_SWITCH_MS", "1")) / 1000)
+
+
 PATCHES = {
+    "nofast": patch_nofast,
+    "switchms": patch_switchms,
+    "tsplit": patch_tsplit,
     "norecord": patch_norecord,
     "nopublish": patch_nopublish,
     "noscan": patch_noscan,

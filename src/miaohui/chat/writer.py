@@ -55,6 +55,9 @@ LINGER_BUSY_S = 0.004
 BUSY_BATCH = 8
 LINGER_BELOW = 64
 CHECKPOINT_EVERY_S = 1.0  # SQLite: how often the WAL is copied into the database (see _checkpoint_loop)
+# SQLite's one-statement batches (see MessageWriter._commit_fast):
+FAST_MAX_ROWS = 2048  # more rows than this take the ordinary path (SQLite's 32,766-variable limit)
+CONV_CACHE_MAX = 65_536  # conversations whose counters the writer remembers
 
 
 @dataclass(slots=True)
@@ -125,6 +128,8 @@ def message_event(m: PendingMessage, seq: int, created_at: datetime) -> str:
 
 
 class MessageWriter:
+    one_statement = True  # SQLite: try the one-statement batch first (see _commit_fast)
+
     def __init__(self, engine, clock: Clock, broker) -> None:
         self.engine = engine
         self.clock = clock
@@ -148,6 +153,16 @@ class MessageWriter:
         self._catch_up = False  # set by the checkpoint thread: see _catch_up_checkpoint
         self.catch_ups = 0
         self.wal_resets = 0  # catch-ups after which the WAL held nothing uncopied
+        # SQLite: each conversation's [last_seq, chain_head, active_order_id]
+        # as of this writer's last commit (see _commit_fast).
+        self._convs: dict[str, list] = {}
+        self.fast_batches = 0
+        self.fast_fallbacks = 0  # one-statement batches that failed and took the ordinary path
+
+    def counters(self) -> dict[str, int]:
+        """How the batches went (``/healthz``; operators and the benchmark)."""
+        return {"batches": self.batches, "messages": self.messages, "one_statement": self.fast_batches,
+                "fallbacks": self.fast_fallbacks, "wal_resets": self.wal_resets}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
@@ -294,22 +309,27 @@ class MessageWriter:
     async def _commit(self, msgs: list[PendingMessage], receipts: list[Receipt]):
         now = self.clock.now()
         if self._sync_engine is not None:
-            # SQLite: the batch on the event loop when the write lock is free
-            # (nearly always): a few C calls and one fsync (~0.3 ms), with no
-            # thread hand-offs.  On the writer thread every statement gave
-            # the GIL back and waited up to a switch interval (5 ms) to get it
-            # again from a busy loop: p99 delivery 9.2 → 6.9 ms at 1,000
-            # msg/s, 56 → 31 ms at 3,000 (docs/performance.md).  When someone
-            # else holds the lock (a risk-case record, an order, a REST write
-            # of this very loop), the batch waits for it on the writer thread
-            # instead — the loop must never wait for a lock it may itself be
-            # needed to release.
-            out = self._commit_sqlite(msgs, receipts, now, False)
+            out = self._commit_fast(msgs, receipts, now) if self.one_statement else None
             if out is None:
-                out = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._commit_sqlite, msgs, receipts, now, True
-                )
-            res, events = out
+                # SQLite's ordinary path: the batch on the event loop when the
+                # write lock is free (nearly always), with no thread hand-offs.
+                # On the writer thread every statement gave the GIL back and
+                # waited up to a switch interval (5 ms) to get it again from a
+                # busy loop: p99 delivery 9.2 → 6.9 ms at 1,000 msg/s, 56 → 31
+                # ms at 3,000 (docs/performance.md).  When someone else holds
+                # the lock (a risk-case record, an order, a REST write of this
+                # very loop), the batch waits for it on the writer thread
+                # instead — the loop must never wait for a lock it may itself
+                # be needed to release.
+                out = self._commit_sqlite(msgs, receipts, now, False)
+                if out is None:
+                    out = await asyncio.get_running_loop().run_in_executor(
+                        self._executor, self._commit_sqlite, msgs, receipts, now, True
+                    )
+                res, events, seen = out
+                self._remember(seen)
+            else:
+                res, events = out
         else:
             async with self.engine.begin() as conn:
                 res, events = await conn.run_sync(
@@ -320,24 +340,94 @@ class MessageWriter:
                 msgs[i].future.set_exception(LookupError("conversation gone"))
         return res, events
 
+    def _commit_fast(self, msgs, receipts, now):
+        """The batch as ONE SQLite statement in autocommit mode, or ``None``
+        (nothing written) when the ordinary path must take it.
+
+        The ordinary path is five statements between BEGIN IMMEDIATE and
+        COMMIT, each a round trip between Python and SQLite, and it reads
+        before it writes: retries already stored, then the counters.  Here
+        the counters come from memory (``self._convs``, what this writer
+        committed last), :func:`commit_batch` plans the batch against them,
+        and a single ``INSERT`` into the connection's TEMP view
+        ``chat_batch`` hands every row to triggers (:data:`FAST_SCHEMA`)
+        that insert the messages, advance the counters and chain heads and
+        the watermarks — and first check, row by row, that each
+        conversation's counter and running order are what memory said.  So
+        nothing is trusted that is not checked inside the transaction: a
+        conversation another process wrote to, an order that started or
+        ended, a deleted conversation make the statement fail as a whole,
+        and a retry of a stored message fails the unique index on client
+        ids.  Any failure writes nothing; the batch then takes the ordinary
+        path, which reads everything again and refreshes memory.
+
+        It runs on the loop, like the ordinary path: SQLite's own work is a
+        third cheaper (no reads, one statement to bind and step), and the
+        rest of the batch is the same.  On the writer thread the statement
+        would leave the loop free during its fsync, but getting the GIL back
+        from a busy loop cost more than that (docs/performance.md, session 9).
+        When another connection holds the write lock the statement fails at
+        once (``busy_timeout=0``) and the ordinary path waits for it on the
+        writer thread."""
+        raw = self._raw()
+        store = FastStore(self._convs, raw)
+        try:
+            res, events = commit_batch(store, msgs, receipts, now)
+        except sqlite3.Error:  # reading counters it did not know failed (locked schema, I/O)
+            return None
+        sql, params = store.statement()
+        if sql is None:
+            return None if store.params else (res, events)  # too big / nothing to write
+        cur = raw.cursor()
+        try:
+            cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
+        except sqlite3.Error as exc:
+            # IntegrityError: stale memory or a retry (see above); OperationalError:
+            # another connection holds the write lock (the ordinary path waits for it).
+            if isinstance(exc, sqlite3.IntegrityError):
+                for cid in store.state:
+                    self._convs.pop(cid, None)
+            self.fast_fallbacks += 1
+            return None
+        finally:
+            cur.close()
+        self._remember(store.state)
+        self.fast_batches += 1
+        return res, events
+
+    def _remember(self, state: dict[str, list]) -> None:
+        convs = self._convs
+        convs.update(state)
+        if len(convs) > CONV_CACHE_MAX:
+            for cid in list(convs)[: CONV_CACHE_MAX // 4]:  # the longest remembered
+                del convs[cid]
+
     def _raw(self):
         raw = self._sqlite
         if raw is None:
             raw = self._sqlite = self._sync_engine.raw_connection()
+            cur = raw.cursor()
             # Checkpoints run on their own thread (see _checkpoint_loop), not
             # inside a batch, where copying and fsyncing megabytes would stall
             # every message queued behind it.
-            raw.cursor().execute("PRAGMA wal_autocheckpoint=0")
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             # Wait for the write lock ourselves (_begin_immediate), not with
             # SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20 … ms.
-            raw.cursor().execute("PRAGMA busy_timeout=0")
+            cur.execute("PRAGMA busy_timeout=0")
+            # No implicit BEGIN from the sqlite3 module: the ordinary path
+            # says BEGIN IMMEDIATE itself, and a one-statement batch is its own
+            # transaction (_commit_fast).
+            raw.dbapi_connection.isolation_level = None
+            cur.executescript(FAST_SCHEMA)
+            cur.close()
         return raw
 
     def _commit_sqlite(self, msgs, receipts, now, wait: bool):
         """The batch in one SQLite transaction.  ``wait=False`` (on the loop):
         ``None``, nothing done, if another connection holds the write lock;
         ``wait=True`` (on the writer thread): wait for it.  The connection is
-        used by one batch at a time, here or on the thread, never both."""
+        used by one batch at a time, here or on the thread, never both.
+        Returns ``(result, events, counters seen)``."""
         raw = self._raw()
         cur = raw.cursor()
         try:
@@ -346,9 +436,10 @@ class MessageWriter:
             elif not _try_begin_immediate(cur):
                 return None
             try:
-                out = commit_batch(SqliteStore(cur), msgs, receipts, now)
+                store = SqliteStore(cur)
+                res, events = commit_batch(store, msgs, receipts, now)
                 raw.commit()
-                return out
+                return res, events, store.seen
             except BaseException:
                 raw.rollback()
                 raise
@@ -456,6 +547,8 @@ class SqliteStore:
     def __init__(self, cur) -> None:
         self.cur = cur
         self._bump: tuple[dict[str, int], str] = ({}, "")
+        # Counters as this batch leaves them, for the writer's memory (_commit_fast).
+        self.seen: dict[str, list] = {}
 
     @staticmethod
     def _ts(now: datetime) -> str:
@@ -484,10 +577,13 @@ class SqliteStore:
         messages in the batch, so gets a head)."""
         rows = self._in("SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", counts)
         self._bump = (counts, self._ts(now))
-        return {r[0]: (r[1] + counts[r[0]], r[2], r[3]) for r in rows}
+        self.seen = {r[0]: [r[1] + counts[r[0]], r[2], r[3]] for r in rows}
+        return {cid: tuple(st) for cid, st in self.seen.items()}
 
     def set_heads(self, heads: dict[str, bytes]) -> None:
         counts, ts = self._bump
+        for cid, h in heads.items():
+            self.seen[cid][1] = h
         self.cur.executemany(
             "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ?, chain_head = ? WHERE id = ?",
             [(counts[c], ts, h, c) for c, h in heads.items()],
@@ -510,6 +606,134 @@ class SqliteStore:
             " last_read_seq = max(last_read_seq, ?) WHERE conversation_id = ? AND user_id = ?",
             [(d, r, c, u) for c, u, d, r in rows],
         )
+
+
+# The one-statement batch (MessageWriter._commit_fast): a TEMP view on the
+# writer's own connection, whose rows are handed to triggers.  ``kind`` 'm': a
+# message (its conversation's counter must stand at ``seq`` - 1 and its order
+# be ``order_id``, else the whole statement fails); 'v': a conversation's
+# counter must stand at ``seq`` (receipts are clamped to it); 'w': a
+# participant's watermarks move up to ``delivered_seq`` / ``read_seq``.
+# Rows of any other kind (NULL: padding) do nothing.
+FAST_SCHEMA = """
+CREATE TEMP VIEW IF NOT EXISTS chat_batch (kind, conversation_id, seq, user_id, client_id, key_id, body_ct,
+    chain, created_at, order_id, delivered_seq, read_seq)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
+CREATE TEMP TRIGGER IF NOT EXISTS chat_batch_message INSTEAD OF INSERT ON chat_batch WHEN NEW.kind = 'm'
+BEGIN
+    SELECT RAISE(ABORT, 'miaohui: conversation state changed') WHERE NOT EXISTS (
+        SELECT 1 FROM conversations WHERE id = NEW.conversation_id AND last_seq = NEW.seq - 1
+            AND active_order_id IS NEW.order_id);
+    INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, chain, created_at)
+        VALUES (NEW.conversation_id, NEW.seq, NEW.user_id, NEW.client_id, NEW.key_id, NEW.body_ct, NEW.chain,
+                NEW.created_at);
+    UPDATE conversations SET last_seq = NEW.seq, last_activity_at = NEW.created_at, chain_head = NEW.chain
+        WHERE id = NEW.conversation_id;
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS chat_batch_counter INSTEAD OF INSERT ON chat_batch WHEN NEW.kind = 'v'
+BEGIN
+    SELECT RAISE(ABORT, 'miaohui: conversation state changed') WHERE NOT EXISTS (
+        SELECT 1 FROM conversations WHERE id = NEW.conversation_id AND last_seq = NEW.seq);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS chat_batch_watermark INSTEAD OF INSERT ON chat_batch WHEN NEW.kind = 'w'
+BEGIN
+    UPDATE participants SET last_delivered_seq = max(last_delivered_seq, NEW.delivered_seq),
+        last_read_seq = max(last_read_seq, NEW.read_seq)
+        WHERE conversation_id = NEW.conversation_id AND user_id = NEW.user_id;
+END;
+"""
+_FAST_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+_FAST_WIDTH = 12
+_fast_sql: dict[int, str] = {}
+
+
+def _fast_rows(n: int) -> int:
+    """Rows in the statement for ``n`` real ones: exact up to 32, then the next
+    multiple of 32 (padded with NULL rows), so a few dozen statement texts
+    cover every batch and stay in the sqlite3 module's statement cache."""
+    return n if n <= 32 else -(-n // 32) * 32
+
+
+class FastStore:
+    """:func:`commit_batch`'s statements, collected as rows of one INSERT into
+    ``chat_batch`` (see :meth:`MessageWriter._commit_fast`).  Counters come
+    from the writer's memory; those it does not know yet are read first (a
+    plain read outside any transaction — the triggers check them anyway)."""
+
+    def __init__(self, convs: dict[str, list], raw) -> None:
+        self.convs = convs
+        self.raw = raw
+        self.params: list = []
+        self.rows = 0
+        self.state: dict[str, list] = {}  # as this batch leaves each conversation it writes to
+        self._ts = ""
+
+    def existing(self, client_ids) -> list[tuple]:
+        return []  # a retry of a stored message fails the unique index instead
+
+    def _known(self, ids) -> None:
+        missing = [c for c in ids if c not in self.convs]
+        if missing:
+            cur = self.raw.cursor()
+            try:
+                for cid, last_seq, head, order_id in SqliteStore(cur)._in(
+                    "SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", missing
+                ):
+                    self.convs[cid] = [last_seq, head, order_id]
+            finally:
+                cur.close()
+
+    def bump_seqs(self, counts: dict[str, int], now: datetime) -> dict[str, tuple]:
+        self._known(counts)
+        self._ts = SqliteStore._ts(now)
+        out = {}
+        for cid, n in counts.items():
+            st = self.convs.get(cid)
+            if st is not None:  # else gone
+                self.state[cid] = [st[0] + n, st[1], st[2]]
+                out[cid] = (st[0] + n, st[1], st[2])
+        return out
+
+    def insert(self, rows: list[tuple], now: datetime) -> None:
+        p, ts, state = self.params, self._ts, self.state
+        for cid, seq, sender_id, client_id, key_id, body_ct, chain in rows:
+            p += ("m", cid, seq, sender_id, client_id, key_id, body_ct, chain, ts, state[cid][2], None, None)
+        self.rows += len(rows)
+
+    def set_heads(self, heads: dict[str, bytes]) -> None:
+        for cid, h in heads.items():
+            self.state[cid][1] = h
+
+    def last_seqs(self, ids) -> dict[str, int]:
+        self._known(ids)
+        out = {}
+        for cid in ids:
+            st = self.state.get(cid) or self.convs.get(cid)
+            if st is not None:
+                out[cid] = st[0]
+                self.params += ("v", cid, st[0], None, None, None, None, None, None, None, None, None)
+                self.rows += 1
+        return out
+
+    def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
+        p = self.params
+        for cid, uid, d, r in rows:
+            p += ("w", cid, None, uid, None, None, None, None, None, None, d, r)
+        self.rows += len(rows)
+
+    def statement(self) -> tuple[str | None, list]:
+        """``(sql, params)``; ``sql`` is ``None`` when there is nothing to
+        write, or too much for one statement."""
+        if not self.rows or self.rows > FAST_MAX_ROWS:
+            return None, self.params
+        n = _fast_rows(self.rows)
+        sql = _fast_sql.get(n)
+        if sql is None:
+            sql = _fast_sql[n] = "INSERT INTO chat_batch VALUES " + ",".join([_FAST_ROW] * n)
+        params = self.params
+        if n > self.rows:
+            params = params + [None] * ((n - self.rows) * _FAST_WIDTH)
+        return sql, params
 
 
 def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now: datetime):
