@@ -303,22 +303,64 @@ def test_a_retry_of_a_stored_message_gets_its_sequence_number(sqlite_template, t
     ] == 2
 
 
-def test_the_write_lock_held_elsewhere_is_waited_for(sqlite_template, tmp_path):
-    """A risk-case record holding SQLite's write lock: the one statement
-    cannot wait (it would block the loop or fail), so the batch takes the
-    ordinary path, which waits on the writer thread; nothing is lost."""
+def test_the_write_lock_held_elsewhere_is_polled_for_on_the_loop(sqlite_template, tmp_path):
+    """A risk-case record holding SQLite's write lock: the one statement is
+    tried again every ~millisecond, awaiting in between, so the loop goes on
+    (a ticker keeps ticking) and the batch commits as soon as the lock is
+    free, still as one statement."""
     path = tmp_path / "lock.db"
     (cid, s, _), *_ = make_db(sqlite_template, path)
     r = Runner(path, FakeClock())
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    ticks = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
     try:
         r.commit([msg(cid, s, "seeker", "l1")])
         holder.execute("BEGIN IMMEDIATE")
         threading.Timer(0.1, lambda: holder.execute("COMMIT")).start()
+        tick = asyncio.run_coroutine_threadsafe(_start(ticker()), r.loop).result()
         t0 = time.monotonic()
         res, _ = r.commit([msg(cid, s, "seeker", "l2")])
-        assert res.stored[0].seq == 2 and time.monotonic() - t0 >= 0.09
-        assert r.writer.counters()["fallbacks"] == 1
+        waited = time.monotonic() - t0
+        r.loop.call_soon_threadsafe(tick.cancel)
+        assert res.stored[0].seq == 2 and 0.09 <= waited < 1.0
+        assert sum(1 for t in ticks if t0 < t < t0 + 0.09) >= 5  # the loop was not blocked
+        assert r.writer.counters() | {"wal_resets": 0} == {
+            "batches": 0, "messages": 0, "one_statement": 2, "fallbacks": 0, "lock_waits": 1, "wal_resets": 0
+        }
     finally:
         r.close()
         holder.close()
+
+
+def test_a_lock_held_for_long_goes_to_the_writer_thread(sqlite_template, tmp_path, monkeypatch):
+    """Past FAST_LOCK_WAIT_S the batch takes the ordinary path, which waits
+    for the lock on the writer thread; nothing is lost."""
+    from miaohui.chat import writer as w
+
+    monkeypatch.setattr(w, "FAST_LOCK_WAIT_S", 0.05)
+    path = tmp_path / "lock2.db"
+    (cid, s, _), *_ = make_db(sqlite_template, path)
+    r = Runner(path, FakeClock())
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        r.commit([msg(cid, s, "seeker", "m1")])
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+        t0 = time.monotonic()
+        res, _ = r.commit([msg(cid, s, "seeker", "m2")])
+        assert res.stored[0].seq == 2 and time.monotonic() - t0 >= 0.29
+        c = r.writer.counters()
+        assert (c["one_statement"], c["fallbacks"], c["lock_waits"]) == (1, 1, 1)
+    finally:
+        r.close()
+        holder.close()
+
+
+async def _start(coro):
+    return asyncio.get_running_loop().create_task(coro)

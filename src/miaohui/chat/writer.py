@@ -58,6 +58,7 @@ CHECKPOINT_EVERY_S = 1.0  # SQLite: how often the WAL is copied into the databas
 # SQLite's one-statement batches (see MessageWriter._commit_fast):
 FAST_MAX_ROWS = 2048  # more rows than this take the ordinary path (SQLite's 32,766-variable limit)
 CONV_CACHE_MAX = 65_536  # conversations whose counters the writer remembers
+FAST_LOCK_WAIT_S = 1.0  # how long a one-statement batch polls for a write lock held elsewhere
 
 
 @dataclass(slots=True)
@@ -158,11 +159,12 @@ class MessageWriter:
         self._convs: dict[str, list] = {}
         self.fast_batches = 0
         self.fast_fallbacks = 0  # one-statement batches that failed and took the ordinary path
+        self.lock_waits = 0  # one-statement batches that found the write lock held and polled for it
 
     def counters(self) -> dict[str, int]:
         """How the batches went (``/healthz``; operators and the benchmark)."""
         return {"batches": self.batches, "messages": self.messages, "one_statement": self.fast_batches,
-                "fallbacks": self.fast_fallbacks, "wal_resets": self.wal_resets}
+                "fallbacks": self.fast_fallbacks, "lock_waits": self.lock_waits, "wal_resets": self.wal_resets}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
@@ -309,7 +311,7 @@ class MessageWriter:
     async def _commit(self, msgs: list[PendingMessage], receipts: list[Receipt]):
         now = self.clock.now()
         if self._sync_engine is not None:
-            out = self._commit_fast(msgs, receipts, now) if self.one_statement else None
+            out = await self._commit_fast(msgs, receipts, now) if self.one_statement else None
             if out is None:
                 # SQLite's ordinary path: the batch on the event loop when the
                 # write lock is free (nearly always), with no thread hand-offs.
@@ -340,7 +342,7 @@ class MessageWriter:
                 msgs[i].future.set_exception(LookupError("conversation gone"))
         return res, events
 
-    def _commit_fast(self, msgs, receipts, now):
+    async def _commit_fast(self, msgs, receipts, now):
         """The batch as ONE SQLite statement in autocommit mode, or ``None``
         (nothing written) when the ordinary path must take it.
 
@@ -367,8 +369,13 @@ class MessageWriter:
         would leave the loop free during its fsync, but getting the GIL back
         from a busy loop cost more than that (docs/performance.md, session 9).
         When another connection holds the write lock the statement fails at
-        once (``busy_timeout=0``) and the ordinary path waits for it on the
-        writer thread."""
+        once (``busy_timeout=0``) and is tried again every ~millisecond,
+        awaiting in between, for up to :data:`FAST_LOCK_WAIT_S`; then the
+        ordinary path waits for the lock on the writer thread.  The risk-case
+        recorder takes the lock a few times a second: sending those batches
+        to the thread, where every statement waited for the GIL behind the
+        busy loop, set the p99 of everything else (docs/performance.md,
+        session 9)."""
         raw = self._raw()
         store = FastStore(self._convs, raw)
         try:
@@ -378,19 +385,38 @@ class MessageWriter:
         sql, params = store.statement()
         if sql is None:
             return None if store.params else (res, events)  # too big / nothing to write
-        cur = raw.cursor()
-        try:
-            cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
-        except sqlite3.Error as exc:
-            # IntegrityError: stale memory or a retry (see above); OperationalError:
-            # another connection holds the write lock (the ordinary path waits for it).
-            if isinstance(exc, sqlite3.IntegrityError):
-                for cid in store.state:
-                    self._convs.pop(cid, None)
-            self.fast_fallbacks += 1
-            return None
-        finally:
-            cur.close()
+        deadline = 0.0
+        while True:
+            cur = raw.cursor()
+            try:
+                cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    self.fast_fallbacks += 1
+                    return None
+                # Another connection holds the write lock (a risk-case record,
+                # an order, a REST write of this very loop): poll for it here,
+                # awaiting between tries so the loop goes on — and can finish
+                # that REST write.  Nothing was written and memory still
+                # holds, so the same statement is tried again.
+                now_m = time.monotonic()
+                if not deadline:
+                    deadline = now_m + FAST_LOCK_WAIT_S
+                    self.lock_waits += 1
+                elif now_m > deadline:
+                    self.fast_fallbacks += 1
+                    return None  # the ordinary path waits on the writer thread
+            except sqlite3.Error as exc:
+                # Stale memory or a retry of a stored message (see above).
+                if isinstance(exc, sqlite3.IntegrityError):
+                    for cid in store.state:
+                        self._convs.pop(cid, None)
+                self.fast_fallbacks += 1
+                return None
+            finally:
+                cur.close()
+            await asyncio.sleep(LOCK_POLL_S)
         self._remember(store.state)
         self.fast_batches += 1
         return res, events
