@@ -66,6 +66,9 @@ proposed server change with the same harness before anyone edits ``src/``.
     COMMIT), as JSON in ``$MIAOHUI_BENCH_TSPLIT`` every 2 s.
 ``switchms``
     ``sys.setswitchinterval`` of ``$MIAOHUI_BENCH_SWITCH_MS`` ms (default 1).
+``bigcache``
+    the writer's connection with a 64 MiB page cache and 1 GiB of mmap
+    (``$MIAOHUI_BENCH_CACHE_KB``, ``$MIAOHUI_BENCH_MMAP_MB``).
 ``stallspy``
     diagnostics: the event loop's Python stack whenever it has not run its
     1 ms heartbeat for over 6 ms (``$MIAOHUI_BENCH_STALLS``).
@@ -896,7 +899,30 @@ def patch_switchms() -> None:
     sys.setswitchinterval(float(os.environ.get("MIAOHUI_BENCH_SWITCH_MS", "1")) / 1000)
 
 
+def patch_bigcache() -> None:
+    """The writer's connection with ``PRAGMA cache_size`` of
+    ``$MIAOHUI_BENCH_CACHE_KB`` KiB (default 65,536; SQLite's default is
+    2,048) and ``PRAGMA mmap_size`` of ``$MIAOHUI_BENCH_MMAP_MB`` MiB
+    (default 1,024; 0 = off)."""
+    from miaohui.chat import writer as w
+
+    orig = w.MessageWriter._raw
+
+    def raw(self):
+        first = self._sqlite is None
+        conn = orig(self)
+        if first:
+            cur = conn.cursor()
+            cur.execute(f"PRAGMA cache_size=-{int(os.environ.get('MIAOHUI_BENCH_CACHE_KB', '65536'))}")
+            cur.execute(f"PRAGMA mmap_size={int(os.environ.get('MIAOHUI_BENCH_MMAP_MB', '1024')) << 20}")
+            cur.close()
+        return conn
+
+    w.MessageWriter._raw = raw
+
+
 PATCHES = {
+    "bigcache": patch_bigcache,
     "nofast": patch_nofast,
     "switchms": patch_switchms,
     "tsplit": patch_tsplit,

@@ -160,11 +160,13 @@ class MessageWriter:
         self.fast_batches = 0
         self.fast_fallbacks = 0  # one-statement batches that failed and took the ordinary path
         self.lock_waits = 0  # one-statement batches that found the write lock held and polled for it
+        self.lock_wait_s = 0.0  # … and how long they waited in all
 
     def counters(self) -> dict[str, int]:
         """How the batches went (``/healthz``; operators and the benchmark)."""
         return {"batches": self.batches, "messages": self.messages, "one_statement": self.fast_batches,
-                "fallbacks": self.fast_fallbacks, "lock_waits": self.lock_waits, "wal_resets": self.wal_resets}
+                "fallbacks": self.fast_fallbacks, "lock_waits": self.lock_waits,
+                "lock_wait_ms": round(self.lock_wait_s * 1000), "wal_resets": self.wal_resets}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
@@ -390,6 +392,8 @@ class MessageWriter:
             cur = raw.cursor()
             try:
                 cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
+                if deadline:
+                    self.lock_wait_s += time.monotonic() - (deadline - FAST_LOCK_WAIT_S)
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc):

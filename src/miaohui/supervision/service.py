@@ -154,27 +154,27 @@ _CHANGING = ("tier", "level", "score", "signals", "flags", "rank", "last_seq", "
 async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) -> list[RiskCase]:
     t = RiskCase.__table__
     convs = sorted({v.conversation_id for v, _ in items})
-    events = _Events()
-    out: list[tuple[RiskCase, bool, int]] = []
+    q = select(t).where(t.c.open_key.in_(convs))
     async with ctx.sessionmaker() as db:
-        await begin_write(db)
-        q = select(t).where(t.c.open_key.in_(convs))
         if db.bind.dialect.name == "postgresql":
-            q = q.order_by(t.c.id).with_for_update()  # a fixed order: concurrent writers never deadlock
-        cases = {r["open_key"]: RiskCase(**r) for r in (await db.execute(q)).mappings()}  # plain objects
-        new: dict[str, RiskCase] = {}
-        for v, seq in items:
-            case = cases.get(v.conversation_id)
-            created = case is None
-            if created:
-                case = cases[v.conversation_id] = new[v.conversation_id] = RiskCase(
-                    id=new_id(), conversation_id=v.conversation_id, open_key=v.conversation_id,
-                    seeker_id=v.seeker_id, listener_id=v.listener_id, status="open",
-                    source="model" if v.rank >= g.GUARDIAN_RANK else "boundary", tier="none", level=0,
-                    score=0.0, rank=0, signals=[], flags={}, worried=False, last_seq=0, opened_at=now,
-                    last_seen_at=now, overtime_seconds=0, overtime_fen=0)
-            out.append((case, created, case.rank))
-            _apply(events, case, created, v, seq, now)
+            await begin_write(db)
+            # A fixed order: concurrent writers never deadlock.
+            events, out, new = _plan(items, await _open_cases(db, q.order_by(t.c.id).with_for_update()), now)
+        else:
+            # SQLite: the write lock is the message writer's too, and the plan
+            # (objects, rules, event rows) took most of the ~5–9 ms a batch
+            # held it, a few times a second, while every chat message waited
+            # (docs/performance.md, session 9).  So plan from a plain read
+            # first, then take the lock and read the open cases again: if
+            # anything changed meanwhile (a supervisor closed a case, another
+            # process recorded one), plan again under the lock.
+            seen = await _open_cases(db, q)
+            await db.rollback()  # end the read transaction
+            events, out, new = _plan(items, seen, now)
+            await begin_write(db)
+            now_open = await _open_cases(db, q)
+            if now_open != seen:
+                events, out, new = _plan(items, now_open, now)
         conn = await db.connection()
         if new:
             cols = [c.name for c in t.columns]
@@ -198,6 +198,34 @@ async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) ->
             alarm = case.rank >= g.ALARM_RANK and (created or case.rank > before)
             _publish_summary(ctx, case, s, alarm=alarm, reason="opened" if created else "updated")
     return [case for case, _, _ in out]
+
+
+async def _open_cases(db, q) -> list[dict]:
+    """The open cases ``q`` selects, as plain row dicts in a fixed order."""
+    return sorted((dict(r) for r in (await db.execute(q)).mappings()), key=lambda r: r["open_key"])
+
+
+def _plan(items: list[tuple[Verdict, int]], rows: list[dict], now: datetime):
+    """What a batch of verdicts makes of the open cases ``rows``: the event
+    rows, ``(case, created, rank before)`` per verdict, and the new cases.
+    Plain objects only (no session), so it can run before the write lock."""
+    events = _Events()
+    cases = {r["open_key"]: RiskCase(**r) for r in rows}
+    new: dict[str, RiskCase] = {}
+    out: list[tuple[RiskCase, bool, int]] = []
+    for v, seq in items:
+        case = cases.get(v.conversation_id)
+        created = case is None
+        if created:
+            case = cases[v.conversation_id] = new[v.conversation_id] = RiskCase(
+                id=new_id(), conversation_id=v.conversation_id, open_key=v.conversation_id,
+                seeker_id=v.seeker_id, listener_id=v.listener_id, status="open",
+                source="model" if v.rank >= g.GUARDIAN_RANK else "boundary", tier="none", level=0,
+                score=0.0, rank=0, signals=[], flags={}, worried=False, last_seq=0, opened_at=now,
+                last_seen_at=now, overtime_seconds=0, overtime_fen=0)
+        out.append((case, created, case.rank))
+        _apply(events, case, created, v, seq, now)
+    return events, out, new
 
 
 def _apply(db, case: RiskCase, created: bool, v: Verdict, seq: int, now: datetime) -> None:

@@ -1,0 +1,67 @@
+"""Risk cases are planned before SQLite's write lock is taken (the lock is the
+message writer's too), then the open cases are read again under the lock:
+a case that changed in between (here, a supervisor resolves it) makes the
+batch plan again, so a new message opens a new case instead of updating a
+resolved one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from miaohui.supervision import service
+from miaohui.supervision.monitor import Verdict
+
+
+@pytest.fixture
+def database_url(sqlite_url) -> str:  # the plan-then-lock path is SQLite's
+    return sqlite_url
+
+
+def verdict(conversation: str, seeker: str, listener: str, tier: str, level: int) -> Verdict:
+    return Verdict(conversation, seeker, "seeker", listener, "", None, tier=tier, level=level, score=0.9,
+                   signals=("ideation",))
+
+
+def on_server(server, coro):
+    return asyncio.run_coroutine_threadsafe(coro, server.ctx.writer._task.get_loop()).result(30)
+
+
+def open_cases(path, conversation):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT id, status, tier FROM risk_cases WHERE conversation_id = ? ORDER BY opened_at, id", (conversation,)
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_a_case_resolved_while_the_batch_was_planned_is_not_reopened(server, seeker, listener, conversation,
+                                                                     monkeypatch):
+    path = server.settings.resolved_database_url.split(":///", 1)[1]
+    (first,) = on_server(server, service.observe_many(
+        server.ctx, [(verdict(conversation, seeker.id, listener.id, "ideation", 2), 1)]))
+    assert open_cases(path, conversation) == [(first.id, "open", "ideation")]
+
+    real = service.begin_write
+    planned = []
+
+    async def resolve_first(db):
+        # Between the plan and the lock: a supervisor resolves the case.
+        planned.append(True)
+        other = sqlite3.connect(path, timeout=5)
+        other.execute("UPDATE risk_cases SET status = 'resolved', open_key = NULL WHERE id = ?", (first.id,))
+        other.commit()
+        other.close()
+        monkeypatch.setattr(service, "begin_write", real)
+        await real(db)
+
+    monkeypatch.setattr(service, "begin_write", resolve_first)
+    (second,) = on_server(server, service.observe_many(
+        server.ctx, [(verdict(conversation, seeker.id, listener.id, "plan", 3), 2)]))
+    assert planned
+    assert second.id != first.id
+    assert open_cases(path, conversation) == [(first.id, "resolved", "ideation"), (second.id, "open", "plan")]
