@@ -387,13 +387,13 @@ class MessageWriter:
         sql, params = store.statement()
         if sql is None:
             return None if store.params else (res, events)  # too big / nothing to write
-        deadline = 0.0
+        locked_at = 0.0
         while True:
             cur = raw.cursor()
             try:
                 cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
-                if deadline:
-                    self.lock_wait_s += time.monotonic() - (deadline - FAST_LOCK_WAIT_S)
+                if locked_at:
+                    self.lock_wait_s += time.monotonic() - locked_at
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc):
@@ -405,10 +405,10 @@ class MessageWriter:
                 # that REST write.  Nothing was written and memory still
                 # holds, so the same statement is tried again.
                 now_m = time.monotonic()
-                if not deadline:
-                    deadline = now_m + FAST_LOCK_WAIT_S
+                if not locked_at:
+                    locked_at = now_m
                     self.lock_waits += 1
-                elif now_m > deadline:
+                elif now_m - locked_at > FAST_LOCK_WAIT_S:
                     self.fast_fallbacks += 1
                     return None  # the ordinary path waits on the writer thread
             except sqlite3.Error as exc:
