@@ -568,6 +568,21 @@ class CoreStore:
         )
 
 
+# Each conversation's counter, chain head and running order (both SQLite paths).
+COUNTERS_SQL = "SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})"
+
+
+def _select_in(cur, sql: str, values) -> list[tuple]:
+    """``sql`` with its ``IN ({})`` filled for ``values``, in chunks that stay
+    under SQLite's variable limit."""
+    values = list(values)
+    out: list[tuple] = []
+    for i in range(0, len(values), 500):
+        part = values[i : i + 500]
+        out += cur.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+    return out
+
+
 class SqliteStore:
     """The same five statements as plain SQL on the writer thread's sqlite3
     connection: no per-row type processing or statement cache look-ups, which
@@ -585,12 +600,7 @@ class SqliteStore:
         return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def _in(self, sql: str, values) -> list[tuple]:
-        values = list(values)
-        out: list[tuple] = []
-        for i in range(0, len(values), 500):  # stay under SQLite's variable limit
-            part = values[i : i + 500]
-            out += self.cur.execute(sql.format(",".join("?" * len(part))), part).fetchall()
-        return out
+        return _select_in(self.cur, sql, values)
 
     def existing(self, client_ids) -> list[tuple]:
         rows = self._in(
@@ -605,7 +615,7 @@ class SqliteStore:
         the bump together with the new chain heads — one UPDATE a
         conversation instead of two (each conversation found here has
         messages in the batch, so gets a head)."""
-        rows = self._in("SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", counts)
+        rows = self._in(COUNTERS_SQL, counts)
         self._bump = (counts, self._ts(now))
         self.seen = {r[0]: [r[1] + counts[r[0]], r[2], r[3]] for r in rows}
         return {cid: tuple(st) for cid, st in self.seen.items()}
@@ -693,8 +703,7 @@ class FastStore:
     def __init__(self, convs: dict[str, list], raw) -> None:
         self.convs = convs
         self.raw = raw
-        self.params: list = []
-        self.rows = 0
+        self.params: list = []  # _FAST_WIDTH values a row
         self.state: dict[str, list] = {}  # as this batch leaves each conversation it writes to
         self._ts = ""
 
@@ -706,9 +715,7 @@ class FastStore:
         if missing:
             cur = self.raw.cursor()
             try:
-                for cid, last_seq, head, order_id in SqliteStore(cur)._in(
-                    "SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})", missing
-                ):
+                for cid, last_seq, head, order_id in _select_in(cur, COUNTERS_SQL, missing):
                     self.convs[cid] = [last_seq, head, order_id]
             finally:
                 cur.close()
@@ -728,7 +735,6 @@ class FastStore:
         p, ts, state = self.params, self._ts, self.state
         for cid, seq, sender_id, client_id, key_id, body_ct, chain in rows:
             p += ("m", cid, seq, sender_id, client_id, key_id, body_ct, chain, ts, state[cid][2], None, None)
-        self.rows += len(rows)
 
     def set_heads(self, heads: dict[str, bytes]) -> None:
         for cid, h in heads.items():
@@ -742,27 +748,26 @@ class FastStore:
             if st is not None:
                 out[cid] = st[0]
                 self.params += ("v", cid, st[0], None, None, None, None, None, None, None, None, None)
-                self.rows += 1
         return out
 
     def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
         p = self.params
         for cid, uid, d, r in rows:
             p += ("w", cid, None, uid, None, None, None, None, None, None, d, r)
-        self.rows += len(rows)
 
     def statement(self) -> tuple[str | None, list]:
         """``(sql, params)``; ``sql`` is ``None`` when there is nothing to
         write, or too much for one statement."""
-        if not self.rows or self.rows > FAST_MAX_ROWS:
+        rows = len(self.params) // _FAST_WIDTH
+        if not rows or rows > FAST_MAX_ROWS:
             return None, self.params
-        n = _fast_rows(self.rows)
+        n = _fast_rows(rows)
         sql = _fast_sql.get(n)
         if sql is None:
             sql = _fast_sql[n] = "INSERT INTO chat_batch VALUES " + ",".join([_FAST_ROW] * n)
         params = self.params
-        if n > self.rows:
-            params = params + [None] * ((n - self.rows) * _FAST_WIDTH)
+        if n > rows:
+            params = params + [None] * ((n - rows) * _FAST_WIDTH)
         return sql, params
 
 
