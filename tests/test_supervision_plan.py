@@ -44,20 +44,21 @@ def test_a_case_resolved_while_the_batch_was_planned_is_not_reopened(server, see
         server.ctx, [(verdict(conversation, seeker.id, listener.id, "ideation", 2), 1)]))
     assert open_cases(path, conversation) == {(first.id, "open", "ideation")}
 
-    real = service.begin_write
+    real = service._plan
     planned = []
 
-    async def resolve_first(db):
-        # Between the plan and the lock: a supervisor resolves the case.
-        planned.append(True)
-        other = sqlite3.connect(path, timeout=5)
-        other.execute("UPDATE risk_cases SET status = 'resolved', open_key = NULL WHERE id = ?", (first.id,))
-        other.commit()
-        other.close()
-        monkeypatch.setattr(service, "begin_write", real)
-        await real(db)
+    def plan_then_resolve(*args):
+        # After the plan, before the lock: a supervisor resolves the case.
+        out = real(*args)
+        if not planned:
+            planned.append(True)
+            other = sqlite3.connect(path, timeout=5)
+            other.execute("UPDATE risk_cases SET status = 'resolved', open_key = NULL WHERE id = ?", (first.id,))
+            other.commit()
+            other.close()
+        return out
 
-    monkeypatch.setattr(service, "begin_write", resolve_first)
+    monkeypatch.setattr(service, "_plan", plan_then_resolve)
     (second,) = on_server(server, service.observe_many(
         server.ctx, [(verdict(conversation, seeker.id, listener.id, "plan", 3), 2)]))
     assert planned

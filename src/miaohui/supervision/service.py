@@ -19,6 +19,7 @@ services (orders through ``ctx.orders``, the scheduler).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -131,7 +132,7 @@ async def observe_many(ctx, items: list[tuple[Verdict, int]]) -> list[RiskCase]:
     for attempt in range(3):
         try:
             return await _observe_many(ctx, items, now)
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -154,39 +155,19 @@ _CHANGING = ("tier", "level", "score", "signals", "flags", "rank", "last_seq", "
 async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) -> list[RiskCase]:
     t = RiskCase.__table__
     convs = sorted({v.conversation_id for v, _ in items})
-    q = select(t).where(t.c.open_key.in_(convs))
     async with ctx.sessionmaker() as db:
         if db.bind.dialect.name == "postgresql":
             await begin_write(db)
+            conn = await db.connection()
             # A fixed order: concurrent writers never deadlock.
-            events, out, new = _plan(items, await _open_cases(db, q.order_by(t.c.id).with_for_update()), now)
+            q = select(t).where(t.c.open_key.in_(convs)).order_by(t.c.id).with_for_update()
+            rows = sorted((dict(r) for r in (await conn.execute(q)).mappings()), key=lambda r: r["open_key"])
+            events, out, new = _plan(items, rows, now)
+            for stmt, params in _writes(events, out, new):
+                await conn.execute(stmt, params)
+            await db.commit()
         else:
-            # SQLite: the write lock is the message writer's too, and the plan
-            # (objects, rules, event rows) took most of the ~5–9 ms a batch
-            # held it, a few times a second, while every chat message waited
-            # (docs/performance.md, session 9).  So plan from a plain read
-            # first, then take the lock and read the open cases again: if
-            # anything changed meanwhile (a supervisor closed a case, another
-            # process recorded one), plan again under the lock.
-            seen = await _open_cases(db, q)
-            await db.rollback()  # end the read transaction
-            events, out, new = _plan(items, seen, now)
-            await begin_write(db)
-            now_open = await _open_cases(db, q)
-            if now_open != seen:
-                events, out, new = _plan(items, now_open, now)
-        conn = await db.connection()
-        if new:
-            cols = [c.name for c in t.columns]
-            await conn.execute(t.insert(), [{k: getattr(c, k) for k in cols} for c in new.values()])
-        changed = [c for c in {id(c): c for c, _, _ in out}.values() if c.conversation_id not in new]
-        if changed:
-            await conn.execute(
-                t.update().where(t.c.id == bindparam("b_id")).values({k: bindparam(f"b_{k}") for k in _CHANGING}),
-                [{"b_id": c.id, **{f"b_{k}": getattr(c, k) for k in _CHANGING}} for c in changed])
-        if events.rows:
-            await conn.execute(CaseEvent.__table__.insert(), events.rows)
-        await db.commit()
+            events, out, new = await _observe_sqlite(db, items, convs, now)
         # One summary per case, after its last message in this batch; an alarm when it opened or rose.
         first: dict[str, tuple[bool, int]] = {}
         for case, created, before in out:
@@ -200,9 +181,92 @@ async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) ->
     return [case for case, _, _ in out]
 
 
-async def _open_cases(db, q) -> list[dict]:
-    """The open cases ``q`` selects, as plain row dicts in a fixed order."""
-    return sorted((dict(r) for r in (await db.execute(q)).mappings()), key=lambda r: r["open_key"])
+_CASE_COLUMNS = tuple(c.name for c in RiskCase.__table__.columns)
+_NEW_CASES = RiskCase.__table__.insert()
+_CHANGED_CASES = (RiskCase.__table__.update().where(RiskCase.__table__.c.id == bindparam("b_id"))
+                  .values({k: bindparam(f"b_{k}") for k in _CHANGING}))
+_NEW_EVENTS = CaseEvent.__table__.insert()
+
+
+def _writes(events: _Events, out, new: dict[str, RiskCase]) -> list[tuple]:
+    """A batch's writes: ``(statement, parameter dicts)`` for the new cases,
+    the changed ones and the events (at most three statements)."""
+    writes: list[tuple] = []
+    if new:
+        writes.append((_NEW_CASES, [{k: getattr(c, k) for k in _CASE_COLUMNS} for c in new.values()]))
+    changed = [c for c in {id(c): c for c, _, _ in out}.values() if c.conversation_id not in new]
+    if changed:
+        writes.append((_CHANGED_CASES, [{"b_id": c.id, **{f"b_{k}": getattr(c, k) for k in _CHANGING}}
+                                        for c in changed]))
+    if events.rows:
+        writes.append((_NEW_EVENTS, events.rows))
+    return writes
+
+
+async def _observe_sqlite(db: AsyncSession, items: list[tuple[Verdict, int]], convs: list[str], now: datetime):
+    """:func:`_observe_many`'s reads and writes on SQLite, where the write lock
+    is the message writer's too: every millisecond it is held, no chat message
+    can be stored.  Through the session (a typed read, the plan, every
+    parameter processed, a round of SQLAlchemy per statement) a batch held it
+    ~2 ms alone and ~5–9 ms under chat load, a few times a second
+    (docs/performance.md, sessions 9–10).  So everything is done before the
+    lock: read the open cases as the driver returns them, plan, render the
+    writes for the driver.  Under the lock, on the driver's connection, only
+    the same read again — if anything changed meanwhile (a supervisor closed a
+    case, another process recorded one), plan again — and the prepared writes."""
+    dialect = db.bind.dialect
+    marks = ",".join("?" * len(convs))
+    read = f"SELECT {', '.join(_CASE_COLUMNS)} FROM risk_cases WHERE open_key IN ({marks}) ORDER BY open_key"
+
+    def plan(rows: list[tuple]):
+        events, out, new = _plan(items, _typed(dialect, rows), now)
+        return events, out, new, [_for_driver(dialect, stmt, ps) for stmt, ps in _writes(events, out, new)]
+
+    async with db.bind.connect() as conn:
+        dc = (await conn.get_raw_connection()).driver_connection  # aiosqlite, in autocommit (core.db)
+        seen = await dc.execute_fetchall(read, convs)
+        events, out, new, writes = plan(seen)
+        await dc.execute("BEGIN IMMEDIATE")
+        try:
+            now_open = await dc.execute_fetchall(read, convs)
+            if now_open != seen:
+                events, out, new, writes = plan(now_open)
+            for sql, rows in writes:
+                await dc.executemany(sql, rows)
+            await dc.execute("COMMIT")
+        except BaseException:
+            await dc.execute("ROLLBACK")
+            raise
+    return events, out, new
+
+
+_processors: dict[tuple, object] = {}  # what _typed and _for_driver need per dialect (and statement)
+
+
+def _typed(dialect, rows: list[tuple]) -> list[dict]:
+    """Driver rows as the ORM would have typed them (JSON, UTC datetimes, booleans)."""
+    cols = RiskCase.__table__.columns
+    procs = _processors.get((dialect.name, "read"))
+    if procs is None:
+        procs = _processors[dialect.name, "read"] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in cols]
+    return [{c.name: (p(v) if p else v) for c, p, v in zip(cols, procs, row, strict=True)} for row in rows]
+
+
+def _for_driver(dialect, stmt, params: list[dict]) -> tuple[str, list[tuple]]:
+    """``stmt`` (one of the module's statements) with ``params`` rendered for
+    the DB-API driver: the SQL text and positional rows, every bind processor
+    (JSON, datetimes) already applied."""
+    key = (dialect.name, id(stmt), tuple(params[0]))
+    rendered = _processors.get(key)
+    if rendered is None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(params[0]))
+        names = compiled.positiontup
+        rendered = _processors[key] = (
+            compiled.string, [compiled.binds[n].key for n in names],
+            [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names])
+    sql, keys, procs = rendered
+    return sql, [tuple(p(r[k]) if p else r[k] for k, p in zip(keys, procs, strict=True)) for r in params]
 
 
 def _plan(items: list[tuple[Verdict, int]], rows: list[dict], now: datetime):
