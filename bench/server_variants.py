@@ -921,7 +921,103 @@ def patch_bigcache() -> None:
     w.MessageWriter._raw = raw
 
 
+def patch_stalllog() -> None:
+    """Diagnostics: a timeline of the event loop's long stalls.  The loop
+    beats every 5 ms; a beat over ``$MIAOHUI_BENCH_STALL_MS`` (default 25) ms
+    late is logged as a JSON line to ``$MIAOHUI_BENCH_STALLLOG`` with its
+    wall time, the garbage collections that ran meanwhile (generation, ms,
+    objects collected) and the innermost frames a watcher thread saw on the
+    loop's thread while it was stalled.  Every collection over 5 ms is logged
+    too, stall or not."""
+    import threading
+    import traceback
+
+    out = os.environ.get("MIAOHUI_BENCH_STALLLOG", "/tmp/stalllog.jsonl")
+    limit = float(os.environ.get("MIAOHUI_BENCH_STALL_MS", "25")) / 1000
+    state = {"t": time.perf_counter(), "tid": None, "gcs": [], "gc0": 0.0, "stacks": []}
+
+    def on_gc(phase, info) -> None:
+        if phase == "start":
+            state["gc0"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - state["gc0"]) * 1000
+        row = {"gen": info["generation"], "ms": round(ms, 1), "collected": info["collected"]}
+        state["gcs"].append(row)
+        if ms > 5:
+            _append_line(out, {"at": time.time(), "gc": row, "counts": gc.get_count(),
+                               "frozen": gc.get_freeze_count()})
+
+    gc.callbacks.append(on_gc)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.002)
+            tid = state["tid"]
+            if tid is not None and time.perf_counter() - state["t"] > limit and len(state["stacks"]) < 4:
+                frame = sys._current_frames().get(tid)
+                if frame is not None:
+                    state["stacks"].append(" <- ".join(
+                        f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
+                        for f in reversed(traceback.extract_stack(frame)[-8:])))
+
+    from miaohui.chat import writer as w
+
+    orig_start = w.MessageWriter.start
+
+    async def start(self) -> None:
+        await orig_start(self)
+        loop = asyncio.get_running_loop()
+        state["tid"] = threading.get_ident()
+
+        def tick() -> None:
+            now = time.perf_counter()
+            late = now - state["t"] - 0.005
+            if late > limit:
+                _append_line(out, {"at": time.time(), "stall_ms": round(late * 1000, 1), "gcs": state["gcs"],
+                                   "stacks": state["stacks"]})
+            state["gcs"], state["stacks"] = [], []
+            state["t"] = now
+            loop.call_later(0.005, tick)
+
+        tick()
+        threading.Thread(target=watch, daemon=True, name="stalllog").start()
+
+    w.MessageWriter.start = start
+
+    def checkpoint_loop(self) -> None:  # the writer's, timed
+        conn = self._sync_engine.raw_connection()
+        try:
+            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
+                cur = conn.cursor()
+                for i in range(2):
+                    t0 = time.perf_counter()
+                    row = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _append_line(out, {"at": time.time(), "checkpoint": i, "result": row[0],
+                                       "ms": round((time.perf_counter() - t0) * 1000, 1)})
+                self._catch_up = True
+        finally:
+            conn.close()
+
+    w.MessageWriter._checkpoint_loop = checkpoint_loop
+
+    orig_fast = w.MessageWriter._commit_fast
+
+    async def commit_fast(self, msgs, receipts, now):
+        t0 = time.perf_counter()
+        waited = self.lock_wait_s
+        try:
+            return await orig_fast(self, msgs, receipts, now)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            if ms > 15:
+                _append_line(out, {"at": time.time(), "batch_ms": round(ms, 1), "msgs": len(msgs),
+                                   "lock_wait_ms": round((self.lock_wait_s - waited) * 1000, 1)})
+
+    w.MessageWriter._commit_fast = commit_fast
+
+
 PATCHES = {
+    "stalllog": patch_stalllog,
     "bigcache": patch_bigcache,
     "nofast": patch_nofast,
     "switchms": patch_switchms,
