@@ -1016,7 +1016,39 @@ def patch_stalllog() -> None:
     w.MessageWriter._commit_fast = commit_fast
 
 
+def patch_maxbatch() -> None:
+    """Experiment: at most ``$MIAOHUI_BENCH_MAX_BATCH`` (default 256) items a
+    writer batch instead of 2,000, and one loop turn between batches: after a
+    stall the backlog is committed (and acknowledged, and delivered) in
+    several smaller transactions, with sockets read in between, instead of
+    one that holds the loop for tens of milliseconds."""
+    from miaohui.chat import writer as w
+
+    w.MAX_BATCH = int(os.environ.get("MIAOHUI_BENCH_MAX_BATCH", "256"))
+    w.LINGER_BELOW = 1 << 30  # always at least one loop turn before a batch
+
+
+def patch_gcmid() -> None:
+    """The app's GC tuning with another gen1 threshold
+    (``$MIAOHUI_BENCH_GC1``, default 2) instead of 10: a middle collection
+    walks everything young collections promoted since the last one — ~40–60
+    ms once per 12 s step at 5,000 msg/s (``stalllog``) — so collect it
+    more often, with less in it each time."""
+    from miaohui import app
+
+    orig = app.tune_gc
+
+    def tune_gc() -> None:
+        orig()
+        t = gc.get_threshold()
+        gc.set_threshold(t[0], int(os.environ.get("MIAOHUI_BENCH_GC1", "2")), t[2])
+
+    app.tune_gc = tune_gc
+
+
 PATCHES = {
+    "gcmid": patch_gcmid,
+    "maxbatch": patch_maxbatch,
     "stalllog": patch_stalllog,
     "bigcache": patch_bigcache,
     "nofast": patch_nofast,

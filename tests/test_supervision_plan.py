@@ -64,3 +64,38 @@ def test_a_case_resolved_while_the_batch_was_planned_is_not_reopened(server, see
     assert planned
     assert second.id != first.id
     assert open_cases(path, conversation) == {(first.id, "resolved", "ideation"), (second.id, "open", "plan")}
+
+
+def test_cases_written_through_the_driver_read_back_typed(server, seeker, listener, conversation):
+    """The SQLite path renders its writes for the driver itself (JSON, UTC
+    datetimes, booleans): what the ORM reads back is what was planned, and a
+    second batch updates the same case through the same path."""
+    from datetime import UTC
+
+    from sqlalchemy import select
+
+    from miaohui.safety.boundaries import Scan
+    from miaohui.supervision.models import CaseEvent, RiskCase
+
+    flagged = Verdict(conversation, seeker.id, "seeker", listener.id, "", Scan("", ("photo",), ("wechat",), ()),
+                      tier="ideation", level=2, score=0.8, signals=("ideation",))
+    (case,) = on_server(server, service.observe_many(server.ctx, [(flagged, 3)]))
+    (again,) = on_server(server, service.observe_many(
+        server.ctx, [(verdict(conversation, seeker.id, listener.id, "plan", 3), 4)]))
+    assert again.id == case.id
+
+    async def read():
+        async with server.ctx.sessionmaker() as db:
+            row = (await db.scalars(select(RiskCase).where(RiskCase.id == case.id))).one()
+            events = list(await db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                           .order_by(CaseEvent.id)))
+            return row, events
+
+    row, events = on_server(server, read())
+    assert (row.status, row.open_key, row.tier, row.level, row.last_seq) == ("open", conversation, "plan", 3, 4)
+    assert row.signals == ["ideation"] and row.worried is False
+    assert row.flags["attachment"]["signals"] == ["photo"] and row.flags["off_platform"]["count"] == 1
+    assert row.opened_at.tzinfo is UTC and row.last_seen_at >= row.opened_at
+    assert [e.kind for e in events] == ["guardian_started", "opened", "flag", "flag", "escalated"]
+    assert events[1].data["seq"] == 3 and events[1].at.tzinfo is UTC
+    assert events[2].data["signals"] == ["photo"] and events[3].data["signals"] == ["wechat"]
