@@ -369,7 +369,6 @@ def patch_stallspy() -> None:
     ``$MIAOHUI_BENCH_STALLS`` every 5 s (nothing changes in behaviour, but the
     watcher costs some GIL time)."""
     import collections
-    import threading
     import traceback
 
     out = os.environ.get("MIAOHUI_BENCH_STALLS", "/tmp/stalls.json")
@@ -401,23 +400,10 @@ def patch_stallspy() -> None:
                     json.dump(counts.most_common(40), f, ensure_ascii=False, indent=0)
                 os.replace(out + ".tmp", out)
 
-    from miaohui.chat import writer as w
+    def on_beat(now: float) -> None:
+        beat["t"] = now
 
-    orig_start = w.MessageWriter.start
-
-    async def start(self) -> None:
-        await orig_start(self)
-        loop = asyncio.get_running_loop()
-        beat["tid"] = threading.get_ident()
-
-        def tick() -> None:
-            beat["t"] = time.perf_counter()
-            loop.call_later(0.001, tick)
-
-        tick()
-        threading.Thread(target=watch, daemon=True, name="stallspy").start()
-
-    w.MessageWriter.start = start
+    _heartbeat(beat, 0.001, on_beat, watch, "stallspy")
 
 
 def patch_gcthreshold() -> None:
@@ -515,6 +501,31 @@ def patch_gcgarbage() -> None:
             gc.freeze()
 
     app_module.gc_maintenance = gc_maintenance
+
+
+def _heartbeat(state: dict, every: float, on_beat, watch, name: str) -> None:
+    """Once the server's writer starts: ``state["tid"]`` is the event loop's
+    thread (for the watcher's ``sys._current_frames()``), ``on_beat(now)``
+    runs on the loop every ``every`` seconds and ``watch`` on a daemon thread."""
+    import threading
+
+    from miaohui.chat import writer as w
+
+    orig_start = w.MessageWriter.start
+
+    async def start(self) -> None:
+        await orig_start(self)
+        loop = asyncio.get_running_loop()
+        state["tid"] = threading.get_ident()
+
+        def tick() -> None:
+            on_beat(time.perf_counter())
+            loop.call_later(every, tick)
+
+        tick()
+        threading.Thread(target=watch, daemon=True, name=name).start()
+
+    w.MessageWriter.start = start
 
 
 def _append_line(path: str, row: dict) -> None:
@@ -929,7 +940,6 @@ def patch_stalllog() -> None:
     objects collected) and the innermost frames a watcher thread saw on the
     loop's thread while it was stalled.  Every collection over 5 ms is logged
     too, stall or not."""
-    import threading
     import traceback
 
     out = os.environ.get("MIAOHUI_BENCH_STALLLOG", "/tmp/stalllog.jsonl")
@@ -960,29 +970,17 @@ def patch_stalllog() -> None:
                         f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
                         for f in reversed(traceback.extract_stack(frame)[-8:])))
 
+    def on_beat(now: float) -> None:
+        late = now - state["t"] - 0.005
+        if late > limit:
+            _append_line(out, {"at": time.time(), "stall_ms": round(late * 1000, 1), "gcs": state["gcs"],
+                               "stacks": state["stacks"]})
+        state["gcs"], state["stacks"] = [], []
+        state["t"] = now
+
+    _heartbeat(state, 0.005, on_beat, watch, "stalllog")
+
     from miaohui.chat import writer as w
-
-    orig_start = w.MessageWriter.start
-
-    async def start(self) -> None:
-        await orig_start(self)
-        loop = asyncio.get_running_loop()
-        state["tid"] = threading.get_ident()
-
-        def tick() -> None:
-            now = time.perf_counter()
-            late = now - state["t"] - 0.005
-            if late > limit:
-                _append_line(out, {"at": time.time(), "stall_ms": round(late * 1000, 1), "gcs": state["gcs"],
-                                   "stacks": state["stacks"]})
-            state["gcs"], state["stacks"] = [], []
-            state["t"] = now
-            loop.call_later(0.005, tick)
-
-        tick()
-        threading.Thread(target=watch, daemon=True, name="stalllog").start()
-
-    w.MessageWriter.start = start
 
     def checkpoint_loop(self) -> None:  # the writer's, timed
         conn = self._sync_engine.raw_connection()
