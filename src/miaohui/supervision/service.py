@@ -18,6 +18,7 @@ services (orders through ``ctx.orders``, the scheduler).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -153,10 +154,10 @@ _CHANGING = ("tier", "level", "score", "signals", "flags", "rank", "last_seq", "
 
 
 async def _observe_many(ctx, items: list[tuple[Verdict, int]], now: datetime) -> list[RiskCase]:
-    t = RiskCase.__table__
     convs = sorted({v.conversation_id for v, _ in items})
     async with ctx.sessionmaker() as db:
         if db.bind.dialect.name == "postgresql":
+            t = RiskCase.__table__
             await begin_write(db)
             conn = await db.connection()
             # A fixed order: concurrent writers never deadlock.
@@ -240,16 +241,10 @@ async def _observe_sqlite(db: AsyncSession, items: list[tuple[Verdict, int]], co
     return events, out, new
 
 
-_processors: dict[tuple, object] = {}  # what _typed and _for_driver need per dialect (and statement)
-
-
 def _typed(dialect, rows: list[tuple]) -> list[dict]:
     """Driver rows as the ORM would have typed them (JSON, UTC datetimes, booleans)."""
     cols = RiskCase.__table__.columns
-    procs = _processors.get((dialect.name, "read"))
-    if procs is None:
-        procs = _processors[dialect.name, "read"] = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in cols]
+    procs = _result_processors(dialect)
     return [{c.name: (p(v) if p else v) for c, p, v in zip(cols, procs, row, strict=True)} for row in rows]
 
 
@@ -257,16 +252,23 @@ def _for_driver(dialect, stmt, params: list[dict]) -> tuple[str, list[tuple]]:
     """``stmt`` (one of the module's statements) with ``params`` rendered for
     the DB-API driver: the SQL text and positional rows, every bind processor
     (JSON, datetimes) already applied."""
-    key = (dialect.name, id(stmt), tuple(params[0]))
-    rendered = _processors.get(key)
-    if rendered is None:
-        compiled = stmt.compile(dialect=dialect, column_keys=list(params[0]))
-        names = compiled.positiontup
-        rendered = _processors[key] = (
-            compiled.string, [compiled.binds[n].key for n in names],
-            [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names])
-    sql, keys, procs = rendered
+    sql, keys, procs = _rendered(dialect, stmt, tuple(params[0]))
     return sql, [tuple(p(r[k]) if p else r[k] for k, p in zip(keys, procs, strict=True)) for r in params]
+
+
+@functools.cache
+def _result_processors(dialect) -> list:
+    return [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in RiskCase.__table__.columns]
+
+
+@functools.cache
+def _rendered(dialect, stmt, keys: tuple[str, ...]) -> tuple[str, list[str], list]:
+    """``stmt`` compiled once per dialect and parameter names: its SQL, the
+    parameter names in positional order and their bind processors."""
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    names = compiled.positiontup
+    return (compiled.string, [compiled.binds[n].key for n in names],
+            [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names])
 
 
 def _plan(items: list[tuple[Verdict, int]], rows: list[dict], now: datetime):
