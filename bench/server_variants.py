@@ -1054,60 +1054,14 @@ def patch_fastthread() -> None:
     on the writer's thread instead of the loop; planning stays on the loop.
     ``sys.setswitchinterval`` of ``$MIAOHUI_BENCH_SWITCH_MS`` ms (default
     0.25) bounds the thread's wait for the GIL behind the busy loop."""
-    import sqlite3
-
     from miaohui.chat import writer as w
 
     sys.setswitchinterval(float(os.environ.get("MIAOHUI_BENCH_SWITCH_MS", "0.25")) / 1000)
 
-    def run(raw, sql, params):
-        cur = raw.cursor()
-        try:
-            cur.execute(sql, params)
-        finally:
-            cur.close()
+    async def _step(self, raw, sql, params):
+        await asyncio.get_running_loop().run_in_executor(self._executor, w._execute, raw, sql, params)
 
-    async def _commit_fast(self, msgs, receipts, now):
-        raw = self._raw()
-        store = w.FastStore(self._convs, raw)
-        try:
-            res, events = w.commit_batch(store, msgs, receipts, now)
-        except sqlite3.Error:
-            return None
-        sql, params = store.statement()
-        if sql is None:
-            return None if store.params else (res, events)
-        loop = asyncio.get_running_loop()
-        locked_at = 0.0
-        while True:
-            try:
-                await loop.run_in_executor(self._executor, run, raw, sql, params)
-                if locked_at:
-                    self.lock_wait_s += time.monotonic() - locked_at
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc):
-                    self.fast_fallbacks += 1
-                    return None
-                now_m = time.monotonic()
-                if not locked_at:
-                    locked_at = now_m
-                    self.lock_waits += 1
-                elif now_m - locked_at > w.FAST_LOCK_WAIT_S:
-                    self.fast_fallbacks += 1
-                    return None
-            except sqlite3.Error as exc:
-                if isinstance(exc, sqlite3.IntegrityError):
-                    for cid in store.state:
-                        self._convs.pop(cid, None)
-                self.fast_fallbacks += 1
-                return None
-            await asyncio.sleep(w.LOCK_POLL_S)
-        self._remember(store.state)
-        self.fast_batches += 1
-        return res, events
-
-    w.MessageWriter._commit_fast = _commit_fast
+    w.MessageWriter._step = _step
 
 
 PATCHES = {

@@ -389,9 +389,8 @@ class MessageWriter:
             return None if store.params else (res, events)  # too big / nothing to write
         locked_at = 0.0
         while True:
-            cur = raw.cursor()
             try:
-                cur.execute(sql, params)  # autocommit: BEGIN … COMMIT (fsync) in this one call
+                await self._step(raw, sql, params)
                 if locked_at:
                     self.lock_wait_s += time.monotonic() - locked_at
                 break
@@ -418,12 +417,16 @@ class MessageWriter:
                         self._convs.pop(cid, None)
                 self.fast_fallbacks += 1
                 return None
-            finally:
-                cur.close()
             await asyncio.sleep(LOCK_POLL_S)
         self._remember(store.state)
         self.fast_batches += 1
         return res, events
+
+    async def _step(self, raw, sql: str, params) -> None:
+        """One one-statement batch, on the loop (see :meth:`_commit_fast`; the
+        bench variant ``fastthread`` runs :func:`_execute` on the writer's
+        thread instead)."""
+        _execute(raw, sql, params)
 
     def _remember(self, state: dict[str, list]) -> None:
         convs = self._convs
@@ -685,6 +688,15 @@ END;
 _FAST_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 _FAST_WIDTH = 12
 _fast_sql: dict[int, str] = {}
+
+
+def _execute(raw, sql: str, params) -> None:
+    """In autocommit, BEGIN … COMMIT (fsync) happen inside this one ``execute``."""
+    cur = raw.cursor()
+    try:
+        cur.execute(sql, params)
+    finally:
+        cur.close()
 
 
 def _fast_rows(n: int) -> int:
