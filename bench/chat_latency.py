@@ -663,8 +663,9 @@ def generator_main() -> None:
 
 # =============================================================== orchestrator
 
-# Experiment: the load generator's nice value (e.g. -10, as root), the servers at 0.
-GEN_NICE = int(os.environ.get("MIAOHUI_BENCH_GEN_NICE", "0"))
+# Experiment: the load generator's nice value (e.g. -10, as root); the servers keep the bench's.
+_gen_nice = os.environ.get("MIAOHUI_BENCH_GEN_NICE")
+GEN_NICE = int(_gen_nice) if _gen_nice else None
 
 
 class Procs:
@@ -673,11 +674,12 @@ class Procs:
     def __init__(self) -> None:
         self.items: list[subprocess.Popen] = []
 
-    def start(self, args: list[str], cpu: int | None = None, nice: int = 0, **kw) -> subprocess.Popen:
+    def start(self, args: list[str], cpu: int | None = None, nice: int | None = None, **kw) -> subprocess.Popen:
         def pre() -> None:
             pdeathsig()
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            if nice is not None:  # else the child keeps this process's priority
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, 0, nice)
             if cpu is not None:
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(0, {cpu})

@@ -423,9 +423,9 @@ class MessageWriter:
         return res, events
 
     async def _step(self, raw, sql: str, params) -> None:
-        """One one-statement batch, on the loop (see :meth:`_commit_fast`; the
-        bench variant ``fastthread`` runs :func:`_execute` on the writer's
-        thread instead)."""
+        """Execute a one-statement batch, here on the loop (see
+        :meth:`_commit_fast`).  A seam for the bench variant ``fastthread``,
+        which runs :func:`_execute` on the writer's thread instead."""
         _execute(raw, sql, params)
 
     def _remember(self, state: dict[str, list]) -> None:
