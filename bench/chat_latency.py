@@ -51,14 +51,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import orjson
 from websockets.client import ClientProtocol
-from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
+
+from miaohui.chat.wsdirect import apply_mask, frame_head  # RFC 6455 framing, shared with the server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -307,9 +310,27 @@ class Rec:
         self.lat = 0.0
 
 
+# The generator's frame codec once a socket is open: "lean" (default) reads and
+# writes frames itself; "websockets" keeps the library's sans-I/O protocol for
+# the socket's whole life (what every run before session 12 used).
+GEN_CODEC = os.environ.get("MIAOHUI_BENCH_GEN_CODEC", "lean")
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
 class Client(asyncio.Protocol):
-    """One WebSocket: websockets' sans-I/O protocol on a bare transport, so
-    ``send`` is synchronous (never awaits on one slow socket)."""
+    """One WebSocket on a bare transport, so ``send`` is synchronous (never
+    awaits on one slow socket).
+
+    websockets' sans-I/O protocol does the opening handshake (and any
+    extension negotiation).  Once the socket is open and the library's reader
+    stands at a frame boundary, the socket goes *lean*: frames are read and
+    written here, a few lines of RFC 6455 -- a masked text frame out, unmasked
+    frames in, permessage-deflate inflated with the library's own negotiated
+    decoder, pings answered, a close echoed.  The generator shares two cores
+    with the server it measures; the library's general-purpose frame machinery
+    cost it ~70 µs of CPU a message, which was taken from the server under
+    test (docs/performance.md, session 12).  Same code for both targets.
+    """
 
     def __init__(self, gen: Generator, idx: int, conv: int, side: int, path: str, token: str,
                  compression: bool) -> None:
@@ -327,6 +348,12 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.open = False
         self.max_seq = 0
+        self.lean = False
+        self.rbuf = b""
+        self.deflate: PerMessageDeflate | None = None
+        self.frag: list[bytes] | None = None  # a fragmented message being reassembled (lean)
+        self.frag_rsv1 = False
+        self.frag_op = 0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -343,6 +370,8 @@ class Client(asyncio.Protocol):
                 self.transport.write_eof()
 
     def data_received(self, data: bytes) -> None:
+        if self.lean:
+            return self._lean_received(data)
         self.proto.receive_data(data)
         for ev in self.proto.events_received():
             if isinstance(ev, Frame):
@@ -357,6 +386,92 @@ class Client(asyncio.Protocol):
         self._flush()
         if self.proto.close_expected():
             self.open = False
+        elif self.open and GEN_CODEC == "lean" and not self.proto.reader.buffer:
+            self._go_lean()
+
+    def _go_lean(self) -> None:
+        """From the next byte on, frames are handled here.  Called only with
+        the library's reader empty, i.e. at a frame boundary."""
+        for ext in self.proto.extensions:
+            if not isinstance(ext, PerMessageDeflate):
+                return  # an extension this codec does not speak: stay with the library
+            self.deflate = ext
+        if self.proto.parser_exc is not None or self.proto.expect_continuation_frame:
+            return
+        self.lean = True
+
+    def _inflate(self, payload: bytes) -> bytes:
+        ext = self.deflate
+        if ext is None:
+            raise ValueError("RSV1 set without permessage-deflate")
+        if ext.remote_no_context_takeover:
+            dec = zlib.decompressobj(wbits=-ext.remote_max_window_bits)
+        else:
+            dec = ext.decoder  # the library's, so its context carries on
+        return dec.decompress(payload + _DEFLATE_TAIL)
+
+    def _lean_received(self, data: bytes) -> None:
+        if self.rbuf:
+            data = self.rbuf + data
+        n = len(data)
+        pos = 0
+        while True:
+            hl, ln = frame_head(data, pos)
+            if not hl:
+                break
+            b0 = data[pos]
+            if data[pos + 1] & 0x80:
+                return self._protocol_error("masked frame from the server")
+            end = pos + hl + ln
+            if end > n:
+                break
+            payload = data[pos + hl:end]
+            pos = end
+            op = b0 & 0x0F
+            if op == 1 and b0 & 0x80 and self.frag is None:  # the common case: one whole text frame
+                self.gen.on_frame(self, self._inflate(payload) if b0 & 0x40 else payload)
+            elif op in (0, 1, 2):
+                if op and self.frag is not None or not op and self.frag is None:
+                    return self._protocol_error("bad fragmentation")
+                if op:
+                    self.frag, self.frag_rsv1, self.frag_op = [], bool(b0 & 0x40), op
+                self.frag.append(payload)
+                if b0 & 0x80:
+                    msg = b"".join(self.frag)
+                    self.frag = None
+                    if self.frag_rsv1:
+                        msg = self._inflate(msg)
+                    if self.frag_op == 1:
+                        self.gen.on_frame(self, msg)
+            elif op == 9:  # ping
+                self._write_frame(0x8A, payload)
+            elif op == 8:  # close: echo it, the server closes the TCP connection
+                if self.open:
+                    self._write_frame(0x88, payload[:2])
+                self.open = False
+                self.rbuf = b""
+                return
+            # 10 (pong) and reserved opcodes: nothing to do
+        self.rbuf = data[pos:] if pos < n else b""
+
+    def _protocol_error(self, why: str) -> None:
+        self.gen.errors += 1
+        if len(self.gen.error_samples) < 5:
+            self.gen.error_samples.append(f"generator: {why}")
+        self.open = False
+        self.transport.close()
+
+    def _write_frame(self, b0: int, payload: bytes) -> None:
+        """One client frame: FIN + opcode ``b0``, masked with a fresh key (RFC 6455 5.3)."""
+        ln = len(payload)
+        if ln < 126:
+            hdr = bytes((b0, 0x80 | ln))
+        elif ln < 65536:
+            hdr = bytes((b0, 0xFE)) + ln.to_bytes(2, "big")
+        else:
+            hdr = bytes((b0, 0xFF)) + ln.to_bytes(8, "big")
+        mask = os.urandom(4)
+        self.transport.write(hdr + mask + apply_mask(payload, mask))
 
     def connection_lost(self, exc) -> None:
         if self.open:
@@ -367,6 +482,8 @@ class Client(asyncio.Protocol):
                 fut.set_exception(ConnectionError("connection lost"))
 
     def send(self, text: str) -> None:
+        if self.lean:
+            return self._write_frame(0x81, text.encode())
         self.proto.send_text(text.encode())
         self._flush()
 
@@ -374,7 +491,9 @@ class Client(asyncio.Protocol):
         if self.transport is None:
             return
         with contextlib.suppress(Exception):
-            if self.open:
+            if self.open and self.lean:
+                self._write_frame(0x88, (1000).to_bytes(2, "big"))
+            elif self.open:
                 self.proto.send_close(1000)
                 self._flush()
         self.open = False

@@ -1048,6 +1048,97 @@ def patch_gcmid() -> None:
     app.tune_gc = tune_gc
 
 
+def patch_gclog() -> None:
+    """Diagnostics: every garbage collection (generation, milliseconds) with
+    the risk queue's length at that moment, as JSON lines in
+    ``$MIAOHUI_BENCH_GCLOG`` (default /tmp/miaohui-gclog.jsonl); also the
+    queue's length every 0.5 s."""
+    import json
+
+    from miaohui.supervision import monitor
+
+    path = os.environ.get("MIAOHUI_BENCH_GCLOG", "/tmp/miaohui-gclog.jsonl")
+    state: dict = {"t": 0.0, "mon": None, "census": 0}
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - for the process's life
+
+    def qlen() -> int:
+        mon = state["mon"]
+        return len(mon._queue) if mon is not None else -1
+
+    def on_gc(phase, info) -> None:
+        if phase == "start":
+            now = time.perf_counter()
+            state["young"] = None
+            if info["generation"] == 0 and now - state.get("last0", now) > 1.0 and state["census"] < 20:
+                import collections
+
+                objs = gc.get_objects(0)  # what this one will walk
+                state["young"] = [len(objs), collections.Counter(type(o).__name__ for o in objs).most_common(14)]
+                del objs
+            if info["generation"] == 0:
+                state["last0"] = now
+            state["t"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - state["t"]) * 1e3
+        row = {"t": round(time.time(), 3), "gen": info["generation"], "ms": round(ms, 2),
+               "collected": info.get("collected"), "q": qlen()}
+        if state.get("young") is not None:
+            row["young"] = state["young"]
+        if ms > 8 and state["census"] < 20:  # what a long one walked (what it left in the next generation)
+            import collections
+
+            state["census"] += 1
+            objs = gc.get_objects(min(info["generation"] + 1, 2))
+            row["next_gen"] = [len(objs), collections.Counter(type(o).__name__ for o in objs).most_common(10)]
+            del objs
+        out.write(json.dumps(row) + "\n")
+
+    gc.callbacks.append(on_gc)
+    orig = monitor.SafetyMonitor.after_commit
+
+    def after_commit(self, *a, **kw):
+        if state["mon"] is None:
+            state["mon"] = self
+
+            def tick() -> None:
+                out.write(json.dumps({"t": round(time.time(), 3), "q": qlen()}) + "\n")
+                asyncio.get_running_loop().call_later(0.5, tick)
+
+            asyncio.get_running_loop().call_later(0.5, tick)
+        return orig(self, *a, **kw)
+
+    monitor.SafetyMonitor.after_commit = after_commit
+
+
+def patch_gctick() -> None:
+    """Experiment: young collections by the clock, not by allocation count.
+    Every ``$MIAOHUI_BENCH_GCTICK_MS`` ms (default 50) the loop runs
+    ``gc.collect(0)``, every ``$MIAOHUI_BENCH_GCTICK_MID``-th time (default 20)
+    ``gc.collect(1)``; the count thresholds stay as a backstop.  The count
+    is allocations *net of frees*, and under chat load frees of older objects
+    offset most allocations, so a young collection came every few seconds and
+    walked everything that had survived since: 10-20 ms at 5,000 msg/s."""
+    import miaohui.chat.writer as w
+
+    every = float(os.environ.get("MIAOHUI_BENCH_GCTICK_MS", "50")) / 1000
+    mid = int(os.environ.get("MIAOHUI_BENCH_GCTICK_MID", "20"))
+    orig_start = w.MessageWriter.start
+
+    async def start(self) -> None:
+        await orig_start(self)
+        loop = asyncio.get_running_loop()
+        state = {"n": 0}
+
+        def tick() -> None:
+            state["n"] += 1
+            gc.collect(1 if state["n"] % mid == 0 else 0)
+            loop.call_later(every, tick)
+
+        loop.call_later(every, tick)
+
+    w.MessageWriter.start = start
+
+
 def patch_fastthread() -> None:
     """Experiment: the one-statement batch's ``execute`` (bind, then one
     ``sqlite3_step``: the whole transaction, fsync included, without the GIL)
@@ -1066,6 +1157,8 @@ def patch_fastthread() -> None:
 
 PATCHES = {
     "fastthread": patch_fastthread,
+    "gclog": patch_gclog,
+    "gctick": patch_gctick,
     "gcmid": patch_gcmid,
     "maxbatch": patch_maxbatch,
     "stalllog": patch_stalllog,

@@ -387,6 +387,102 @@ async def test_chat_sockets_take_the_direct_lane(server, seeker, listener, conve
     assert not chat_protocols(server, conversation)
 
 
+def raw_frame(b0: int, payload: bytes, masked: bool = True, length: int | None = None) -> bytes:
+    """One client frame built by hand (RFC 6455 5.2): ``b0`` is FIN/RSV/opcode."""
+    ln = len(payload) if length is None else length
+    if ln < 126:
+        head = bytes((b0, ln | (0x80 if masked else 0)))
+    elif ln < 65536:
+        head = bytes((b0, 126 | (0x80 if masked else 0))) + ln.to_bytes(2, "big")
+    else:
+        head = bytes((b0, 127 | (0x80 if masked else 0))) + ln.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    key = bytes((0x3C, 0xA1, 0x07, 0x5E))
+    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+def send_frame(body: str, client_id: str | None = None) -> bytes:
+    data = json.dumps({"type": "send", "client_id": client_id or cid(), "body": body}, ensure_ascii=False)
+    return raw_frame(0x81, data.encode())
+
+
+async def lean_socket(server, api, conversation):
+    """A synced chat socket whose frames the server reads itself (wsdirect's lean lane)."""
+    ws, _ = await connect(api, conversation)
+    await drain_sync(ws)
+    await ws.send(json.dumps({"type": "ping", "t": 0}))
+    await recv_until(ws, "pong")  # the read loop runs: the socket is direct
+    port = ws.local_address[1]
+    (proto,) = [p for p in chat_protocols(server, conversation) if p.scope["client"][1] == port]
+    assert proto.lean
+    return ws, proto
+
+
+async def test_lean_lane_reads_frames_however_tcp_cuts_them(server, seeker, listener, conversation):
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+    s_ws, proto = await lean_socket(server, seeker, conversation)
+    # Three frames in one write; then one of 16-bit length, one byte per write.
+    s_ws.transport.write(b"".join(send_frame(f"一起{i}") for i in range(3)))
+    long_body = "很长的一段话，" * 40  # > 125 bytes: a 16-bit length
+    for b in send_frame(long_body):
+        s_ws.transport.write(bytes((b,)))
+        await asyncio.sleep(0)
+    acks = [await recv_until(s_ws, "ack") for _ in range(4)]
+    assert [a["seq"] for a in acks] == [1, 2, 3, 4]
+    bodies = [(await recv_until(l_ws, "message"))["body"] for _ in range(4)]
+    assert bodies == ["一起0", "一起1", "一起2", long_body]
+    assert proto.lean
+    await s_ws.close()
+    await l_ws.close()
+
+
+async def test_lean_lane_hands_other_frames_to_websockets(server, seeker, listener, conversation):
+    l_ws, _ = await connect(listener, conversation)
+    await drain_sync(l_ws)
+    s_ws, proto = await lean_socket(server, seeker, conversation)
+    # A ping is answered (by websockets), in the middle of frames read here.
+    pong = await s_ws.ping(b"hi")
+    await asyncio.wait_for(pong, 5)
+    # A fragmented message, with a ping between its fragments, in one write.
+    data = json.dumps({"type": "send", "client_id": (c := cid()), "body": "分成两段的话"}, ensure_ascii=False).encode()
+    s_ws.transport.write(raw_frame(0x01, data[:10]) + raw_frame(0x89, b"mid") + raw_frame(0x80, data[10:]))
+    ack = await recv_until(s_ws, "ack")
+    assert ack["client_id"] == c and ack["seq"] == 1
+    assert (await recv_until(l_ws, "message"))["body"] == "分成两段的话"
+    # Still lean: the next whole frame is read here again.
+    s_ws.transport.write(send_frame("又一条"))
+    assert (await recv_until(s_ws, "ack"))["seq"] == 2
+    assert proto.lean
+    # Replies are ordinary frames to an ordinary client.
+    await s_ws.send(json.dumps({"type": "ping", "t": 9}))
+    assert (await recv_until(s_ws, "pong"))["t"] == 9
+    await s_ws.close()
+    assert s_ws.close_code == 1000
+    await l_ws.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (raw_frame(0x81, b'{"type":"ping","t":1}', masked=False), 1002),  # clients must mask
+        (raw_frame(0x81, b"", length=10 * 1024 * 1024), 1009),  # over ws_max_size, refused on its header
+        (raw_frame(0x81, b'{"type":"ping","t":"\xff"}'), 1007),  # not UTF-8
+        (raw_frame(0xC1, b"{}"), 1002),  # RSV1 without an extension
+        (raw_frame(0x80, b"{}"), 1002),  # a continuation of nothing
+    ],
+    ids=["unmasked", "too-big", "bad-utf8", "rsv1", "stray-continuation"],
+)
+async def test_lean_lane_closes_on_bad_frames_as_websockets_would(server, seeker, conversation, frame, code):
+    s_ws, _ = await lean_socket(server, seeker, conversation)
+    s_ws.transport.write(frame)
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        await recv_until(s_ws, "never")
+    assert info.value.rcvd is not None and info.value.rcvd.code == code
+    assert stored_count(server, conversation) == 0
+
+
 async def test_back_pressure_queues_frames_and_delivers_them_in_order(server, seeker, listener, conversation):
     l_ws, _ = await connect(listener, conversation)
     await drain_sync(l_ws)

@@ -144,17 +144,17 @@ def _warm(nice: int = 0) -> None:
     assess_batch([("你好", None)])
 
 
-@dataclass(slots=True)
-class _Queued:
-    """A stored seeker message waiting for the risk model (see :meth:`SafetyMonitor.after_commit`)."""
-
-    conversation_id: str
-    sender_id: str
-    peer_id: str
-    body: str
-    scan: Scan
-    seq: int
-    then: object  # callable(tier) or None
+# A stored seeker message waiting for the risk model (see
+# :meth:`SafetyMonitor.after_commit`): ``(conversation_id, sender_id, peer_id,
+# body, seq, then, *scan)``, ``scan`` being the :class:`Scan`'s four fields and
+# ``then`` a callable(tier) or None.  A flat tuple of strings, ints and (nearly
+# always empty) tuples on purpose: a collection stops tracking such a tuple the
+# first time it sees it, while an object (a dataclass, a Scan, or a tuple
+# holding a tuple it has not yet untracked) is walked by every collection for
+# as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
+# cores), thousands of these wait; as objects they made the event loop's young
+# collections 10-36 ms instead of ~4 (docs/performance.md, session 12).
+_Queued = tuple
 
 
 class _ToLoop:
@@ -282,7 +282,9 @@ class SafetyMonitor:
             if then is not None:
                 then("none")
             return
-        self._queue.append(_Queued(conversation_id, sender_id, peer_id, body, sc, seq, then))
+        self._queue.append(
+            (conversation_id, sender_id, peer_id, body, seq, then, sc.text, sc.attachment, sc.off_platform, sc.masked)
+        )
         if self._worker is not None:
             if not self._scheduled:
                 self._scheduled = True
@@ -304,7 +306,7 @@ class SafetyMonitor:
         self._handle = loop.call_soon(self._flush) if now else loop.call_later(self.linger_s, self._flush)
 
     def _contexts(self, items: list[_Queued]) -> list[dict[str, float]]:
-        return [self._history_of(it.conversation_id)[1] for it in items]
+        return [self._history_of(it[0])[1] for it in items]
 
     def _take(self, most: int) -> list[_Queued]:
         """The next batch: up to ``most`` queued messages, in order, at most
@@ -318,8 +320,8 @@ class SafetyMonitor:
         items: list[_Queued] = []
         rest: list[_Queued] = []
         for it in window:
-            if len(items) < most and it.conversation_id not in seen:
-                seen.add(it.conversation_id)
+            if len(items) < most and it[0] not in seen:
+                seen.add(it[0])
                 items.append(it)
             else:
                 rest.append(it)
@@ -338,7 +340,7 @@ class SafetyMonitor:
             return
         contexts = self._contexts(items)
         try:
-            results = assess_batch([(it.body, c) for it, c in zip(items, contexts, strict=True)])
+            results = assess_batch([(it[3], c) for it, c in zip(items, contexts, strict=True)])
         except Exception:
             log.exception("risk assessment failed for a batch of %d messages", len(items))
             results = None
@@ -356,7 +358,7 @@ class SafetyMonitor:
                     await asyncio.sleep(self.linger_s)  # let a batch gather (see _schedule)
                 items = self._take(WORKER_BATCH_MAX)
                 contexts = self._contexts(items)
-                payload = [(it.body, c) for it, c in zip(items, contexts, strict=True)]
+                payload = [(it[3], c) for it, c in zip(items, contexts, strict=True)]
                 try:
                     try:
                         results = await self._worker.assess(payload)
@@ -377,23 +379,22 @@ class SafetyMonitor:
             self._scheduled = False
 
     def _finish(self, items: list[_Queued], results) -> None:
-        for k, it in enumerate(items):
+        for k, (conversation_id, sender_id, peer_id, body, seq, then, *scanned) in enumerate(items):
             tier = "none"
             try:
                 a, alone = results[k] if results is not None else (None, None)
-                hist = self._recent(it.conversation_id)
-                v = self._verdict(it.conversation_id, it.sender_id, "seeker", it.peer_id, it.body, it.scan, a, hist,
-                                  alone)
+                hist = self._recent(conversation_id)
+                v = self._verdict(conversation_id, sender_id, "seeker", peer_id, body, Scan(*scanned), a, hist, alone)
                 if v is not None:
                     tier = v.tier
-                    self.committed(v, it.seq)
+                    self.committed(v, seq)
             except Exception:
-                log.exception("safety step failed (conversation %s, seq %d)", it.conversation_id, it.seq)
-            if it.then is not None:
+                log.exception("safety step failed (conversation %s, seq %d)", conversation_id, seq)
+            if then is not None:
                 try:
-                    it.then(tier)
+                    then(tier)
                 except Exception:
-                    log.exception("after-safety callback failed (conversation %s)", it.conversation_id)
+                    log.exception("after-safety callback failed (conversation %s)", conversation_id)
 
     # ------------------------------------------------------------ before
 
