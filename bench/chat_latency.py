@@ -15,8 +15,9 @@ What it does (see docs/performance.md for the method and the figures):
    conversations with two participants) -- seconds instead of minutes;
 2. the real server as a subprocess (``miaohui serve --no-migrate``) and, as a
    baseline, a minimal relay (plain ``websockets`` asyncio server, no auth, no
-   persistence: pairs the two sockets of a conversation, forwards each ``send``
-   to the peer and acks the sender);
+   persistence, no compression -- like 秒回, it declines permessage-deflate:
+   pairs the two sockets of a conversation, forwards each ``send`` to the peer
+   and acks the sender);
 3. one load-generator process (the machine has 2 cores: one for the server,
    one for the generator) that opens both sides of N conversations, waits for
    ``synced`` everywhere, then sends open-loop at a fixed aggregate rate from
@@ -284,7 +285,12 @@ def relay_main(port: int) -> None:
                 del rooms[conv]
 
     async def main() -> None:
-        async with serve(handler, HOST, port, max_size=256 * 1024) as server:
+        # compression=None: the generator offers permessage-deflate (as browsers
+        # do) and 秒回 declines it, so the relay declines it too.  Until
+        # session 12 it accepted it, and compressing every frame cost it ~40 %
+        # of a core at 5,000 msg/s (docs/performance.md): a handicap, not a
+        # baseline.
+        async with serve(handler, HOST, port, max_size=256 * 1024, compression=None) as server:
             print(f"relay listening on {port}", file=sys.stderr, flush=True)
             await server.serve_forever()
 
