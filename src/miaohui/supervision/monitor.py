@@ -153,7 +153,8 @@ def _warm(nice: int = 0) -> None:
 # holding a tuple it has not yet untracked) is walked by every collection for
 # as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
 # cores), thousands of these wait; as objects they made the event loop's young
-# collections 10-36 ms instead of ~4 (docs/performance.md, session 12).
+# collections grow with the queue: 11.7, 29.3 and 36.3 ms at 3,300, 5,200 and
+# 10,000 queued (docs/performance.md, session 12).
 _Queued = tuple
 
 
