@@ -62,7 +62,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from miaohui.chat.wsdirect import apply_mask, frame_head  # RFC 6455 framing, shared with the server
+from miaohui.chat.wsdirect import apply_mask, between_frames, frame_head  # RFC 6455, shared with the server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -392,18 +392,16 @@ class Client(asyncio.Protocol):
         self._flush()
         if self.proto.close_expected():
             self.open = False
-        elif self.open and GEN_CODEC == "lean" and not self.proto.reader.buffer:
+        elif self.open and GEN_CODEC == "lean" and between_frames(self.proto):
             self._go_lean()
 
     def _go_lean(self) -> None:
         """From the next byte on, frames are handled here.  Called only with
-        the library's reader empty, i.e. at a frame boundary."""
+        the library's parser between frames (``wsdirect.between_frames``)."""
         for ext in self.proto.extensions:
             if not isinstance(ext, PerMessageDeflate):
                 return  # an extension this codec does not speak: stay with the library
             self.deflate = ext
-        if self.proto.parser_exc is not None or self.proto.expect_continuation_frame:
-            return
         self.lean = True
 
     def _inflate(self, payload: bytes) -> bytes:

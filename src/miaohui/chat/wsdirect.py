@@ -49,11 +49,13 @@ except ImportError:  # pragma: no cover - websockets without its C extension
     from websockets.utils import apply_mask
 
 
-def _at_frame_boundary(conn) -> bool:
-    """Whether websockets' parser waits for the first byte of a new frame
-    (and not inside a fragmented message): only then may a frame be parsed
-    elsewhere.  Its ``parse`` coroutine (under the server's, which read the
-    handshake) sits in ``reader.at_eof()`` exactly between frames."""
+def between_frames(conn) -> bool:
+    """Whether websockets' parser (of either side) waits for the first byte of
+    a new frame, not inside a fragmented message: only then may frames be
+    parsed elsewhere.  Its ``parse`` coroutine (under the handshake's) sits in
+    ``reader.at_eof()`` exactly between frames; an empty buffer alone is not
+    enough, since the parser consumes a frame's header before its payload
+    arrives."""
     gen = getattr(conn, "parser", None)
     for _ in range(4):
         sub = getattr(gen, "gi_yieldfrom", None)
@@ -64,9 +66,14 @@ def _at_frame_boundary(conn) -> bool:
         getattr(gen, "__name__", None) == "at_eof"
         and not conn.reader.buffer
         and not conn.expect_continuation_frame
-        and not conn.extensions
         and conn.parser_exc is None
     )
+
+
+def _at_frame_boundary(conn) -> bool:
+    """:func:`between_frames`, with no extension negotiated (this lane reads
+    only uncompressed frames)."""
+    return not conn.extensions and between_frames(conn)
 
 
 def frame_head(data: bytes, pos: int) -> tuple[int, int]:
