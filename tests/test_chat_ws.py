@@ -562,3 +562,24 @@ async def test_a_write_lock_held_elsewhere_never_blocks_the_event_loop(sqlite_ur
         await s_ws.close()
     finally:
         server.stop()
+
+
+async def test_hello_counts_a_senders_own_messages_as_read(server, seeker, listener, conversation):
+    """The hello frame's receipts come from ``Participant.watermarks``: what
+    someone sent themselves counts as delivered to and read by them."""
+    s_ws, _ = await connect(seeker, conversation)
+    await drain_sync(s_ws)
+    for n in range(2):
+        await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": f"第{n}句"}))
+        await recv_until(s_ws, "ack")
+    l_ws, hello = await connect(listener, conversation)
+    assert hello["receipts"][seeker.id] == {"delivered_seq": 2, "read_seq": 2}
+    assert hello["receipts"][listener.id] == {"delivered_seq": 0, "read_seq": 0}
+    await drain_sync(l_ws)
+    await l_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "我在"}))
+    await recv_until(l_ws, "ack")
+    s2, hello = await connect(seeker, conversation)
+    assert hello["receipts"][listener.id] == {"delivered_seq": 3, "read_seq": 3}
+    assert hello["receipts"][seeker.id] == {"delivered_seq": 2, "read_seq": 2}
+    for ws in (s_ws, l_ws, s2):
+        await ws.close()

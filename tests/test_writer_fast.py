@@ -91,7 +91,8 @@ def snapshot(path) -> dict:
                 " FROM messages ORDER BY conversation_id, seq"
             ).fetchall(),
             "conversations": db.execute(
-                "SELECT id, last_seq, chain_head, last_activity_at, active_order_id FROM conversations ORDER BY id"
+                "SELECT id, last_seq, chain_head, last_activity_at, active_order_id, seeker_sent_seq,"
+                " listener_sent_seq FROM conversations ORDER BY id"
             ).fetchall(),
             "participants": db.execute(
                 "SELECT conversation_id, user_id, last_delivered_seq, last_read_seq FROM participants"

@@ -222,10 +222,7 @@ async def _sync(ws: WebSocket, ctx, db, view: service.ConversationView, after_se
                     "presence": peer_status,
                 },
                 "last_seq": view.conversation.last_seq,
-                "receipts": {
-                    p.user_id: {"delivered_seq": p.last_delivered_seq, "read_seq": p.last_read_seq}
-                    for p in (view.me, view.peer)
-                },
+                "receipts": {p.user_id: service.receipt_state(view, p) for p in (view.me, view.peer)},
                 "limits": {"max_body_chars": ctx.settings.max_message_chars},
             }
         )

@@ -35,12 +35,40 @@ class Conversation(Base):
     # chat.service.attach_order).  The writer reads it with the sequence
     # counter, so only messages under contract are handed to the SLA hook.
     active_order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The last sequence number each side sent (see ``SENT_SIDE``): written by
+    # the UPDATE that advances ``last_seq`` anyway, so a message costs no
+    # write to its sender's participant row (see ``Participant``).
+    seeker_sent_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    listener_sent_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def sent_seq(self, role: str) -> int:
+        """The last sequence number sent by the participant with ``role`` (0
+        for a role not in ``SENT_SIDE``)."""
+        side = SENT_SIDE.get(role)
+        if side is None:
+            return 0
+        return (self.seeker_sent_seq if side == "seeker" else self.listener_sent_seq) or 0
+
+
+# Roles whose sent messages are counted on the conversation row, by side: a
+# conversation has one seeker and one listener, or one seeker and the AI
+# companion in the listener's place.  Anyone else who sends (a supervisor who
+# joined, the system) has their watermarks written to their participant row.
+SENT_SIDE: dict[str, str] = {"seeker": "seeker", "listener": "listener", "companion": "listener"}
 
 
 class Participant(Base):
     """Membership plus per-person watermarks.  Delivery and read state are
     watermarks (``seq`` up to which everything was received / read), not a row
-    per message, which keeps receipts O(1) however long the conversation."""
+    per message, which keeps receipts O(1) however long the conversation.
+
+    Receipts move these columns.  Sending also means having received and read
+    everything up to one's own message, but for the two sides that is kept on
+    the conversation row (``Conversation.seeker_sent_seq`` /
+    ``listener_sent_seq``), which every message rewrites anyway: writing this
+    row too cost a third of SQLite's CPU per message (docs/performance.md,
+    session 13).  So read the watermarks through :meth:`watermarks`, never
+    the columns alone."""
 
     __tablename__ = "participants"
 
@@ -54,6 +82,13 @@ class Participant(Base):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_participants_user_id", "user_id"),)
+
+    def watermarks(self, conv: Conversation) -> tuple[int, int]:
+        """``(delivered_seq, read_seq)``: this row's receipts, raised to the
+        last message this participant sent in ``conv``."""
+        sent = conv.sent_seq(self.role)
+        read = max(self.last_read_seq or 0, sent)
+        return max(self.last_delivered_seq or 0, read), read
 
 
 class Message(Base):

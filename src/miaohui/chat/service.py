@@ -47,6 +47,13 @@ class ConversationView:
     roles: dict[str, str] | None = None  # every participant (a supervisor may have joined)
 
 
+def receipt_state(view: ConversationView, p: Participant) -> dict[str, int]:
+    """A participant's delivery and read watermarks as clients see them
+    (``Participant.watermarks``: sending counts as having read)."""
+    delivered, read = p.watermarks(view.conversation)
+    return {"delivered_seq": delivered, "read_seq": read}
+
+
 async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> ConversationView:
     if not conversation_id or len(conversation_id) > 32:
         raise conversation_forbidden()
@@ -120,16 +127,18 @@ async def list_for_user(
     out = []
     for conv, mine, theirs, peer_user, last in rows:
         preview = decrypt(keyring, last)[:60] if last is not None else ""
+        my_read = mine.watermarks(conv)[1]
+        peer_delivered, peer_read = theirs.watermarks(conv)
         out.append(
             {
                 "id": conv.id,
                 "kind": conv.kind,
                 "peer": {"user_id": peer_user.id, "display_name": peer_user.display_name, "role": theirs.role},
                 "last_seq": conv.last_seq,
-                "unread": max(0, conv.last_seq - mine.last_read_seq),
-                "my_read_seq": mine.last_read_seq,
-                "peer_read_seq": theirs.last_read_seq,
-                "peer_delivered_seq": theirs.last_delivered_seq,
+                "unread": max(0, conv.last_seq - my_read),
+                "my_read_seq": my_read,
+                "peer_read_seq": peer_read,
+                "peer_delivered_seq": peer_delivered,
                 "last_activity_at": conv.last_activity_at,
                 "preview": preview,
             }

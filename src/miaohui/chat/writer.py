@@ -35,7 +35,7 @@ from sqlalchemy import bindparam, case, select
 from sqlalchemy.exc import IntegrityError
 
 from miaohui.chat import evidence
-from miaohui.chat.models import Conversation, Message, Participant
+from miaohui.chat.models import SENT_SIDE, Conversation, Message, Participant
 from miaohui.clock import Clock
 from miaohui.core.db import make_sync_engine
 
@@ -545,16 +545,23 @@ class CoreStore:
         conv = Conversation.__table__
         return {r[0]: r[1] for r in self.conn.execute(select(conv.c.id, conv.c.last_seq).where(conv.c.id.in_(ids)))}
 
-    def set_heads(self, heads: dict[str, bytes]) -> None:
+    def set_heads(self, heads: dict[str, bytes], sent: dict[str, list[int]]) -> None:
         conv = Conversation.__table__
+        s, lst = conv.c.seeker_sent_seq, conv.c.listener_sent_seq
         self.conn.execute(
-            conv.update().where(conv.c.id == bindparam("cid")).values(chain_head=bindparam("head")),
-            [{"cid": c, "head": h} for c, h in heads.items()],
+            conv.update().where(conv.c.id == bindparam("cid")).values(
+                chain_head=bindparam("head"),
+                seeker_sent_seq=case((s < bindparam("s"), bindparam("s")), else_=s),
+                listener_sent_seq=case((lst < bindparam("l"), bindparam("l")), else_=lst),
+            ),
+            [{"cid": c, "head": h, "s": sent.get(c, _NONE_SENT)[0], "l": sent.get(c, _NONE_SENT)[1]}
+             for c, h in heads.items()],
         )
 
     def insert(self, rows: list[tuple], now: datetime) -> None:
         keys = ("conversation_id", "seq", "sender_id", "client_id", "key_id", "body_ct", "chain")
-        self.conn.execute(Message.__table__.insert(), [dict(zip(keys, r, strict=True), created_at=now) for r in rows])
+        self.conn.execute(Message.__table__.insert(),
+                          [dict(zip(keys, r[:7], strict=True), created_at=now) for r in rows])
 
     def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
         p = Participant.__table__
@@ -570,6 +577,8 @@ class CoreStore:
             [{"cid": c, "uid": u, "d": d, "r": r} for c, u, d, r in rows],
         )
 
+
+_NONE_SENT = (0, 0)  # set_heads: a conversation whose sides sent nothing in the batch
 
 # Each conversation's counter, chain head and running order (both SQLite paths).
 COUNTERS_SQL = "SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})"
@@ -623,13 +632,14 @@ class SqliteStore:
         self.seen = {r[0]: [r[1] + counts[r[0]], r[2], r[3]] for r in rows}
         return {cid: tuple(st) for cid, st in self.seen.items()}
 
-    def set_heads(self, heads: dict[str, bytes]) -> None:
+    def set_heads(self, heads: dict[str, bytes], sent: dict[str, list[int]]) -> None:
         counts, ts = self._bump
         for cid, h in heads.items():
             self.seen[cid][1] = h
         self.cur.executemany(
-            "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ?, chain_head = ? WHERE id = ?",
-            [(counts[c], ts, h, c) for c, h in heads.items()],
+            "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ?, chain_head = ?,"
+            " seeker_sent_seq = max(seeker_sent_seq, ?), listener_sent_seq = max(listener_sent_seq, ?) WHERE id = ?",
+            [(counts[c], ts, h, *sent.get(c, _NONE_SENT), c) for c, h in heads.items()],
         )
 
     def last_seqs(self, ids) -> dict[str, int]:
@@ -640,7 +650,7 @@ class SqliteStore:
         self.cur.executemany(
             "INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, chain, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*r, ts) for r in rows],
+            [(*r[:7], ts) for r in rows],
         )
 
     def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
@@ -654,14 +664,15 @@ class SqliteStore:
 # The one-statement batch (MessageWriter._commit_fast): a TEMP view on the
 # writer's own connection, whose rows are handed to triggers.  ``kind`` 'm': a
 # message (its conversation's counter must stand at ``seq`` - 1 and its order
-# be ``order_id``, else the whole statement fails); 'v': a conversation's
+# be ``order_id``, else the whole statement fails; ``side``, when the sender is
+# the seeker or the listener side, moves that side's sent counter); 'v': a conversation's
 # counter must stand at ``seq`` (receipts are clamped to it); 'w': a
 # participant's watermarks move up to ``delivered_seq`` / ``read_seq``.
 # Rows of any other kind (NULL: padding) do nothing.
 FAST_SCHEMA = """
 CREATE TEMP VIEW IF NOT EXISTS chat_batch (kind, conversation_id, seq, user_id, client_id, key_id, body_ct,
-    chain, created_at, order_id, delivered_seq, read_seq)
-    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
+    chain, created_at, order_id, delivered_seq, read_seq, side)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
 CREATE TEMP TRIGGER IF NOT EXISTS chat_batch_message INSTEAD OF INSERT ON chat_batch WHEN NEW.kind = 'm'
 BEGIN
     SELECT RAISE(ABORT, 'miaohui: conversation state changed') WHERE NOT EXISTS (
@@ -670,7 +681,9 @@ BEGIN
     INSERT INTO messages (conversation_id, seq, sender_id, client_id, key_id, body_ct, chain, created_at)
         VALUES (NEW.conversation_id, NEW.seq, NEW.user_id, NEW.client_id, NEW.key_id, NEW.body_ct, NEW.chain,
                 NEW.created_at);
-    UPDATE conversations SET last_seq = NEW.seq, last_activity_at = NEW.created_at, chain_head = NEW.chain
+    UPDATE conversations SET last_seq = NEW.seq, last_activity_at = NEW.created_at, chain_head = NEW.chain,
+        seeker_sent_seq = CASE NEW.side WHEN 'seeker' THEN NEW.seq ELSE seeker_sent_seq END,
+        listener_sent_seq = CASE NEW.side WHEN 'listener' THEN NEW.seq ELSE listener_sent_seq END
         WHERE id = NEW.conversation_id;
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS chat_batch_counter INSTEAD OF INSERT ON chat_batch WHEN NEW.kind = 'v'
@@ -685,8 +698,8 @@ BEGIN
         WHERE conversation_id = NEW.conversation_id AND user_id = NEW.user_id;
 END;
 """
-_FAST_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
-_FAST_WIDTH = 12
+_FAST_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_FAST_WIDTH = 13
 _fast_sql: dict[int, str] = {}
 
 
@@ -745,10 +758,11 @@ class FastStore:
 
     def insert(self, rows: list[tuple], now: datetime) -> None:
         p, ts, state = self.params, self._ts, self.state
-        for cid, seq, sender_id, client_id, key_id, body_ct, chain in rows:
-            p += ("m", cid, seq, sender_id, client_id, key_id, body_ct, chain, ts, state[cid][2], None, None)
+        for cid, seq, sender_id, client_id, key_id, body_ct, chain, side in rows:
+            p += ("m", cid, seq, sender_id, client_id, key_id, body_ct, chain, ts, state[cid][2], None, None, side)
 
-    def set_heads(self, heads: dict[str, bytes]) -> None:
+    def set_heads(self, heads: dict[str, bytes], sent: dict[str, list[int]]) -> None:
+        # Each side's counter was set by its 'm' rows (FAST_SCHEMA).
         for cid, h in heads.items():
             self.state[cid][1] = h
 
@@ -759,13 +773,13 @@ class FastStore:
             st = self.state.get(cid) or self.convs.get(cid)
             if st is not None:
                 out[cid] = st[0]
-                self.params += ("v", cid, st[0], None, None, None, None, None, None, None, None, None)
+                self.params += ("v", cid, st[0], None, None, None, None, None, None, None, None, None, None)
         return out
 
     def watermarks(self, rows: list[tuple[str, str, int, int]]) -> None:
         p = self.params
         for cid, uid, d, r in rows:
-            p += ("w", cid, None, uid, None, None, None, None, None, None, d, r)
+            p += ("w", cid, None, uid, None, None, None, None, None, None, d, r, None)
 
     def statement(self) -> tuple[str | None, list]:
         """``(sql, params)``; ``sql`` is ``None`` when there is nothing to
@@ -816,6 +830,7 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
     #    rows stay locked — PostgreSQL row locks, SQLite's write lock — so no
     #    other process can interleave).
     watermarks: dict[tuple[str, str], list[int]] = {}
+    sent: dict[str, list[int]] = {}  # conversation -> [seeker's, listener's] last seq sent (0: none)
     if fresh:
         counts: dict[str, int] = {}
         for i in fresh:
@@ -838,14 +853,20 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
             chain = heads[m.conversation_id] = evidence.link_at(
                 heads[m.conversation_id], seq, m.sender_id, at_text, evidence.body_digest(m.body)
             )
-            rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct, chain))
+            side = SENT_SIDE.get(m.sender_role)
+            rows.append((m.conversation_id, seq, m.sender_id, m.client_id, m.key_id, m.body_ct, chain, side))
             order_id = state[m.conversation_id][2]
             if order_id:
                 res.contracted.append(Committed(m.conversation_id, order_id, seq, m.sender_id, m.sender_role, now))
-            # The sender has read and received everything up to their own message.
-            wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
-            wm[0] = max(wm[0], seq)
-            wm[1] = max(wm[1], seq)
+            # The sender has read and received everything up to their own
+            # message: for either side that is its counter on the conversation
+            # row (Participant.watermarks), else its participant row.
+            if side is not None:
+                sent.setdefault(m.conversation_id, [0, 0])[side == "listener"] = seq
+            else:
+                wm = watermarks.setdefault((m.conversation_id, m.sender_id), [0, 0])
+                wm[0] = max(wm[0], seq)
+                wm[1] = max(wm[1], seq)
             events.append((f"conv:{m.conversation_id}", message_event(m, seq, now)))
             if m.recipients:
                 activity = orjson.dumps(
@@ -856,7 +877,7 @@ def commit_batch(store, msgs: list[PendingMessage], receipts: list[Receipt], now
                     events.append((f"user:{r}", activity))
         if rows:
             store.insert(rows, now)
-            store.set_heads({cid: heads[cid] for cid in {r[0] for r in rows}})
+            store.set_heads({cid: heads[cid] for cid in {r[0] for r in rows}}, sent)
 
     # 3. Receipts, coalesced per participant and clamped to what exists.
     if receipts:

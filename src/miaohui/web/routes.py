@@ -340,8 +340,8 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
             "presence": await ctx.presence.status(view.peer.user_id),
         },
         "receipts": {
-            "me": {"delivered_seq": view.me.last_delivered_seq, "read_seq": view.me.last_read_seq},
-            "peer": {"delivered_seq": view.peer.last_delivered_seq, "read_seq": view.peer.last_read_seq},
+            "me": chat.receipt_state(view, view.me),
+            "peer": chat.receipt_state(view, view.peer),
         },
         "messages": [{**m, "created_at": m["created_at"].isoformat()} for m in msgs],
         "has_more": has_more,
