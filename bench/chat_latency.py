@@ -868,7 +868,7 @@ def migrate_and_seed(url: str, count: int, server_src: str | None = None) -> lis
     from datetime import UTC, datetime, timedelta
 
     from argon2 import PasswordHasher
-    from sqlalchemy import create_engine
+    from sqlalchemy import Column, MetaData, Table, create_engine, inspect
 
     from miaohui.accounts.models import AuthSession, User
     from miaohui.accounts.service import token_hash
@@ -910,11 +910,15 @@ def migrate_and_seed(url: str, count: int, server_src: str | None = None) -> lis
     engine = create_engine(url.replace("sqlite+aiosqlite", "sqlite"))
     try:
         with engine.begin() as conn:
-            conn.execute(User.__table__.insert(), users)
-            conn.execute(AuthSession.__table__.insert(), sessions)
-            conn.execute(ListenerProfile.__table__.insert(), profiles)
-            conn.execute(Conversation.__table__.insert(), convs)
-            conn.execute(Participant.__table__.insert(), parts)
+            # Each table as the server's migrations made it (``--server-src``
+            # may be an older tree): this tree's models supply the column
+            # types, and columns the database lacks are left out.
+            for model, rows in ((User, users), (AuthSession, sessions), (ListenerProfile, profiles),
+                                (Conversation, convs), (Participant, parts)):
+                table = model.__table__
+                have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+                cols = [Column(c, table.c[c].type) for c in rows[0] if c in have]
+                conn.execute(Table(table.name, MetaData(), *cols).insert(), rows)
     finally:
         engine.dispose()
     return out
