@@ -1138,7 +1138,9 @@ class Bench:
             f"gen={cpu.get('generator', {}).get('cpu_pct')}% others={cpu.get('others_pct')}%  "
             f"{'PASS' if run['passed'] else 'FAIL'}"
             f"{' [aborted: overload]' if run['aborted_overload'] else ''}"
-            f"{' db=' + str(run['db_messages']) if run.get('db_messages') is not None else ''}")
+            f"{' db=' + str(run['db_messages']) if run.get('db_messages') is not None else ''}"
+            + (" risk: assessed={assessed} queued={queued_after} lag={lag_ms_after}ms".format(**run["safety"])
+               if run.get("safety") else ""))
         if run["error_samples"]:
             log(f"  errors: {run['error_samples'][:2]}")
         if not run["drained"]:
@@ -1146,24 +1148,33 @@ class Bench:
         self.runs.append(run)
         return run
 
-    def writer_counters(self) -> dict:
-        """The server's own writer counters from ``/healthz`` (batches, messages,
-        one-statement batches, fallbacks), or {} from a server that has none."""
+    def health(self) -> dict:
+        """The server's ``/healthz``: its writer counters (batches, messages,
+        one-statement batches, fallbacks) and, from a server that has them,
+        the safety monitor's (risk-model backlog and lag); {} when it fails."""
         import httpx
 
         with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
-            return httpx.get(self.health_url, timeout=5).json().get("writer") or {}
+            return httpx.get(self.health_url, timeout=5).json() or {}
         return {}
 
     def measure(self, gen: GenProc, cmd: dict, target: str) -> dict:
         w0 = self.writer_stats() if target == "miaohui" else {}
-        c0 = self.writer_counters() if target == "miaohui" else {}
+        h0 = self.health() if target == "miaohui" else {}
         run = gen.call(cmd)
         if w0:
             run["writer"] = summarize_writer(w0, self.writer_stats())
-        if c0:
-            c1 = self.writer_counters()
+        if h0:
+            h1 = self.health()
+            c0, c1 = h0.get("writer") or {}, h1.get("writer") or {}
             run["writer_counters"] = {k: c1[k] - c0[k] for k in c0 if isinstance(c1.get(k), int)}
+            s0, s1 = h0.get("safety") or {}, h1.get("safety") or {}
+            if s1:
+                # Whether the risk model kept up: seeker messages assessed in
+                # the phase, still waiting at its end, and how long the last
+                # batch's oldest waited (lag_ms_max: since the server started).
+                run["safety"] = {"assessed": s1["assessed"] - s0.get("assessed", 0), "queued_after": s1["queued"],
+                                 "lag_ms_after": s1["lag_ms"], "lag_ms_max_since_start": s1["lag_ms_max"]}
         return run
 
     def start_profiler(self, pid: int, out: Path) -> subprocess.Popen | None:

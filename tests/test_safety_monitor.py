@@ -188,6 +188,42 @@ def test_messages_within_the_linger_are_one_batch_and_drain_flushes_the_rest():
     assert asyncio.run(go()) == ([1, 2, 3, 4], 2)
 
 
+def test_counters_show_the_backlog_and_how_long_the_oldest_message_waited():
+    async def go():
+        m, _ = monitor()
+        m._spawn = lambda coro: coro.close()
+        m.linger_s = 0.05
+        assert m.counters() == {"queued": 0, "assessed": 0, "batches": 0, "lag_ms": 0.0, "lag_ms_max": 0.0}
+        for seq in (1, 2):
+            m.after_commit(f"c{seq}", "s", "seeker", "l", "睡不着", m.prescan("seeker", "睡不着"), seq)
+        waiting = m.counters()
+        await asyncio.sleep(0.1)
+        return waiting, m.counters()
+
+    waiting, done = asyncio.run(go())
+    assert waiting["queued"] == 2 and waiting["assessed"] == 0
+    assert done["queued"] == 0 and done["assessed"] == 2 and done["batches"] == 1
+    # the first message waited out the linger (50 ms) before the batch was assessed
+    assert 45 <= done["lag_ms"] == done["lag_ms_max"] < 5000
+
+
+def test_healthz_reports_the_safety_backlog(server, seeker, conversation):
+    import time
+
+    import httpx
+
+    before = httpx.get(server.url + "/healthz").json()["safety"]
+    assert set(before) == {"queued", "assessed", "batches", "lag_ms", "lag_ms_max"}
+    r = httpx.post(f"{server.url}/api/conversations/{conversation}/messages",
+                   json={"client_id": "health-1", "body": "最近总是睡不着"}, headers=seeker.headers)
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 5
+    while (after := httpx.get(server.url + "/healthz").json()["safety"])["assessed"] == before["assessed"]:
+        assert time.monotonic() < deadline, after
+        time.sleep(0.02)
+    assert after["assessed"] == before["assessed"] + 1 and after["queued"] == 0
+
+
 def test_an_unchanged_distress_hint_is_sent_once_guidance_always():
     m, broker = monitor()
     m._spawn = lambda coro: coro.close()

@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         async with ctx.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__, "broker": type(ctx.broker).__name__,
-                "writer": ctx.writer.counters()}
+                "writer": ctx.writer.counters(), "safety": ctx.safety.counters()}
 
     for router in (accounts_router, listeners_router, chat_router, gateway_router, orders_router, orders_pages,
                    ledger_router, ledger_pages, payments_router, payments_pages, supervision_router,

@@ -46,6 +46,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -146,9 +147,10 @@ def _warm(nice: int = 0) -> None:
 
 # A stored seeker message waiting for the risk model (see
 # :meth:`SafetyMonitor.after_commit`): ``(conversation_id, sender_id, peer_id,
-# body, seq, then, *scan)``, ``scan`` being the :class:`Scan`'s four fields and
-# ``then`` a callable(tier) or None.  A flat tuple of strings, ints and (nearly
-# always empty) tuples on purpose: a collection stops tracking such a tuple the
+# body, seq, then, *scan, queued_at)``, ``scan`` being the :class:`Scan`'s four
+# fields, ``then`` a callable(tier) or None and ``queued_at`` the monotonic
+# clock.  A flat tuple of strings, numbers and (nearly always empty) tuples on
+# purpose: a collection stops tracking such a tuple the
 # first time it sees it, while an object (a dataclass, a Scan, or a tuple
 # holding a tuple it has not yet untracked) is walked by every collection for
 # as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
@@ -228,6 +230,8 @@ class SafetyMonitor:
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
         self.batches = 0
+        self.lag_s = 0.0  # how long the oldest message of the last finished batch waited for the model
+        self.lag_max_s = 0.0  # … the longest since start
         self._queue: list[_Queued] = []
         self._scheduled = False  # a worker-pool consumer is running
         self._handle: asyncio.Handle | None = None  # the pending in-loop flush
@@ -244,6 +248,15 @@ class SafetyMonitor:
             # assessed in order, each with the history the one before it left.
             self._worker = RiskWorker(ctx.settings.safety_workers_nice)
             self._cases = RecorderProcess(ctx.settings, self.broker, self._record_here)
+
+    def counters(self) -> dict:
+        """How far behind the risk model is (``/healthz``; operators and the
+        benchmark): seeker messages waiting now, assessed so far, and how long
+        messages waited from COMMIT to their assessment — the last batch's
+        oldest, and the longest since start.  Nobody's message waits for this,
+        but a risk alert is only as fresh as this lag."""
+        return {"queued": len(self._queue), "assessed": self.assessed, "batches": self.batches,
+                "lag_ms": round(self.lag_s * 1000, 1), "lag_ms_max": round(self.lag_max_s * 1000, 1)}
 
     def warm(self) -> None:
         """Load the models and build the batch scorer (≈ 1 s, once per
@@ -283,9 +296,8 @@ class SafetyMonitor:
             if then is not None:
                 then("none")
             return
-        self._queue.append(
-            (conversation_id, sender_id, peer_id, body, seq, then, sc.text, sc.attachment, sc.off_platform, sc.masked)
-        )
+        self._queue.append((conversation_id, sender_id, peer_id, body, seq, then, sc.text, sc.attachment,
+                            sc.off_platform, sc.masked, time.monotonic()))
         if self._worker is not None:
             if not self._scheduled:
                 self._scheduled = True
@@ -380,7 +392,12 @@ class SafetyMonitor:
             self._scheduled = False
 
     def _finish(self, items: list[_Queued], results) -> None:
-        for k, (conversation_id, sender_id, peer_id, body, seq, then, *scanned) in enumerate(items):
+        if items:
+            # Queued in order, so the first waited longest.
+            lag = time.monotonic() - items[0][-1]
+            self.lag_s = lag
+            self.lag_max_s = max(self.lag_max_s, lag)
+        for k, (conversation_id, sender_id, peer_id, body, seq, then, *scanned, _) in enumerate(items):
             tier = "none"
             try:
                 a, alone = results[k] if results is not None else (None, None)
