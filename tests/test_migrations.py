@@ -18,9 +18,12 @@ def sql(url: str, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
     async def go():
         engine = make_engine(url)
         try:
+            out = []
             async with engine.begin() as conn:
-                return [(await conn.execute(text(s), p)).fetchall() if s.lstrip().startswith("SELECT")
-                        else await conn.execute(text(s), p) and [] for s, p in statements]
+                for s, p in statements:
+                    result = await conn.execute(text(s), p)
+                    out.append(result.fetchall() if result.returns_rows else [])
+            return out
         finally:
             await engine.dispose()
 
