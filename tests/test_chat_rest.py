@@ -123,7 +123,7 @@ def test_sending_counts_as_read_and_writes_only_the_conversation_row(server, see
     """A sender has received and read everything up to their own message.
     For the seeker and the listener that is kept on the conversation row,
     which every message rewrites anyway, not on their participant row (a
-    third of SQLite's CPU per message): every reader must see it the same."""
+    quarter of SQLite's CPU per message): every reader must see it the same."""
     from sqlalchemy import select
 
     from miaohui.chat.models import Conversation, Participant

@@ -66,7 +66,7 @@ class Participant(Base):
     everything up to one's own message, but for the two sides that is kept on
     the conversation row (``Conversation.seeker_sent_seq`` /
     ``listener_sent_seq``), which every message rewrites anyway: writing this
-    row too cost a third of SQLite's CPU per message (docs/performance.md,
+    row too cost about a quarter of SQLite's CPU per message (docs/performance.md,
     session 13).  So read the watermarks through :meth:`watermarks`, never
     the columns alone."""
 
