@@ -150,10 +150,9 @@ def _warm(nice: int = 0) -> None:
 # body, seq, then, *scan, queued_at)``, ``scan`` being the :class:`Scan`'s four
 # fields, ``then`` a callable(tier) or None and ``queued_at`` the monotonic
 # clock.  A flat tuple of strings, numbers and (nearly always empty) tuples on
-# purpose: a collection stops tracking such a tuple the
-# first time it sees it, while an object (a dataclass, a Scan, or a tuple
-# holding a tuple it has not yet untracked) is walked by every collection for
-# as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
+# purpose: a collection stops tracking such a tuple the first time it sees it,
+# while an object (a dataclass, a Scan, or a tuple holding a tuple it has not
+# yet untracked) is walked by every collection for as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
 # cores), thousands of these wait; as objects they made the event loop's young
 # collections grow with the queue: 11.7, 29.3 and 36.3 ms at 3,300, 5,200 and
 # 10,000 queued (docs/performance.md, session 12).
@@ -230,7 +229,7 @@ class SafetyMonitor:
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
         self.batches = 0
-        self.lag_s = 0.0  # how long the oldest message of the last finished batch waited for the model
+        self.lag_s = 0.0  # how long the oldest message last finished (a batch, or a chunk of one) waited
         self.lag_max_s = 0.0  # … the longest since start
         self._queue: list[_Queued] = []
         self._scheduled = False  # a worker-pool consumer is running
@@ -252,8 +251,9 @@ class SafetyMonitor:
     def counters(self) -> dict:
         """How far behind the risk model is (``/healthz``; operators and the
         benchmark): seeker messages waiting now, assessed so far, and how long
-        messages waited from COMMIT to their assessment — the last batch's
-        oldest, and the longest since start.  Nobody's message waits for this,
+        messages waited from COMMIT to their assessment — the oldest of the
+        last batch finished (or of its last chunk: see ``FINISH_CHUNK``), and
+        the longest since start.  Nobody's message waits for this,
         but a risk alert is only as fresh as this lag."""
         return {"queued": len(self._queue), "assessed": self.assessed, "batches": self.batches,
                 "lag_ms": round(self.lag_s * 1000, 1), "lag_ms_max": round(self.lag_max_s * 1000, 1)}
@@ -393,7 +393,7 @@ class SafetyMonitor:
 
     def _finish(self, items: list[_Queued], results) -> None:
         if items:
-            # Queued in order, so the first waited longest.
+            # Taken in queue order, so the first of these waited longest.
             lag = time.monotonic() - items[0][-1]
             self.lag_s = lag
             self.lag_max_s = max(self.lag_max_s, lag)
