@@ -1185,8 +1185,10 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         secs = int(self.args.warmup + self.args.duration)
         log(f"  profiling server pid {pid} for {secs}s -> {out}")
-        return self.procs.start([str(spy), "record", "--pid", str(pid), "--duration", str(secs), "--rate", "100",
-                                 "--threads", "--format", "raw", *self.args.profile_args.split(),
+        extra = self.args.profile_args.split()
+        rate = [] if {"-r", "--rate"} & set(extra) else ["--rate", "100"]
+        return self.procs.start([str(spy), "record", "--pid", str(pid), "--duration", str(secs), *rate,
+                                 "--threads", "--format", "raw", *extra,
                                  "-o", str(out / "miaohui-profile.txt")],
                                 stdout=sys.stderr, stderr=sys.stderr)
 
@@ -1435,7 +1437,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the generator to CPU 1")
     p.add_argument("--profile", metavar="DIR", help="py-spy the 秒回 server during an extra run at the largest N")
     p.add_argument("--profile-rate", type=float, default=4000)
-    p.add_argument("--profile-args", default="", help="extra py-spy record flags, e.g. '--native --idle'")
+    p.add_argument("--profile-args", default="", help="extra py-spy record flags, e.g. '--native --idle' or '--rate 500' (default 100)")
     p.add_argument("--noise-limit", type=float, default=20.0,
                    help="re-measure a rate when other processes used more than this CPU %% meanwhile")
     p.add_argument("--retries", type=int, default=1, help="re-measurements of a noisy rate")

@@ -82,6 +82,16 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``nodeflate``
     uvicorn without permessage-deflate (the generator's --no-compression has
     the same effect from the client side).
+``msgtrace``
+    diagnostics: per message, when the server read it, when its batch
+    started and committed, and when it was fanned out; per one-statement
+    batch its wall time, on-CPU time and run-queue wait (the loop thread's
+    ``/proc`` schedstat) and rows; the WAL checkpoints and catch-ups. JSON
+    in ``$MIAOHUI_BENCH_MSGTRACE`` once traffic pauses.
+``writerproc``
+    prototype: the one-statement batch executed by a subprocess of its own
+    over a pipe (``marshal``), so neither its CPU nor its fsync is the loop's
+    and no GIL has to be won back (cf. ``fastthread``).
 
 Used by ``chat_latency.py --server-variant``; see docs/performance.md.
 """
@@ -942,9 +952,12 @@ def patch_stalllog() -> None:
     late is logged as a JSON line to ``$MIAOHUI_BENCH_STALLLOG`` with its
     wall time, the garbage collections that ran meanwhile (generation, ms,
     objects collected) and the innermost frames a watcher thread saw on the
-    loop's thread while it was stalled.  Every collection over 5 ms is logged
-    too, stall or not."""
+    loop's thread while it was stalled, every 2 ms, at most
+    ``$MIAOHUI_BENCH_STALL_STACKS`` (default 4) per stall.  Every collection
+    over 5 ms is logged too, stall or not."""
     import traceback
+
+    most = int(os.environ.get("MIAOHUI_BENCH_STALL_STACKS", "4"))
 
     out = os.environ.get("MIAOHUI_BENCH_STALLLOG", "/tmp/stalllog.jsonl")
     limit = float(os.environ.get("MIAOHUI_BENCH_STALL_MS", "25")) / 1000
@@ -967,7 +980,7 @@ def patch_stalllog() -> None:
         while True:
             time.sleep(0.002)
             tid = state["tid"]
-            if tid is not None and time.perf_counter() - state["t"] > limit and len(state["stacks"]) < 4:
+            if tid is not None and time.perf_counter() - state["t"] > limit and len(state["stacks"]) < most:
                 frame = sys._current_frames().get(tid)
                 if frame is not None:
                     state["stacks"].append(" <- ".join(
@@ -1155,7 +1168,159 @@ def patch_fastthread() -> None:
     w.MessageWriter._step = _step
 
 
+_WRITER_PROC = r"""
+import marshal, sqlite3, struct, sys
+from miaohui.chat.writer import FAST_SCHEMA
+db = sqlite3.connect(sys.argv[1], isolation_level=None, check_same_thread=False)
+for p in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=0", "wal_autocheckpoint=0"):
+    db.execute("PRAGMA " + p)
+db.executescript(FAST_SCHEMA)
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+out.write(b"R"); out.flush()
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break
+    sql, params = marshal.loads(inp.read(struct.unpack("<I", head)[0]))
+    try:
+        db.execute(sql, params).close()
+        out.write(b"\x00\x00\x00\x00")
+    except sqlite3.Error as e:
+        msg = (type(e).__name__ + ":" + str(e)).encode()
+        out.write(struct.pack("<I", len(msg)) + msg)
+    out.flush()
+"""
+
+
+def patch_writerproc() -> None:
+    """Prototype: the one-statement batch executed by a subprocess of its own
+    (its own SQLite connection), sent over a pipe with ``marshal``; the loop
+    awaits the answer meanwhile, with no GIL to win back (cf. ``fastthread``)."""
+    import marshal
+    import sqlite3
+    import struct
+
+    from miaohui.chat import writer as w
+
+    state = {}
+
+    async def _step(self, raw, sql, params):
+        p = state.get("p")
+        if p is None:
+            path = self._sync_engine.url.database
+            p = await asyncio.create_subprocess_exec(sys.executable, "-c", _WRITER_PROC, path,
+                                                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            assert await p.stdout.readexactly(1) == b"R"
+            state["p"] = p
+        data = marshal.dumps((sql, list(params)))
+        p.stdin.write(struct.pack("<I", len(data)) + data)
+        n = struct.unpack("<I", await p.stdout.readexactly(4))[0]
+        if n:
+            kind, _, msg = (await p.stdout.readexactly(n)).decode().partition(":")
+            raise getattr(sqlite3, kind, sqlite3.Error)(msg)
+
+    w.MessageWriter._step = _step
+
+
+def patch_msgtrace() -> None:
+    """Diagnostics: where each message's time goes inside the server, as
+    rows ``[scheduled µs (the generator's client-id stamp), read, batch start,
+    commit end, fanned out, batch size]`` (perf_counter s), dumped to
+    ``$MIAOHUI_BENCH_MSGTRACE`` whenever traffic pauses."""
+    import threading
+
+    from miaohui.chat import writer as w
+
+    out = os.environ.get("MIAOHUI_BENCH_MSGTRACE", "/tmp/msgtrace.json")
+    rows: list = []
+    t_read: dict = {}
+    orig_submit, orig_process, orig_commit = w.MessageWriter.submit, w.MessageWriter._process, w.MessageWriter._commit
+
+    def submit(self, msg):
+        fut = orig_submit(self, msg)
+        t_read[id(msg)] = time.perf_counter()
+        return fut
+
+    async def _commit(self, msgs, receipts):
+        r = await orig_commit(self, msgs, receipts)
+        self._trace_end = time.perf_counter()
+        return r
+
+    async def _process(self, batch):
+        t0 = time.perf_counter()
+        await orig_process(self, batch)
+        t2 = time.perf_counter()
+        t1 = getattr(self, "_trace_end", t2)
+        for m in batch:
+            tr = t_read.pop(id(m), None)
+            if tr is not None:
+                with contextlib.suppress(ValueError, IndexError):
+                    rows.append((int(m.client_id.rsplit("-", 1)[1]), tr, t0, t1, t2, len(batch)))
+
+    w.MessageWriter.submit, w.MessageWriter._process, w.MessageWriter._commit = submit, _process, _commit
+
+    # Each one-statement batch: [start, wall, on-CPU, waiting for a CPU] (s), rows,
+    # from the loop thread's /proc schedstat; the rest of wall is blocked (I/O).
+    steps: list = []
+    ckpts: list = []
+    orig_step = w.MessageWriter._step
+
+    def schedstat():
+        with open("/proc/thread-self/schedstat") as f:
+            a, b, _ = f.read().split()
+        return int(a) / 1e9, int(b) / 1e9
+
+    async def _step(self, raw, sql, params):
+        t0, (c0, q0) = time.perf_counter(), schedstat()
+        try:
+            await orig_step(self, raw, sql, params)
+        finally:
+            c1, q1 = schedstat()
+            steps.append((t0, time.perf_counter() - t0, c1 - c0, q1 - q0, len(params) // w._FAST_WIDTH))
+
+    w.MessageWriter._step = _step
+
+    def checkpoint_loop(self) -> None:  # the writer's, timed
+        conn = self._sync_engine.raw_connection()
+        try:
+            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
+                cur = conn.cursor()
+                t0 = time.perf_counter()
+                r = [cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1] for _ in range(2)]
+                ckpts.append((t0, time.perf_counter() - t0, r))
+                self._catch_up = True
+        finally:
+            conn.close()
+
+    w.MessageWriter._checkpoint_loop = checkpoint_loop
+    catch_ups: list = []
+    orig_catch_up = w.MessageWriter._catch_up_checkpoint
+
+    def catch_up(self) -> None:
+        t0 = time.perf_counter()
+        orig_catch_up(self)
+        catch_ups.append((t0, time.perf_counter() - t0))
+
+    w.MessageWriter._catch_up_checkpoint = catch_up
+
+    def dump() -> None:  # once traffic paused (a dump holds the GIL for tens of ms)
+        seen = saved = 0
+        while True:
+            time.sleep(0.5)
+            n = len(rows)
+            if n == seen and n != saved:
+                with open(out + ".tmp", "w") as f:
+                    json.dump({"rows": rows, "steps": steps, "checkpoints": ckpts, "catch_ups": catch_ups}, f)
+                os.replace(out + ".tmp", out)
+                saved = n
+            seen = n
+
+    threading.Thread(target=dump, daemon=True).start()
+
+
 PATCHES = {
+    "msgtrace": patch_msgtrace,
+    "writerproc": patch_writerproc,
     "fastthread": patch_fastthread,
     "gclog": patch_gclog,
     "gctick": patch_gctick,

@@ -72,6 +72,10 @@ async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(
     from tests.test_supervision import IMMINENT, PLAN, wait_queue
 
     server = server_any_db
+    # Started with the server, not by the first case: spawning a process
+    # stops the loop for every socket (docs/performance.md, session 14).
+    started = server.ctx.safety._cases.proc
+    assert started is not None and started.returncode is None
     seeker, listener, sup = Api(server, "xiaoyu"), Api(server, "linqing"), Api(server, "supervisor")
     r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
     conv = r.json()["id"]
@@ -85,7 +89,7 @@ async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(
         assert case["alarm"] is True and case["case"]["conversation_id"] == conv
         assert case["case"]["seeker"]["display_name"] == "小雨"
     cases = server.ctx.safety._cases
-    assert cases.recorded == 1 and cases.proc is not None and cases.proc.returncode is None
+    assert cases.recorded == 1 and cases.proc is started and cases.proc.returncode is None
     queue = wait_queue(server, sup, lambda q: len(q) == 1)
     view = httpx.get(f"{server.url}/api/supervision/cases/{queue[0]['id']}", headers=sup.headers).json()
     opened = next(e for e in view["events"] if e["kind"] == "opened")
