@@ -542,6 +542,28 @@ def _heartbeat(state: dict, every: float, on_beat, watch, name: str) -> None:
     w.MessageWriter.start = start
 
 
+def _time_checkpoints(on_pass) -> None:
+    """The writer's checkpoint thread (``MessageWriter._checkpoint_loop``:
+    two PASSIVE passes a round, then the catch-up flag), with
+    ``on_pass(i, start, seconds, (busy, log frames, copied))`` after each pass."""
+    from miaohui.chat import writer as w
+
+    def checkpoint_loop(self) -> None:
+        conn = self._sync_engine.raw_connection()
+        try:
+            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
+                cur = conn.cursor()
+                for i in range(2):
+                    t0 = time.perf_counter()
+                    row = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    on_pass(i, t0, time.perf_counter() - t0, tuple(row[0]))
+                self._catch_up = True
+        finally:
+            conn.close()
+
+    w.MessageWriter._checkpoint_loop = checkpoint_loop
+
+
 def _append_line(path: str, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -999,21 +1021,10 @@ def patch_stalllog() -> None:
 
     from miaohui.chat import writer as w
 
-    def checkpoint_loop(self) -> None:  # the writer's, timed
-        conn = self._sync_engine.raw_connection()
-        try:
-            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
-                cur = conn.cursor()
-                for i in range(2):
-                    t0 = time.perf_counter()
-                    row = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    _append_line(out, {"at": time.time(), "checkpoint": i, "result": row[0],
-                                       "ms": round((time.perf_counter() - t0) * 1000, 1)})
-                self._catch_up = True
-        finally:
-            conn.close()
+    def on_pass(i: int, t0: float, seconds: float, result) -> None:
+        _append_line(out, {"at": time.time(), "checkpoint": i, "result": result, "ms": round(seconds * 1000, 1)})
 
-    w.MessageWriter._checkpoint_loop = checkpoint_loop
+    _time_checkpoints(on_pass)
 
     orig_fast = w.MessageWriter._commit_fast
 
@@ -1223,10 +1234,18 @@ def patch_writerproc() -> None:
 
 
 def patch_msgtrace() -> None:
-    """Diagnostics: where each message's time goes inside the server, as
-    rows ``[scheduled µs (the generator's client-id stamp), read, batch start,
-    commit end, fanned out, batch size]`` (perf_counter s), dumped to
-    ``$MIAOHUI_BENCH_MSGTRACE`` whenever traffic pauses."""
+    """Diagnostics: where each message's time goes inside the server.
+    JSON in ``$MIAOHUI_BENCH_MSGTRACE``, written whenever traffic pauses;
+    times are ``perf_counter`` seconds:
+
+    * ``rows``: per message ``[scheduled µs (the generator's client-id
+      stamp), read, batch start, commit end, fanned out, batch size]``;
+    * ``steps``: per one-statement batch ``[start, wall, on-CPU, waiting for
+      a CPU, rows]``;
+    * ``checkpoints``: per PASSIVE pass ``[start, seconds, pass, (busy, log,
+      copied)]``; ``catch_ups``: ``[start, seconds]``.
+
+    ``bench/msgtrace_report.py`` summarises it."""
     import threading
 
     from miaohui.chat import writer as w
@@ -1259,8 +1278,8 @@ def patch_msgtrace() -> None:
 
     w.MessageWriter.submit, w.MessageWriter._process, w.MessageWriter._commit = submit, _process, _commit
 
-    # Each one-statement batch: [start, wall, on-CPU, waiting for a CPU] (s), rows,
-    # from the loop thread's /proc schedstat; the rest of wall is blocked (I/O).
+    # On-CPU and run-queue time from the loop thread's /proc schedstat; the
+    # rest of a batch's wall time it was blocked (I/O).
     steps: list = []
     ckpts: list = []
     orig_step = w.MessageWriter._step
@@ -1280,19 +1299,7 @@ def patch_msgtrace() -> None:
 
     w.MessageWriter._step = _step
 
-    def checkpoint_loop(self) -> None:  # the writer's, timed
-        conn = self._sync_engine.raw_connection()
-        try:
-            while not self._stop_checkpoints.wait(w.CHECKPOINT_EVERY_S):
-                cur = conn.cursor()
-                t0 = time.perf_counter()
-                r = [cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1] for _ in range(2)]
-                ckpts.append((t0, time.perf_counter() - t0, r))
-                self._catch_up = True
-        finally:
-            conn.close()
-
-    w.MessageWriter._checkpoint_loop = checkpoint_loop
+    _time_checkpoints(lambda i, t0, seconds, result: ckpts.append((t0, seconds, i, result)))
     catch_ups: list = []
     orig_catch_up = w.MessageWriter._catch_up_checkpoint
 

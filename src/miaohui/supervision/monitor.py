@@ -269,8 +269,8 @@ class SafetyMonitor:
     async def start(self) -> None:
         """Start the worker processes before traffic: the risk worker (it
         loads its own models) and the case recorder.  Spawning a process
-        stops this loop for ~30 ms (measured at 5,000 msg/s; docs/performance.md,
-        session 14), which the first risk case used to pay for every socket."""
+        stopped this loop for 10–30 ms (docs/performance.md, session 14),
+        which the first risk case used to pay for every socket."""
         if self._worker is not None:
             await self._worker.start()
         if self._cases is not None:
