@@ -508,6 +508,8 @@ def _try_begin_immediate(cur) -> bool:
         return False
 
 
+_NONE_SENT = (0, 0)  # set_heads: a conversation whose sides sent nothing in the batch
+
 class CoreStore:
     """The writer's five statements through SQLAlchemy Core (PostgreSQL)."""
 
@@ -548,14 +550,17 @@ class CoreStore:
     def set_heads(self, heads: dict[str, bytes], sent: dict[str, list[int]]) -> None:
         conv = Conversation.__table__
         s, lst = conv.c.seeker_sent_seq, conv.c.listener_sent_seq
+        params = []
+        for c, h in heads.items():
+            seeker_seq, listener_seq = sent.get(c, _NONE_SENT)
+            params.append({"cid": c, "head": h, "s": seeker_seq, "l": listener_seq})
         self.conn.execute(
             conv.update().where(conv.c.id == bindparam("cid")).values(
                 chain_head=bindparam("head"),
                 seeker_sent_seq=case((s < bindparam("s"), bindparam("s")), else_=s),
                 listener_sent_seq=case((lst < bindparam("l"), bindparam("l")), else_=lst),
             ),
-            [{"cid": c, "head": h, "s": sent.get(c, _NONE_SENT)[0], "l": sent.get(c, _NONE_SENT)[1]}
-             for c, h in heads.items()],
+            params,
         )
 
     def insert(self, rows: list[tuple], now: datetime) -> None:
@@ -577,8 +582,6 @@ class CoreStore:
             [{"cid": c, "uid": u, "d": d, "r": r} for c, u, d, r in rows],
         )
 
-
-_NONE_SENT = (0, 0)  # set_heads: a conversation whose sides sent nothing in the batch
 
 # Each conversation's counter, chain head and running order (both SQLite paths).
 COUNTERS_SQL = "SELECT id, last_seq, chain_head, active_order_id FROM conversations WHERE id IN ({})"

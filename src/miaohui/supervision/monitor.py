@@ -152,10 +152,11 @@ def _warm(nice: int = 0) -> None:
 # clock.  A flat tuple of strings, numbers and (nearly always empty) tuples on
 # purpose: a collection stops tracking such a tuple the first time it sees it,
 # while an object (a dataclass, a Scan, or a tuple holding a tuple it has not
-# yet untracked) is walked by every collection for as long as it lives.  When the risk worker falls behind (5,000 msg/s on two
-# cores), thousands of these wait; as objects they made the event loop's young
-# collections grow with the queue: 11.7, 29.3 and 36.3 ms at 3,300, 5,200 and
-# 10,000 queued (docs/performance.md, session 12).
+# yet untracked) is walked by every collection for as long as it lives.  When
+# the risk worker falls behind (5,000 msg/s on two cores), thousands of these
+# wait; as objects they made the event loop's young collections grow with the
+# queue: 11.7, 29.3 and 36.3 ms at 3,300, 5,200 and 10,000 queued
+# (docs/performance.md, session 12).
 _Queued = tuple
 
 
