@@ -36,6 +36,10 @@ proposed server change with the same harness before anyone edits ``src/``.
 ``lockpoll``
     a batch that finds SQLite's write lock held retries on the event loop
     instead of going to the writer thread.
+``idlebg``
+    the risk worker and the case recorder under ``SCHED_IDLE``
+    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``; the worker
+    is so by default since session 15).
 ``recnice``
     the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
 ``gcthreshold``
@@ -611,6 +615,45 @@ def patch_recnice() -> None:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
 
     r.RecorderProcess._start = _start
+
+
+def patch_idlebg() -> None:
+    """Experiment: the risk worker and the case recorder under ``SCHED_IDLE``
+    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).  A CPU
+    running only SCHED_IDLE tasks counts as idle when the kernel places a
+    waking task, so the loop and the load generator wake there and preempt
+    at once, instead of queueing behind a nice-19 task's slice.  How the
+    risk worker came to run so by default (``Settings.safety_workers_idle``,
+    session 15); for the recorder, which holds SQLite's write lock, it
+    doubled the message writer's waits for that lock, so it stays an
+    experiment."""
+    import miaohui.supervision.recorder as r
+    import miaohui.supervision.worker as wk
+
+    which = os.environ.get("MIAOHUI_BENCH_IDLEBG", "both")
+
+    def idle(pid: int) -> None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+    if which in ("both", "worker"):
+        orig_spawn = wk.RiskWorker._spawn
+
+        async def _spawn(self) -> None:
+            await orig_spawn(self)
+            if self.proc is not None:
+                idle(self.proc.pid)
+
+        wk.RiskWorker._spawn = _spawn
+    if which in ("both", "recorder"):
+        orig_start = r.RecorderProcess._start
+
+        async def _start(self) -> None:
+            await orig_start(self)
+            if self.proc is not None:
+                idle(self.proc.pid)
+
+        r.RecorderProcess._start = _start
 
 
 def _set_slice(pid: int, ns: int) -> None:
@@ -1355,6 +1398,7 @@ PATCHES = {
     "gcgarbage": patch_gcgarbage,
     "lockpoll": patch_lockpoll,
     "recnice": patch_recnice,
+    "idlebg": patch_idlebg,
     "slice": patch_slice,
     "gcfreezeloop": patch_gcfreezeloop,
     "linger": patch_linger,
