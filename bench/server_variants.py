@@ -38,8 +38,7 @@ proposed server change with the same harness before anyone edits ``src/``.
     instead of going to the writer thread.
 ``idlebg``
     the risk worker and the case recorder under ``SCHED_IDLE``
-    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``; the worker
-    is so by default since session 15).
+    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).
 ``recnice``
     the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
 ``gcthreshold``
@@ -622,38 +621,29 @@ def patch_idlebg() -> None:
     (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).  A CPU
     running only SCHED_IDLE tasks counts as idle when the kernel places a
     waking task, so the loop and the load generator wake there and preempt
-    at once, instead of queueing behind a nice-19 task's slice.  How the
-    risk worker came to run so by default (``Settings.safety_workers_idle``,
-    session 15); for the recorder, which holds SQLite's write lock, it
-    doubled the message writer's waits for that lock, so it stays an
-    experiment."""
+    at once, instead of queueing behind a nice-19 task's slice.  The
+    recorder holds SQLite's write lock for its transaction and can be
+    preempted while it does (docs/performance.md, session 15)."""
     import miaohui.supervision.recorder as r
     import miaohui.supervision.worker as wk
 
     which = os.environ.get("MIAOHUI_BENCH_IDLEBG", "both")
 
-    def idle(pid: int) -> None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    def idle_after(cls, name: str) -> None:  # once the process is spawned
+        orig = getattr(cls, name)
+
+        async def spawn(self) -> None:
+            await orig(self)
+            if self.proc is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setscheduler(self.proc.pid, os.SCHED_IDLE, os.sched_param(0))
+
+        setattr(cls, name, spawn)
 
     if which in ("both", "worker"):
-        orig_spawn = wk.RiskWorker._spawn
-
-        async def _spawn(self) -> None:
-            await orig_spawn(self)
-            if self.proc is not None:
-                idle(self.proc.pid)
-
-        wk.RiskWorker._spawn = _spawn
+        idle_after(wk.RiskWorker, "_spawn")
     if which in ("both", "recorder"):
-        orig_start = r.RecorderProcess._start
-
-        async def _start(self) -> None:
-            await orig_start(self)
-            if self.proc is not None:
-                idle(self.proc.pid)
-
-        r.RecorderProcess._start = _start
+        idle_after(r.RecorderProcess, "_start")
 
 
 def _set_slice(pid: int, ns: int) -> None:
