@@ -5,6 +5,7 @@ listener, the hotline card for the seeker — with the loop left free."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import httpx
@@ -104,6 +105,136 @@ async def test_cases_are_recorded_by_the_recorder_process_and_survive_its_death(
     await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": IMMINENT}))
     wait_queue(server, sup, lambda q: len(q) == 1 and q[0]["tier"] == "imminent", timeout=10)
     await s_ws.close()
+
+
+def _policies(pid: int) -> dict[int, int]:
+    """Every thread of process ``pid``: its scheduling policy."""
+    import os
+
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            out[int(tid)] = os.sched_getscheduler(int(tid))
+    return out
+
+
+async def _ready_worker_pid(server) -> int:
+    """The risk worker's pid once it has loaded its models (it lowers its
+    own priority first)."""
+    worker = server.ctx.safety._worker
+    for _ in range(300):
+        ready = worker._ready
+        if worker.proc is not None and ready is not None and ready.done():
+            return worker.proc.pid
+        await asyncio.sleep(0.05)
+    raise AssertionError("the risk worker never became ready")
+
+
+async def test_background_processes_yield_every_core_and_the_lock_holder_is_never_idle(server_any_db):
+    """The risk model and the case records are background work to the message
+    path: the worker runs at nice 19 under SCHED_IDLE, the recorder under
+    SCHED_IDLE (Settings.safety_workers_idle) except, on SQLite, the one
+    thread that holds the database's write lock for a record — preempted
+    there, it would keep every chat message waiting.  The server itself keeps
+    the ordinary policy.  A case recorded this way arrives as before."""
+    import os
+
+    from tests.test_supervision import PLAN, wait_queue
+
+    server = server_any_db
+    pid = await _ready_worker_pid(server)
+    assert set(_policies(pid).values()) == {os.SCHED_IDLE}  # numpy's threads too
+    assert {os.getpriority(os.PRIO_PROCESS, t) for t in _policies(pid)} == {19}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER and os.getpriority(os.PRIO_PROCESS, 0) == 0
+
+    seeker, listener, sup = Api(server, "xiaoyu"), Api(server, "linqing"), Api(server, "supervisor")
+    r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
+    s_ws, _ = await connect(seeker, r.json()["id"])
+    await drain_sync(s_ws)
+    await s_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": PLAN}))
+    wait_queue(server, sup, lambda q: len(q) == 1, timeout=20)
+    cases = server.ctx.safety._cases
+    for _ in range(200):  # the row is committed before the server reads the recorder's answer
+        if cases.recorded == 1:
+            break
+        await asyncio.sleep(0.025)
+    assert cases.recorded == 1  # recorded by the recorder process
+    rec = cases.proc.pid
+    policies = _policies(rec)
+    assert policies[rec] == os.SCHED_IDLE  # its own thread: planning, summaries
+    ordinary = [t for t, p in policies.items() if p != os.SCHED_IDLE]
+    if server.ctx.settings.resolved_database_url.startswith("sqlite"):
+        assert len(ordinary) == 1 and policies[ordinary[0]] == os.SCHED_OTHER  # the lock thread alone
+    else:
+        assert ordinary == []  # PostgreSQL: no database-wide lock, no lock thread
+    await s_ws.close()
+
+
+async def test_with_safety_workers_idle_off_the_background_is_only_niced(sqlite_url, tmp_path, clock):
+    import os
+
+    s = LiveServer(make_settings(sqlite_url, tmp_path, safety_workers=1, safety_workers_idle=False), clock).start()
+    try:
+        pid = await _ready_worker_pid(s)
+        assert set(_policies(pid).values()) == {os.SCHED_OTHER}
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in _policies(pid)} == {19}
+        assert set(_policies(s.ctx.safety._cases.proc.pid).values()) == {os.SCHED_OTHER}
+    finally:
+        s.stop()
+
+
+async def test_the_recorders_locked_call_runs_on_the_lock_thread(sqlite_url, tmp_path, clock):
+    """In the recorder process, the one call of a record that holds SQLite's
+    write lock runs on the thread of ordinary priority; every other call
+    stays inline on the recorder's own thread.  (In-process here: the engine
+    as the recorder builds it, over a live server's database.)"""
+    import sqlite3
+    import threading
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from miaohui.core.crypto import KeyRing
+    from miaohui.core.db import make_sessionmaker
+    from miaohui.safety.boundaries import Scan
+    from miaohui.supervision import recorder, service
+    from miaohui.supervision.monitor import Verdict
+
+    server = LiveServer(make_settings(sqlite_url, tmp_path), clock).start()
+    try:
+        seeker, listener = Api(server, "xiaoyu"), Api(server, "linqing")
+        r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id}, headers=seeker.headers)
+        conv = r.json()["id"]
+        settings = server.ctx.settings
+    finally:
+        server.stop()
+
+    lock = recorder._LockThread()
+    ran: list[tuple[str, int]] = []
+    run = lock.run
+
+    def spy(fn, *args, **kwargs):
+        ran.append((fn.__name__, threading.get_native_id()))
+        return run(lambda *a, **k: (ran.append(("inside", threading.get_native_id())), fn(*a, **k))[1],
+                   *args, **kwargs)
+
+    lock.run = spy
+    engine = recorder._engine(sqlite_url, lock)
+    now = datetime.now(UTC)
+    v = Verdict(conv, seeker.id, "seeker", listener.id, "", Scan("", (), (), ()), "plan", 7, 0.9, ("plan",))
+    ctx = SimpleNamespace(settings=settings, clock=recorder._At(now), keyring=KeyRing(settings.effective_message_keys),
+                          sessionmaker=make_sessionmaker(engine), broker=recorder._Collect())
+
+    try:
+        (case,) = await service.observe_many(ctx, [(v, 1)])
+    finally:
+        await engine.dispose()
+    here = threading.get_native_id()
+    assert ran == [("locked", here), ("inside", lock.tid)]
+    db = sqlite3.connect(sqlite_url.split("///", 1)[1])
+    try:
+        assert db.execute("SELECT tier FROM risk_cases WHERE id = ?", (case.id,)).fetchone() == ("plan",)
+    finally:
+        db.close()
 
 
 async def test_a_dead_risk_worker_is_replaced_and_no_message_goes_unassessed(server):

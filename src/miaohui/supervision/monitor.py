@@ -42,9 +42,7 @@ text is never logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -59,7 +57,7 @@ from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
 from miaohui.supervision.recorder import RecorderProcess
-from miaohui.supervision.worker import RiskWorker, WorkerGone
+from miaohui.supervision.worker import RiskWorker, WorkerGone, lower_priority
 
 log = logging.getLogger("miaohui.supervision")
 
@@ -135,13 +133,12 @@ def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str =
     return assess_many_alone(items, extras=extras)
 
 
-def _warm(nice: int = 0) -> None:
-    """A worker's start: lower its priority below the event loop's (see
-    ``Settings.safety_workers_nice``), then load the models once, not on the
-    first real message."""
-    if nice > 0:
-        with contextlib.suppress(OSError):
-            os.nice(nice)
+def _warm(nice: int = 0, idle: bool = False) -> None:
+    """A worker's start: lower its priority below the event loop's
+    (:func:`~miaohui.supervision.worker.lower_priority`), then load the
+    models once, not on the first real message."""
+    if nice > 0 or idle:
+        lower_priority(nice, idle)
     assess_batch([("你好", None)])
 
 
@@ -246,7 +243,7 @@ class SafetyMonitor:
             # own (supervision.worker, supervision.recorder): in this one they
             # cost the event loop CPU and the GIL.  One worker: batches are
             # assessed in order, each with the history the one before it left.
-            self._worker = RiskWorker(ctx.settings.safety_workers_nice)
+            self._worker = RiskWorker(ctx.settings.safety_workers_nice, idle=ctx.settings.safety_workers_idle)
             self._cases = RecorderProcess(ctx.settings, self.broker, self._record_here)
 
     def counters(self) -> dict:

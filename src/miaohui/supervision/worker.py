@@ -10,7 +10,8 @@ event loop needs) and, once its process dies, stays broken — every later
 batch would fail.  Here a dead worker is restarted, and the batch it held is
 assessed on the loop instead, so no message goes unassessed.
 
-Protocol: first line ``{"nice": n}``; then one line per batch,
+Protocol: first line ``{"nice": n, "idle": bool}`` (its priority: see
+``Settings.safety_workers_idle``); then one line per batch,
 ``{"id": k, "items": [[text, history signals], ...]}``, answered in order
 by ``{"id": k, "r": [[tier, level, score, signals, rules, emotions, topics,
 rank alone, joking alone], ...]}`` (or ``{"id": k, "error": "..."}``).
@@ -26,6 +27,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Collection
 
 import orjson
 
@@ -34,6 +36,29 @@ log = logging.getLogger("miaohui.supervision")
 LINE_LIMIT = 1 << 26  # a batch of long messages (32 × 4,000 characters) and its answer fit easily
 RESTART_AFTER_S = 1.0  # a worker that died is started again at most this often …
 RESTART_MAX_S = 60.0  # … doubling while new ones keep dying before their first answer, up to this
+
+
+def lower_priority(nice: int = 0, idle: bool = False, keep: Collection[int] = ()) -> None:
+    """Put this process's threads below the event loop's: ``nice`` and, on
+    Linux, the SCHED_IDLE policy (``Settings.safety_workers_nice`` and
+    ``safety_workers_idle``) — every thread but ``keep`` (native thread ids),
+    since on Linux both are per thread and numpy's BLAS threads already run
+    when this is called; threads started later inherit it.  Lowering one's
+    own priority needs no privilege; where SCHED_IDLE does not exist, the nice
+    level alone applies."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process as a whole
+        tids = [0]
+    for tid in tids:
+        if tid in keep:
+            continue
+        if nice > 0:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        if idle and hasattr(os, "SCHED_IDLE"):
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def encode_results(out) -> list:
@@ -59,7 +84,8 @@ def main() -> None:
     first = stdin.readline()
     if not first:
         return
-    _warm(int(orjson.loads(first).get("nice", 0)))
+    opts = orjson.loads(first)
+    _warm(int(opts.get("nice", 0)), bool(opts.get("idle", False)))
     proto.write(b'{"ready": true}\n')
     proto.flush()
     for line in stdin:
@@ -85,8 +111,9 @@ class RiskWorker:
     it raises :class:`WorkerGone` when the process died (the caller assesses
     that batch itself), and the next call starts a new process."""
 
-    def __init__(self, nice: int = 0, module: str = "miaohui.supervision.worker") -> None:
+    def __init__(self, nice: int = 0, module: str = "miaohui.supervision.worker", idle: bool = False) -> None:
         self.nice = nice
+        self.idle = idle
         self.module = module
         self.failures = 0  # workers in a row that ended before they were ready
         self._answered = False
@@ -123,7 +150,7 @@ class RiskWorker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
-        self.proc.stdin.write(orjson.dumps({"nice": self.nice}) + b"\n")
+        self.proc.stdin.write(orjson.dumps({"nice": self.nice, "idle": self.idle}) + b"\n")
         self._reader = loop.create_task(self._read(self.proc, self._ready, self._waiting), name="risk-worker-reader")
 
     async def assess(self, items: list[tuple[str, dict]]) -> list:
