@@ -133,12 +133,12 @@ def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str =
     return assess_many_alone(items, extras=extras)
 
 
-def _warm(nice: int = 0, idle: bool = False) -> None:
-    """A worker's start: lower its priority below the event loop's
-    (:func:`~miaohui.supervision.worker.lower_priority`), then load the
-    models once, not on the first real message."""
-    if nice > 0 or idle:
-        lower_priority(nice, idle)
+def _warm(nice: int = 0) -> None:
+    """A worker's start: lower its priority below the event loop's (see
+    ``Settings.safety_workers_nice``; every thread, numpy's too), then load
+    the models once, not on the first real message."""
+    if nice > 0:
+        lower_priority(nice)
     assess_batch([("你好", None)])
 
 
@@ -243,7 +243,7 @@ class SafetyMonitor:
             # own (supervision.worker, supervision.recorder): in this one they
             # cost the event loop CPU and the GIL.  One worker: batches are
             # assessed in order, each with the history the one before it left.
-            self._worker = RiskWorker(ctx.settings.safety_workers_nice, idle=ctx.settings.safety_workers_idle)
+            self._worker = RiskWorker(ctx.settings.safety_workers_nice)
             self._cases = RecorderProcess(ctx.settings, self.broker, self._record_here)
 
     def counters(self) -> dict:

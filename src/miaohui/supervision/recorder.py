@@ -117,7 +117,7 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     url = settings.resolved_database_url
     locked = None
-    if settings.safety_workers_idle:
+    if settings.safety_recorder_idle:
         if url.startswith("sqlite"):
             locked = _LockThread()
         lower_priority(idle=True, keep=(locked.tid,) if locked else ())
@@ -192,7 +192,7 @@ class _LockThread:
     """A thread at the process's ordinary priority for the one call of a
     record that holds SQLite's write lock (``service._observe_sqlite``'s
     ``locked``), while the recorder's own thread runs under SCHED_IDLE
-    (``Settings.safety_workers_idle``).  Under SCHED_IDLE any waking task
+    (``Settings.safety_recorder_idle``).  Under SCHED_IDLE any waking task
     preempts the recorder at once — that is the point: its planning and
     summaries never keep the event loop or anyone else from a core — but
     preempted while it held the lock, it kept every chat message waiting:

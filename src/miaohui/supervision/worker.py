@@ -10,8 +10,7 @@ event loop needs) and, once its process dies, stays broken — every later
 batch would fail.  Here a dead worker is restarted, and the batch it held is
 assessed on the loop instead, so no message goes unassessed.
 
-Protocol: first line ``{"nice": n, "idle": bool}`` (its priority: see
-``Settings.safety_workers_idle``); then one line per batch,
+Protocol: first line ``{"nice": n}``; then one line per batch,
 ``{"id": k, "items": [[text, history signals], ...]}``, answered in order
 by ``{"id": k, "r": [[tier, level, score, signals, rules, emotions, topics,
 rank alone, joking alone], ...]}`` (or ``{"id": k, "error": "..."}``).
@@ -40,8 +39,8 @@ RESTART_MAX_S = 60.0  # … doubling while new ones keep dying before their firs
 
 def lower_priority(nice: int = 0, idle: bool = False, keep: Collection[int] = ()) -> None:
     """Put this process's threads below the event loop's: ``nice`` and, on
-    Linux, the SCHED_IDLE policy (``Settings.safety_workers_nice`` and
-    ``safety_workers_idle``) — every thread but ``keep`` (native thread ids),
+    Linux, the SCHED_IDLE policy (``Settings.safety_workers_nice``,
+    ``safety_recorder_idle``) — every thread but ``keep`` (native thread ids),
     since on Linux both are per thread and numpy's BLAS threads already run
     when this is called; threads started later inherit it.  Lowering one's
     own priority needs no privilege; where SCHED_IDLE does not exist, the nice
@@ -84,8 +83,7 @@ def main() -> None:
     first = stdin.readline()
     if not first:
         return
-    opts = orjson.loads(first)
-    _warm(int(opts.get("nice", 0)), bool(opts.get("idle", False)))
+    _warm(int(orjson.loads(first).get("nice", 0)))
     proto.write(b'{"ready": true}\n')
     proto.flush()
     for line in stdin:
@@ -111,9 +109,8 @@ class RiskWorker:
     it raises :class:`WorkerGone` when the process died (the caller assesses
     that batch itself), and the next call starts a new process."""
 
-    def __init__(self, nice: int = 0, module: str = "miaohui.supervision.worker", idle: bool = False) -> None:
+    def __init__(self, nice: int = 0, module: str = "miaohui.supervision.worker") -> None:
         self.nice = nice
-        self.idle = idle
         self.module = module
         self.failures = 0  # workers in a row that ended before they were ready
         self._answered = False
@@ -150,7 +147,7 @@ class RiskWorker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
-        self.proc.stdin.write(orjson.dumps({"nice": self.nice, "idle": self.idle}) + b"\n")
+        self.proc.stdin.write(orjson.dumps({"nice": self.nice}) + b"\n")
         self._reader = loop.create_task(self._read(self.proc, self._ready, self._waiting), name="risk-worker-reader")
 
     async def assess(self, items: list[tuple[str, dict]]) -> list:
