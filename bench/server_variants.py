@@ -37,10 +37,8 @@ proposed server change with the same harness before anyone edits ``src/``.
     a batch that finds SQLite's write lock held retries on the event loop
     instead of going to the writer thread.
 ``idlebg``
-    the risk worker and the whole case recorder under ``SCHED_IDLE``
-    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``), as first
-    measured; the server now does it itself for the recorder
-    (``safety_recorder_idle``), its locked call at the ordinary priority.
+    the risk worker and the case recorder under ``SCHED_IDLE``
+    (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).
 ``recnice``
     the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
 ``gcthreshold``
@@ -625,10 +623,9 @@ def patch_idlebg() -> None:
     waking task, so the loop and the load generator wake there and preempt
     at once, instead of queueing behind a nice-19 task's slice.  The
     recorder holds SQLite's write lock for its transaction and can be
-    preempted while it does (docs/performance.md, session 15).  The server
-    has done it itself for the recorder since (``safety_recorder_idle``),
-    keeping the locked call at the ordinary priority: run with
-    ``MIAOHUI_SAFETY_RECORDER_IDLE=false`` to measure this variant's form."""
+    preempted while it does (docs/performance.md, session 15, where a
+    setting that kept that call at the ordinary priority was measured in
+    full runs and reverted)."""
     import miaohui.supervision.recorder as r
     import miaohui.supervision.worker as wk
 

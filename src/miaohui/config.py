@@ -137,17 +137,6 @@ class Settings(BaseSettings):
     # ms at 1,000 msg/s with 19; docs/performance.md).  The case recorder is
     # not niced: it holds SQLite's write lock, and the writer waits for it.
     safety_workers_nice: int = 19
-    # On Linux, the case recorder runs under the SCHED_IDLE policy: a core
-    # busy only with SCHED_IDLE work counts as free when the kernel places a
-    # waking task, and such work is preempted at once, so the event loop (and,
-    # on a benchmark machine, the load generator) no longer queues behind the
-    # recorder's bursts of planning and summaries.  Its one call that holds
-    # SQLite's write lock runs on a thread of ordinary priority
-    # (supervision.recorder._LockThread): chat never waits for a lock held by
-    # a preempted process.  The risk worker stays at nice 19: under SCHED_IDLE
-    # it got less of a saturated machine and its backlog grew faster
-    # (docs/performance.md, session 15).  Off: the recorder at nice 0.
-    safety_recorder_idle: bool = True
 
     # ---- Safety in the product (issue 4).  The hotline card a seeker sees at
     # plan / imminent risk: the national lines, plus ``regional_hotlines[hotline_region]``

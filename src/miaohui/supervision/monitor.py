@@ -42,7 +42,9 @@ text is never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -57,7 +59,7 @@ from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
 from miaohui.safety.boundaries import PUBLIC_NUMBERS, Scan, scan
 from miaohui.supervision import guidance as g
 from miaohui.supervision.recorder import RecorderProcess
-from miaohui.supervision.worker import RiskWorker, WorkerGone, lower_priority
+from miaohui.supervision.worker import RiskWorker, WorkerGone
 
 log = logging.getLogger("miaohui.supervision")
 
@@ -135,10 +137,11 @@ def assess_batch(items: list[tuple[str, dict[str, float]]], extras: bool | str =
 
 def _warm(nice: int = 0) -> None:
     """A worker's start: lower its priority below the event loop's (see
-    ``Settings.safety_workers_nice``; every thread, numpy's too), then load
-    the models once, not on the first real message."""
+    ``Settings.safety_workers_nice``), then load the models once, not on the
+    first real message."""
     if nice > 0:
-        lower_priority(nice)
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     assess_batch([("你好", None)])
 
 

@@ -39,17 +39,14 @@ import logging
 import os
 import select
 import sys
-import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import SimpleNamespace
 
 import orjson
 
 from miaohui.safety.boundaries import Scan
-from miaohui.supervision.worker import lower_priority
 
 log = logging.getLogger("miaohui.supervision")
 
@@ -115,13 +112,7 @@ def main() -> None:
         return
     settings = Settings.model_validate_json(first[0])
     loop = asyncio.new_event_loop()
-    url = settings.resolved_database_url
-    locked = None
-    if settings.safety_recorder_idle:
-        if url.startswith("sqlite"):
-            locked = _LockThread()
-        lower_priority(idle=True, keep=(locked.tid,) if locked else ())
-    engine = _engine(url, locked)
+    engine = _engine(settings.resolved_database_url)
     ctx = SimpleNamespace(settings=settings, clock=None, keyring=KeyRing(settings.effective_message_keys),
                           sessionmaker=make_sessionmaker(engine), broker=None)
 
@@ -188,35 +179,13 @@ def _batches(fd: int, most: int = MAX_BATCH, linger: float = LINGER_S):
             yield lines[i : i + most]
 
 
-class _LockThread:
-    """A thread at the process's ordinary priority for the one call of a
-    record that holds SQLite's write lock (``service._observe_sqlite``'s
-    ``locked``), while the recorder's own thread runs under SCHED_IDLE
-    (``Settings.safety_recorder_idle``).  Under SCHED_IDLE any waking task
-    preempts the recorder at once — that is the point: its planning and
-    summaries never keep the event loop or anyone else from a core — but
-    preempted while it held the lock, it kept every chat message waiting:
-    with the whole recorder under SCHED_IDLE the message writer waited for
-    the lock twice as often, and for twice as long (docs/performance.md,
-    session 15).  The scheduling policy is per thread on Linux: this one is
-    left out when the others are lowered."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="case-lock")
-        self.tid = self._pool.submit(threading.get_native_id).result()  # the thread exists from now on
-
-    def run(self, fn, *args, **kwargs):
-        return self._pool.submit(fn, *args, **kwargs).result()
-
-
-def _engine(url: str, locked: _LockThread | None = None):
+def _engine(url: str):
     """The recorder's engine.  On SQLite, aiosqlite's calls run inline instead
     of on its worker thread: this process does nothing but record, so the
     thread only added a round trip per call (about 40 per new case) — and a
     transaction holds SQLite's one write lock, which the server's message
     writer is waiting for, until its last round trip is done.  Inline, a new
-    case costs about 4 ms of CPU instead of 11 (docs/performance.md).  The
-    call that holds the lock goes to ``locked`` when there is one."""
+    case costs about 4 ms of CPU instead of 11 (docs/performance.md)."""
     from miaohui.core.db import make_engine
 
     if not url.startswith("sqlite"):
@@ -234,8 +203,6 @@ def _engine(url: str, locked: _LockThread | None = None):
         async def _execute(self, fn, *args, **kwargs):
             if not self._running or not self._connection:
                 raise ValueError("Connection closed")
-            if locked is not None and getattr(fn, "holds_write_lock", False):
-                return locked.run(fn, *args, **kwargs)
             return fn(*args, **kwargs)
 
     async def connect():

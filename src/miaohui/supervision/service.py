@@ -214,9 +214,7 @@ async def _observe_sqlite(db: AsyncSession, items: list[tuple[Verdict, int]], co
     lock: read the open cases as the driver returns them, plan, render the
     writes for the driver.  Under the lock, on the driver's connection, only
     the same read again — if anything changed meanwhile (a supervisor closed a
-    case, another process recorded one), plan again — and the prepared writes,
-    in one call (``locked``) that a caller can run at a priority nothing
-    preempts (the recorder process: ``recorder._engine``)."""
+    case, another process recorded one), plan again — and the prepared writes."""
     dialect = db.bind.dialect
     marks = ",".join("?" * len(convs))
     read = f"SELECT {', '.join(_CASE_COLUMNS)} FROM risk_cases WHERE open_key IN ({marks}) ORDER BY open_key"
@@ -228,26 +226,19 @@ async def _observe_sqlite(db: AsyncSession, items: list[tuple[Verdict, int]], co
     async with db.bind.connect() as conn:
         dc = (await conn.get_raw_connection()).driver_connection  # aiosqlite, in autocommit (core.db)
         seen = await dc.execute_fetchall(read, convs)
-        planned = plan(seen)
-
-        def locked(raw):
-            """Everything that holds the write lock, as one call on the
-            sqlite3 connection (so a caller can run it where it will not be
-            preempted: it is marked ``holds_write_lock``)."""
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                now_open = raw.execute(read, convs).fetchall()
-                events, out, new, writes = planned if now_open == seen else plan(now_open)
-                for sql, rows in writes:
-                    raw.executemany(sql, rows)
-                raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-            return events, out, new
-
-        locked.holds_write_lock = True
-        return await dc._execute(locked, dc._conn)  # on aiosqlite's thread (the recorder: see its _engine)
+        events, out, new, writes = plan(seen)
+        await dc.execute("BEGIN IMMEDIATE")
+        try:
+            now_open = await dc.execute_fetchall(read, convs)
+            if now_open != seen:
+                events, out, new, writes = plan(now_open)
+            for sql, rows in writes:
+                await dc.executemany(sql, rows)
+            await dc.execute("COMMIT")
+        except BaseException:
+            await dc.execute("ROLLBACK")
+            raise
+    return events, out, new
 
 
 def _typed(dialect, rows: list[tuple]) -> list[dict]:

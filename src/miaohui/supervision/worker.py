@@ -26,7 +26,6 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Collection
 
 import orjson
 
@@ -35,29 +34,6 @@ log = logging.getLogger("miaohui.supervision")
 LINE_LIMIT = 1 << 26  # a batch of long messages (32 × 4,000 characters) and its answer fit easily
 RESTART_AFTER_S = 1.0  # a worker that died is started again at most this often …
 RESTART_MAX_S = 60.0  # … doubling while new ones keep dying before their first answer, up to this
-
-
-def lower_priority(nice: int = 0, idle: bool = False, keep: Collection[int] = ()) -> None:
-    """Put this process's threads below the event loop's: ``nice`` and, on
-    Linux, the SCHED_IDLE policy (``Settings.safety_workers_nice``,
-    ``safety_recorder_idle``) — every thread but ``keep`` (native thread ids),
-    since on Linux both are per thread and numpy's BLAS threads already run
-    when this is called; threads started later inherit it.  Lowering one's
-    own priority needs no privilege; where SCHED_IDLE does not exist, the nice
-    level alone applies."""
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:  # not Linux: the process as a whole
-        tids = [0]
-    for tid in tids:
-        if tid in keep:
-            continue
-        if nice > 0:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-        if idle and hasattr(os, "SCHED_IDLE"):
-            with contextlib.suppress(OSError):
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def encode_results(out) -> list:
