@@ -600,20 +600,27 @@ def patch_lockpoll() -> None:
     w.MessageWriter._commit = _commit
 
 
+def _after_spawn(cls, name: str, act) -> None:
+    """Wrap ``cls.name`` (a coroutine that spawns ``self.proc``) so that
+    ``act(pid)`` runs on the child once it exists; an OSError is ignored."""
+    orig = getattr(cls, name)
+
+    async def spawn(self) -> None:
+        await orig(self)
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                act(self.proc.pid)
+
+    setattr(cls, name, spawn)
+
+
 def patch_recnice() -> None:
     """Experiment: the risk-case recorder process at nice 19, like the risk
     worker (``$MIAOHUI_BENCH_RECNICE``, default 19)."""
     import miaohui.supervision.recorder as r
 
-    orig = r.RecorderProcess._start
     nice = int(os.environ.get("MIAOHUI_BENCH_RECNICE", "19"))
-
-    async def _start(self) -> None:
-        await orig(self)
-        if self.proc is not None:
-            os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
-
-    r.RecorderProcess._start = _start
+    _after_spawn(r.RecorderProcess, "_start", lambda pid: os.setpriority(os.PRIO_PROCESS, pid, nice))
 
 
 def patch_idlebg() -> None:
@@ -631,21 +638,13 @@ def patch_idlebg() -> None:
 
     which = os.environ.get("MIAOHUI_BENCH_IDLEBG", "both")
 
-    def idle_after(cls, name: str) -> None:  # once the process is spawned
-        orig = getattr(cls, name)
-
-        async def spawn(self) -> None:
-            await orig(self)
-            if self.proc is not None:
-                with contextlib.suppress(OSError):
-                    os.sched_setscheduler(self.proc.pid, os.SCHED_IDLE, os.sched_param(0))
-
-        setattr(cls, name, spawn)
+    def idle(pid: int) -> None:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
     if which in ("both", "worker"):
-        idle_after(wk.RiskWorker, "_spawn")
+        _after_spawn(wk.RiskWorker, "_spawn", idle)
     if which in ("both", "recorder"):
-        idle_after(r.RecorderProcess, "_start")
+        _after_spawn(r.RecorderProcess, "_start", idle)
 
 
 def _set_slice(pid: int, ns: int) -> None:

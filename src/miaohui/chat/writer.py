@@ -510,6 +510,7 @@ def _try_begin_immediate(cur) -> bool:
 
 _NONE_SENT = (0, 0)  # set_heads: a conversation whose sides sent nothing in the batch
 
+
 class CoreStore:
     """The writer's five statements through SQLAlchemy Core (PostgreSQL)."""
 
