@@ -41,6 +41,10 @@ proposed server change with the same harness before anyone edits ``src/``.
     (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).
 ``recnice``
     the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
+``slinger``
+    the risk queue lingers ``$MIAOHUI_BENCH_SLINGER_MS`` (default 50) before a
+    batch goes to the worker, and sends at once only from
+    ``$MIAOHUI_BENCH_SLINGER_FULL`` queued (default 256).
 ``gcthreshold``
     ``gc.set_threshold(50000, 20, 100)`` (or ``$MIAOHUI_BENCH_GC``).
 ``gcfreezeloop``
@@ -1359,7 +1363,19 @@ def patch_msgtrace() -> None:
     threading.Thread(target=dump, daemon=True).start()
 
 
+def patch_slinger() -> None:
+    """The risk queue lingers ``$MIAOHUI_BENCH_SLINGER_MS`` (default 50) before
+    a batch goes to the worker, and sends at once only from
+    ``$MIAOHUI_BENCH_SLINGER_FULL`` queued (default 256) — fewer, larger
+    batches: less CPU a message in the worker, fewer wake-ups."""
+    from miaohui.supervision import monitor
+
+    monitor.SAFETY_LINGER_S = float(os.environ.get("MIAOHUI_BENCH_SLINGER_MS", "50")) / 1000
+    monitor.FLUSH_MAX = int(os.environ.get("MIAOHUI_BENCH_SLINGER_FULL", "256"))
+
+
 PATCHES = {
+    "slinger": patch_slinger,
     "msgtrace": patch_msgtrace,
     "writerproc": patch_writerproc,
     "fastthread": patch_fastthread,

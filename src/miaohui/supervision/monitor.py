@@ -53,6 +53,7 @@ from types import SimpleNamespace
 
 import orjson
 
+from miaohui.clock import Clock
 from miaohui.safety import assess
 from miaohui.safety.assess import assess_many_alone, history_signals_from, rank_alone
 from miaohui.safety.boundaries import LABELS as BOUNDARY_LABELS
@@ -65,6 +66,7 @@ log = logging.getLogger("miaohui.supervision")
 
 HISTORY_MESSAGES = 8  # recent messages of the same seeker passed to assess()
 HISTORY_CONVERSATIONS = 20_000  # LRU bound on conversations remembered per process
+HINT_REFRESH_S = 15.0  # a listener's distress hint changes at most this often in one conversation
 SUPERVISION_TOPIC = "supervision"
 FLUSH_MAX = 32  # seeker messages assessed per loop turn (≈ 2–3 ms of loop time at most)
 SAFETY_LINGER_S = 0.010  # how long the first queued message waits for others (risk events only; acks never wait)
@@ -224,8 +226,9 @@ class SafetyMonitor:
         self.broker = ctx.broker
         # Per conversation, the seeker's last messages: (text, tier rank alone, joking alone).
         self._history: OrderedDict[str, deque[tuple[str, int, bool]]] = OrderedDict()
-        # Per conversation, the last distress hint sent to the listener (see _fresh_hint).
-        self._hinted: OrderedDict[str, tuple] = OrderedDict()
+        # Per conversation, the last distress hint sent to the listener and when (see _fresh_hint).
+        self._hinted: OrderedDict[str, tuple[tuple, float]] = OrderedDict()
+        self.clock = getattr(ctx, "clock", None) or Clock()
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
         self.assessed = 0
@@ -520,7 +523,6 @@ class SafetyMonitor:
                 self._hinted.pop(conv, None)
                 fresh = True
             else:
-                frame["hint"] = g.approach_hint(emotions, list(v.topics))
                 fresh = self._fresh_hint(conv, frame)
             if fresh:
                 data = dumps(frame)
@@ -533,19 +535,34 @@ class SafetyMonitor:
             self._spawn(self._record(v, seq))
 
     def _fresh_hint(self, conversation_id: str, frame: dict) -> bool:
-        """A distress hint is sent when it differs from the last one this
-        listener got in this conversation (tier, the emotions and topics
-        shown, the hint): a seeker who stays sad for twenty messages would
-        otherwise send the same card twenty times — 40 % of counselling
-        lines are rated distress, and each card was two more frames.
-        Guidance (ideation and above) is always sent."""
-        key = (frame["tier"], tuple(e["label"] for e in frame["emotions"]), tuple(frame["topics"]),
-               frame["hint"]["approach"], tuple(frame["hint"]["explore"]))
+        """Whether a distress frame goes to the listener; if so, its ``hint``
+        is added.  It goes when it differs from the last one this listener
+        got in this conversation (tier, the emotions and topics shown, the
+        hint), and at most once every :data:`HINT_REFRESH_S` seconds.
+
+        The card is one slot beside the chat that each frame replaces.  A
+        seeker who stays sad for twenty messages would otherwise send the
+        same card twenty times (40 % of counselling lines are rated
+        distress), and one who types a burst of short lines made it change
+        under the listener's eyes with every line, each time two more frames
+        of ~770 bytes.  Held back, nothing is lost: the listener sees the
+        conversation itself, and the next hint after the interval is current.
+        Guidance (ideation and above) never waits and is not sent through
+        here, and after it the next hint is news (``committed``)."""
         hinted = self._hinted
-        if hinted.get(conversation_id) == key:
+        now = self.clock.monotonic()
+        last = hinted.get(conversation_id)
+        if last is not None and now - last[1] < HINT_REFRESH_S:
             hinted.move_to_end(conversation_id)
             return False
-        hinted[conversation_id] = key
+        hint = g.approach_hint(frame["emotions"], frame["topics"])
+        key = (frame["tier"], tuple(e["label"] for e in frame["emotions"]), tuple(frame["topics"]),
+               hint["approach"], tuple(hint["explore"]))
+        if last is not None and last[0] == key:
+            hinted.move_to_end(conversation_id)
+            return False
+        frame["hint"] = hint
+        hinted[conversation_id] = (key, now)
         hinted.move_to_end(conversation_id)
         if len(hinted) > HISTORY_CONVERSATIONS:
             hinted.popitem(last=False)
