@@ -41,6 +41,9 @@ proposed server change with the same harness before anyone edits ``src/``.
     (``$MIAOHUI_BENCH_IDLEBG``: ``both``/``worker``/``recorder``).
 ``recnice``
     the risk-case recorder process at nice 19 (``$MIAOHUI_BENCH_RECNICE``).
+``fakeworker``
+    the risk worker answers each batch at once with canned verdicts (38 %
+    distress) instead of running the model.
 ``slinger``
     the risk queue lingers ``$MIAOHUI_BENCH_SLINGER_MS`` (default 50) before a
     batch goes to the worker, and sends at once only from
@@ -1374,7 +1377,37 @@ def patch_slinger() -> None:
     monitor.FLUSH_MAX = int(os.environ.get("MIAOHUI_BENCH_SLINGER_FULL", "256"))
 
 
+_FAKE_WORKER = r"""
+import sys, zlib, orjson
+out = sys.stdout.buffer
+sys.stdin.buffer.readline()
+out.write(b'{"ready": true}\n'); out.flush()
+SAD = ["distress", 3, 0.3, ["hopelessness"], [], [["悲伤", 0.6], ["恐惧", 0.2]], ["失恋/情感"], 1, False]
+NONE = ["none", 0, 0.1, [], [], [], [], 0, False]
+for line in sys.stdin.buffer:
+    job = orjson.loads(line)
+    r = [SAD if zlib.crc32(t.encode()) % 100 < 38 else NONE for t, _ in job["items"]]
+    out.write(orjson.dumps({"id": job["id"], "r": r}) + b"\n"); out.flush()
+"""
+
+
+def patch_fakeworker() -> None:
+    """The risk worker answers at once with canned verdicts (38 % distress,
+    as the bench's lines are) instead of running the model: everything the
+    server process does for a seeker message after COMMIT, with no model."""
+    import tempfile
+
+    from miaohui.supervision import worker
+
+    d = tempfile.mkdtemp(prefix="miaohui-fakeworker-")
+    with open(os.path.join(d, "miaohui_fakeworker.py"), "w", encoding="utf-8") as f:
+        f.write(_FAKE_WORKER)
+    os.environ["PYTHONPATH"] = d + os.pathsep + os.environ.get("PYTHONPATH", "")
+    worker.RiskWorker.__init__.__defaults__ = (0, "miaohui_fakeworker")
+
+
 PATCHES = {
+    "fakeworker": patch_fakeworker,
     "slinger": patch_slinger,
     "msgtrace": patch_msgtrace,
     "writerproc": patch_writerproc,
