@@ -228,6 +228,7 @@ class SafetyMonitor:
         self._history: OrderedDict[str, deque[tuple[str, int, bool]]] = OrderedDict()
         # Per conversation, the last distress hint sent to the listener and when (see _fresh_hint).
         self._hinted: OrderedDict[str, tuple[tuple, float]] = OrderedDict()
+        # The platform's injectable clock (a bare context, as some tests build, gets a real one).
         self.clock = getattr(ctx, "clock", None) or Clock()
         self._tasks: set[asyncio.Task] = set()
         self.public_numbers = PUBLIC_NUMBERS | g.hotline_numbers(ctx.settings)
@@ -586,7 +587,7 @@ class SafetyMonitor:
     async def _record(self, v: Verdict, seq: int) -> None:
         cases = self._cases
         if cases is not None and not cases.dead:
-            now = self.ctx.clock.now()
+            now = self.clock.now()
             await cases.start()
             if cases.submit(v, seq, now):
                 return
