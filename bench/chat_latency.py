@@ -22,7 +22,9 @@ What it does (see docs/performance.md for the method and the figures):
    one for the generator) that opens both sides of N conversations, waits for
    ``synced`` everywhere, then sends open-loop at a fixed aggregate rate from
    both sides alternately.  The scheduled send time is embedded in the
-   ``client_id`` (``b<conn>-<n>-<t_us>``); delivery latency is the peer's
+   ``client_id`` (``<t_us>-b<conn>-<n>``: time first, as the web client's
+   UUIDv7 ids are, see docs/protocol.md; ``--client-ids connection`` puts
+   the connection first); delivery latency is the peer's
    receive time minus that scheduled time (so a generator that falls behind
    shows up as latency, never hides it -- no coordinated omission);
 4. fixed-rate runs at N = 100 and N = 1000 conversations and a step-up search
@@ -515,6 +517,10 @@ class Generator:
         self.bodies: list[str] = []
         self.epoch = time.perf_counter()
         self.counter = 0
+        # Time-ordered client ids, as the web client sends (UUIDv7); or led by
+        # the connection, as before (each message then lands on a random page
+        # of the server's client-id index).
+        self.ids_by_connection = os.environ.get("MIAOHUI_BENCH_CLIENT_IDS") == "connection"
         self.dropped = 0
         self.stray = 0
         self.misrouted = 0
@@ -541,7 +547,8 @@ class Generator:
             rec.deliv += 1
             if rec.deliv == 1:
                 # The scheduled send time travels in the client id itself.
-                t_sched = self.epoch + int(cid.rsplit("-", 1)[1]) / 1e6
+                t_us = cid.rsplit("-", 1)[1] if self.ids_by_connection else cid.split("-", 1)[0]
+                t_sched = self.epoch + int(t_us) / 1e6
                 rec.lat = now - t_sched
                 if self.win[0] <= now <= self.win[1]:
                     self.win_deliv += 1
@@ -686,7 +693,8 @@ class Generator:
                     continue
                 n = self.counter
                 self.counter += 1
-                cid = f"b{c.idx:04d}-{n:07d}-{int((ts - self.epoch) * 1e6)}"
+                t_us = int((ts - self.epoch) * 1e6)
+                cid = f"b{c.idx:04d}-{n:07d}-{t_us}" if self.ids_by_connection else f"{t_us:012d}-b{c.idx:04d}-{n:07d}"
                 rec = Rec(ts, conv, side, ts >= t_meas)
                 self.records[cid] = rec
                 self.inflight.append(rec)
@@ -1342,6 +1350,7 @@ class Bench:
                 "generator_processes": 1, "client_offers_permessage_deflate": not a.no_compression, "pinned": a.pin,
                 "bodies": source, "body_chars_mean": round(sum(lengths) / len(lengths), 1),
                 "database": "sqlite (WAL, synchronous=FULL)", "p99_limit_ms": P99_LIMIT_MS,
+                "client_ids": a.client_ids,
             },
             "sessions": self.sessions,
             "runs": self.runs,
@@ -1434,6 +1443,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-search", action="store_true")
     p.add_argument("--no-compression", action="store_true",
                    help="do not offer permessage-deflate (browsers do offer it)")
+    p.add_argument("--client-ids", choices=["time", "connection"], default="time",
+                   help="client ids led by the send time, as the web client's UUIDv7 (default), or by the connection")
     p.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and the generator to CPU 1")
     p.add_argument("--profile", metavar="DIR", help="py-spy the 秒回 server during an extra run at the largest N")
     p.add_argument("--profile-rate", type=float, default=4000)
@@ -1481,6 +1492,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
+    os.environ["MIAOHUI_BENCH_CLIENT_IDS"] = args.client_ids  # read by the generator process
     result = Bench(args).run()
     print(json.dumps(result, ensure_ascii=False, indent=1))
 

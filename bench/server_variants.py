@@ -1315,7 +1315,10 @@ def patch_msgtrace() -> None:
             tr = t_read.pop(id(m), None)
             if tr is not None:
                 with contextlib.suppress(ValueError, IndexError):
-                    rows.append((int(m.client_id.rsplit("-", 1)[1]), tr, t0, t1, t2, len(batch)))
+                    # The send time: first in the bench's client ids, last with --client-ids connection.
+                    first, _, rest = m.client_id.partition("-")
+                    t_us = int(first) if first.isdigit() else int(rest.rsplit("-", 1)[1])
+                    rows.append((t_us, tr, t0, t1, t2, len(batch)))
 
     w.MessageWriter.submit, w.MessageWriter._process, w.MessageWriter._commit = submit, _process, _commit
 

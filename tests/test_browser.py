@@ -6,6 +6,7 @@ arrive exactly once."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -72,18 +73,26 @@ def send(page: Page, text: str) -> None:
     expect(composer).to_have_value("")
 
 
-def stored_bodies(server: LiveServer, listener: Api, conversation_id: str) -> list[str]:
+def stored_messages(server: LiveServer, listener: Api, conversation_id: str) -> list[dict]:
     r = httpx.get(
         f"{server.url}/api/conversations/{conversation_id}/messages",
         params={"limit": 200},
         headers=listener.headers,
     )
     r.raise_for_status()
-    return [m["body"] for m in r.json()["messages"]]
+    return r.json()["messages"]
+
+
+def stored_bodies(server: LiveServer, listener: Api, conversation_id: str) -> list[str]:
+    return [m["body"] for m in stored_messages(server, listener, conversation_id)]
+
+
+UUID7 = re.compile(r"^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def test_seeker_and_listener_chat_through_a_network_drop(live, chromium):
     base = live.url
+    started_ms = int(time.time() * 1000)
     errors: list[str] = []
     expect.set_options(timeout=10_000)
 
@@ -191,7 +200,17 @@ def test_seeker_and_listener_chat_through_a_network_drop(live, chromium):
     expect(listener.locator('[data-testid="message"]', has_text=lid_text)).to_have_count(1)
 
     # Ground truth from the server: every message stored exactly once, in order.
-    bodies = stored_bodies(live, Api(live, "linqing"), conversation_id)
+    stored = stored_messages(live, Api(live, "linqing"), conversation_id)
+    bodies = [m["body"] for m in stored]
+    # Each with the client id the browser made for it: a UUIDv7 of its send
+    # time, so the ids grow with seq, and the server's idempotency index
+    # takes them at its right edge (docs/protocol.md).
+    client_ids = [m["client_id"] for m in stored]
+    v7 = [UUID7.match(c) for c in client_ids]
+    assert all(v7), client_ids
+    stamps = [int(m[1] + m[2], 16) for m in v7]
+    assert client_ids == sorted(client_ids) and len(set(client_ids)) == 5
+    assert started_ms - 2000 <= stamps[0] <= stamps[-1] <= time.time() * 1000 + 2000
     assert bodies == [
         "你好，最近晚上总是睡不着。",
         "我在，慢慢说。",

@@ -118,11 +118,25 @@ export function relativeLabel(iso) {
     : `${d.getFullYear()}/${d.getMonth() + 1}/${d.getDate()}`;
 }
 
-/** A unique client id (8–64 of A-Za-z0-9_-:.); randomUUID needs a secure context. */
+/**
+ * A unique client id: a UUIDv7 (RFC 9562), 48 bits of Unix time in ms, then
+ * 74 random bits. Time first because the server's idempotency index is led
+ * by the client id: ids that grow with time add each message at the index's
+ * right edge, where a random id (UUIDv4) rewrote a random page per message
+ * (docs/performance.md, session 17). getRandomValues, unlike randomUUID,
+ * also works outside a secure context.
+ */
 export function newClientId() {
-  if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = (b[6] & 0x0f) | 0x70; // version 7
+  b[8] = (b[8] & 0x3f) | 0x80; // variant 10
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 const FATAL_CODES = new Set([4401, 4403]);
