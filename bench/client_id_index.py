@@ -79,22 +79,16 @@ async def measure(shape: str, batch: int, messages: int, warm: int, convs: list[
     ids = Ids(shape)
     writer = MessageWriter(make_engine(f"sqlite+aiosqlite:///{path}"), Clock(), LocalBroker())
     await writer.start()
-    senders = {}
 
-    def pending(i: int) -> PendingMessage:
+    def pending() -> PendingMessage:
         c = rng.randrange(len(convs))
         side = rng.randrange(2)
-        conv = convs[c]
-        sender = senders.get((c, side))
-        if sender is None:  # the seeded participants, read once
-            sender = senders[(c, side)] = conv["users"][side]
-        return PendingMessage(conv["id"], sender, ("seeker", "listener")[side], ids(2 * c + side), "k1",
-                              secrets.token_bytes(rng.randint(40, 200)), "", ())
+        return PendingMessage(convs[c]["id"], convs[c]["users"][side], ("seeker", "listener")[side],
+                              ids(2 * c + side), "k1", secrets.token_bytes(rng.randint(40, 200)), "", ())
 
     async def run(n: int) -> None:
-        for k in range(0, n, batch):
-            futs = [writer.submit(pending(k + j)) for j in range(min(batch, n - k))]
-            await asyncio.gather(*futs)
+        for k in range(0, n, batch):  # a batch's messages are all queued before the writer's turn
+            await asyncio.gather(*[writer.submit(pending()) for _ in range(min(batch, n - k))])
 
     try:
         await run(warm)
