@@ -96,6 +96,14 @@ FALLBACK_LINES = [
 ]
 
 
+def send_time_us(client_id: str) -> int:
+    """The scheduled send time (µs after the generator's epoch) a bench client
+    id carries: first in ``<t_us>-b<conn>-<n>``, last in ``--client-ids
+    connection``'s ``b<conn>-<n>-<t_us>``."""
+    first, _, rest = client_id.partition("-")
+    return int(first) if first.isdigit() else int(rest.rsplit("-", 1)[1])
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -547,8 +555,7 @@ class Generator:
             rec.deliv += 1
             if rec.deliv == 1:
                 # The scheduled send time travels in the client id itself.
-                t_us = cid.rsplit("-", 1)[1] if self.ids_by_connection else cid.split("-", 1)[0]
-                t_sched = self.epoch + int(t_us) / 1e6
+                t_sched = self.epoch + send_time_us(cid) / 1e6
                 rec.lat = now - t_sched
                 if self.win[0] <= now <= self.win[1]:
                     self.win_deliv += 1

@@ -1314,6 +1314,8 @@ def patch_msgtrace() -> None:
     ``bench/msgtrace_report.py`` summarises it."""
     import threading
 
+    from chat_latency import send_time_us  # this script's folder is on sys.path
+
     from miaohui.chat import writer as w
 
     out = os.environ.get("MIAOHUI_BENCH_MSGTRACE", "/tmp/msgtrace.json")
@@ -1340,10 +1342,7 @@ def patch_msgtrace() -> None:
             tr = t_read.pop(id(m), None)
             if tr is not None:
                 with contextlib.suppress(ValueError, IndexError):
-                    # The send time: first in the bench's client ids, last with --client-ids connection.
-                    first, _, rest = m.client_id.partition("-")
-                    t_us = int(first) if first.isdigit() else int(rest.rsplit("-", 1)[1])
-                    rows.append((t_us, tr, t0, t1, t2, len(batch)))
+                    rows.append((send_time_us(m.client_id), tr, t0, t1, t2, len(batch)))
 
     w.MessageWriter.submit, w.MessageWriter._process, w.MessageWriter._commit = submit, _process, _commit
 
