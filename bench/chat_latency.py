@@ -33,7 +33,9 @@ What it does (see docs/performance.md for the method and the figures):
 The generator speaks WebSocket through the ``websockets`` sans-I/O protocol
 on a bare asyncio/uvloop transport: sending never awaits, so one slow socket
 cannot stall the schedule, and one core drives more traffic than the
-``websockets`` asyncio client could.
+``websockets`` asyncio client could.  It collects garbage only between
+phases: a full collection of its sockets and records stopped it for 25-75 ms
+mid-phase (docs/performance.md, session 18).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -268,6 +271,8 @@ def relay_main(port: int) -> None:
     raise_nofile()
     from websockets.asyncio.server import serve
 
+    from miaohui.core.gcpolicy import gc_maintenance, tune_gc
+
     rooms: dict[str, list] = {}
     seqs: dict[str, int] = {}
 
@@ -300,9 +305,23 @@ def relay_main(port: int) -> None:
         # session 12 it accepted it, and compressing every frame cost it ~40 %
         # of a core at 5,000 msg/s (docs/performance.md): a handicap, not a
         # baseline.
+        #
+        # For the same reason the relay runs under 秒回's own garbage-collection
+        # policy (miaohui.core.gcpolicy: young collections every 10,000
+        # allocations, what lives long frozen every 30 s).  With CPython's
+        # defaults it stopped for collections of its 2,000 sockets: 10-23 ms
+        # young and middle ones in the load phases, up to 86 ms full ones
+        # after connecting (docs/performance.md, session 18).
+        # ``MIAOHUI_BENCH_RELAY_GC=default`` keeps the defaults, for comparison.
+        gc_task = None
+        if os.environ.get("MIAOHUI_BENCH_RELAY_GC") != "default":
+            tune_gc()
+            gc_task = asyncio.create_task(gc_maintenance(full_every=86_400.0))
         async with serve(handler, HOST, port, max_size=256 * 1024, compression=None) as server:
             print(f"relay listening on {port}", file=sys.stderr, flush=True)
             await server.serve_forever()
+        if gc_task is not None:
+            gc_task.cancel()
 
     run_loop(main())
 
@@ -536,6 +555,16 @@ class Generator:
         self.error_samples: list[str] = []
         self.win = (0.0, 0.0)
         self.win_deliv = 0
+        # How long the generator's own garbage collections stopped it (s).
+        self.gc_paused = 0.0
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, _info: dict) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.gc_paused += time.perf_counter() - self._gc_t0
 
     # ------------------------------------------------------------- receiving
     def on_frame(self, c: Client, data: bytes) -> None:
@@ -638,14 +667,38 @@ class Generator:
         return self._outstanding() is None
 
     async def phase(self, cmd: dict) -> dict:
+        reconnected = await self.reconnect_dropped()
+        self.records.clear()
+        self.inflight.clear()
+        # The generator must not stop while it measures.  Its 2,000 sockets
+        # and a phase's records are hundreds of thousands of objects, and
+        # CPython's full collections walked them for 25-75 ms several times
+        # a phase (sessions 1-17): no frame went out meanwhile, and the
+        # deliveries that arrived were stamped late.  That inflated both
+        # targets' tails (the relay's p99 at 5,000 msg/s read 10.9 ms in such
+        # a run), and 秒回's more, since a burst of late frames makes big
+        # batches.  So collect and freeze now, and collect nothing until
+        # the phase is over: nothing here makes cyclic garbage worth a pause.
+        # (``MIAOHUI_BENCH_GEN_GC=on``: collect as before, for comparison.)
+        quiet = os.environ.get("MIAOHUI_BENCH_GEN_GC") != "on"
+        if quiet:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        paused0 = self.gc_paused
+        try:
+            out = await self._phase(cmd, reconnected)
+        finally:
+            gc.enable()
+        out["gen_gc_paused_ms"] = round((self.gc_paused - paused0) * 1000, 1)
+        return out
+
+    async def _phase(self, cmd: dict, reconnected: int) -> dict:
         rate = float(cmd["rate"])
         warmup, duration = cmd["warmup"], cmd["duration"]
         grace, drain = cmd["grace"], cmd["drain"]
         abort_after = cmd.get("abort_after")
         watch_pids: dict[str, int] = cmd.get("pids", {})
-        reconnected = await self.reconnect_dropped()
-        self.records.clear()
-        self.inflight.clear()
         self.dropped = self.stray = self.misrouted = self.errors = 0
         self.error_samples = []
         n_conv = len(self.convs)
@@ -1358,6 +1411,8 @@ class Bench:
                 "bodies": source, "body_chars_mean": round(sum(lengths) / len(lengths), 1),
                 "database": "sqlite (WAL, synchronous=FULL)", "p99_limit_ms": P99_LIMIT_MS,
                 "client_ids": a.client_ids,
+                "generator_gc": "on" if os.environ.get("MIAOHUI_BENCH_GEN_GC") == "on" else "between phases only",
+                "relay_gc": os.environ.get("MIAOHUI_BENCH_RELAY_GC") or "miaohui.core.gcpolicy",
             },
             "sessions": self.sessions,
             "runs": self.runs,

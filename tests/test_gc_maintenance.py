@@ -1,4 +1,4 @@
-"""The event loop's GC maintenance (miaohui.app.gc_maintenance): live objects
+"""The event loop's GC maintenance (miaohui.core.gcpolicy.gc_maintenance): live objects
 are frozen out of full collections, and cyclic garbage that was frozen while
 alive is still freed when the frozen set is released."""
 
@@ -9,8 +9,8 @@ import gc
 import time
 import weakref
 
-from miaohui.app import gc_maintenance
 from miaohui.config import Settings
+from miaohui.core.gcpolicy import gc_maintenance
 
 
 class _Node:

@@ -4,7 +4,6 @@ the message writer into one :class:`~miaohui.context.AppContext`."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from miaohui.core.broker import make_broker
 from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
+from miaohui.core.gcpolicy import gc_maintenance, tune_gc
 from miaohui.core.headers import SecurityHeaders
 from miaohui.core.ratelimit import make_login_limiter
 from miaohui.ledger.pages import router as ledger_pages
@@ -80,45 +80,6 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     ctx.safety = SafetyMonitor(ctx)
     ctx.verifier = make_provider(settings.verification_provider)
     return ctx
-
-
-async def gc_maintenance(full_every: float, freeze_every: float = 30.0) -> None:
-    """Keep long-lived objects (thousands of sockets) out of full collections.
-
-    Every ``freeze_every`` seconds, everything alive is moved to the permanent
-    generation, so a full collection only walks objects made since.  Frozen
-    objects are still freed by reference counting when they die (a closed
-    socket's objects go that way); only cyclic garbage among them waits for
-    the release below.  Measured under chat load, that is next to nothing
-    (0 of ~650,000 frozen objects in eight of nine 15 s censuses, 10 in the
-    ninth, ``bench/server_variants.py gcgarbage``), while releasing and
-    collecting the frozen set stops the loop for 0.2-0.8 s.  So the release
-    is rare: once every ``full_every`` seconds (``Settings.gc_full_every_seconds``,
-    a day by default), a bound on what a leak could hold.
-    """
-    loop = asyncio.get_running_loop()
-    last_full = loop.time()
-    while True:
-        await asyncio.sleep(min(freeze_every, full_every))
-        if loop.time() - last_full >= full_every:
-            gc.unfreeze()
-            gc.collect()
-            last_full = loop.time()
-        gc.freeze()
-
-
-def tune_gc() -> None:
-    """Thousands of sockets keep ~half a million long-lived objects; CPython's
-    default thresholds then run full collections that stop the event loop for
-    300–450 ms every few seconds (docs/performance.md).  Freeze what exists at
-    start-up and make full collections ~100x rarer.  Young collections run
-    every 10,000 net allocations instead of 700: under chat load a young
-    collection stopped the loop for ~4 ms (up to 19 ms) several times a
-    second; at 10,000 it is one pause of ~20 ms every few seconds, a fifth of
-    the total (p99 delivery at 2,000 msg/s 48 → 22 ms; docs/performance.md)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 1000)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
