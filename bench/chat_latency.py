@@ -313,15 +313,12 @@ def relay_main(port: int) -> None:
         # young and middle ones in the load phases, up to 86 ms full ones
         # after connecting (docs/performance.md, session 18).
         # ``MIAOHUI_BENCH_RELAY_GC=default`` keeps the defaults, for comparison.
-        gc_task = None
         if os.environ.get("MIAOHUI_BENCH_RELAY_GC") != "default":
             tune_gc()
-            gc_task = asyncio.create_task(gc_maintenance(full_every=86_400.0))
+            maintenance = asyncio.create_task(gc_maintenance(full_every=86_400.0))  # noqa: F841 - a reference for the process's life
         async with serve(handler, HOST, port, max_size=256 * 1024, compression=None) as server:
             print(f"relay listening on {port}", file=sys.stderr, flush=True)
             await server.serve_forever()
-        if gc_task is not None:
-            gc_task.cancel()
 
     run_loop(main())
 
