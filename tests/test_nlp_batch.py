@@ -70,6 +70,25 @@ def test_batch_scorer_hash_table_finds_every_vocabulary_ngram_and_nothing_else(s
     assert (batch.lookup(absent) == -1).all()
 
 
+def test_hash_table_rounds_and_the_dict_tail_agree_on_the_whole_vocabulary(scorers, monkeypatch):
+    """Every n-gram of the vocabulary, the longest probe chains among them, mixed
+    with absent ones: the table's rounds alone (``TAIL = 0``), the default (the
+    last few keys of long chains by dict) and the dict alone give the same ids."""
+    joint, batch = scorers
+    vocab = list(joint.index)
+    rng = random.Random(3)
+    absent = ["龘龘龘", "𠀀", "zq", *("".join(rng.choice("龘靐齉爩") for _ in range(3)) for _ in range(50))]
+    grams = vocab + [g for g in absent if g not in joint.index]
+    rng.shuffle(grams)
+    keys = np.array([BatchScorer.key(g) for g in grams], np.uint64)
+    want = np.array([joint.index.get(g, -1) for g in grams])
+    assert batch._rounds > 3  # long chains exist, so the tail path is exercised
+    assert (batch.lookup(keys) == want).all()
+    assert (batch._dict_lookup(keys) == want).all()
+    monkeypatch.setattr(batch, "TAIL", 0)
+    assert (batch.lookup(keys) == want).all()
+
+
 def test_assess_many_equals_assess_with_and_without_history():
     texts = _corpus()
     histories = [None, ["我真的不想活了"], ["哈哈哈今天又被老板骂了", "开玩笑的啦"], ["我打算今晚吃安眠药"]]
@@ -229,3 +248,24 @@ def test_fold_fast_path_is_the_per_character_fold():
     for _ in range(2000):
         t = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
         assert B.fold(t) == "".join(B._fold_char(c) for c in t), t
+
+
+def test_stage2_over_the_present_terms_is_the_full_vectors_sum():
+    """``RiskModel.score`` sums only the stage-1 outputs and the signals a detection has;
+    the same probability, bit for bit, as the dot product over every stage-2 feature."""
+    import math
+
+    from miaohui.nlp.linear import sigmoid
+
+    model = default_model()
+    texts = [normalise(t) for t in _corpus()]
+    n = 0
+    for t in texts:
+        det = K.detect(t, normalised=True)
+        outs = [*model.text_model.decision(det.text), *model.dense.decision(det.text)]
+        base = dict(zip(model.output_names, outs, strict=True))
+        vec = [base[f] if f in base else det.signals.get(f, 0.0) for f in model.stage2_features]
+        want = sigmoid(model.stage2_bias + math.fsum(w * x for w, x in zip(model.stage2_coef, vec, strict=True)))
+        assert model.score(det, outs).prob == want
+        n += bool(det.signals)
+    assert n > 50  # many detections with signals

@@ -96,14 +96,14 @@ class LinearTextModel:
         idx, v = self._sparse(text)
         if not len(idx):
             return self.bias.tolist()
-        return (self.bias + v @ self._coef[idx]).tolist()
+        return (self.bias + v @ self._coef.take(idx, axis=0)).tolist()
 
     def decision_sparse(self, idx: np.ndarray, ltf: np.ndarray) -> list[float]:
         """Outputs from feature indices and their sublinear term frequencies (``1 + log tf``)."""
         if not len(idx):
             return self.bias.tolist()
         v = ltf * self._idf_np[idx]
-        return (self.bias + (v / math.sqrt(float(v @ v))) @ self._coef[idx]).tolist()
+        return (self.bias + (v / math.sqrt(float(v @ v))) @ self._coef.take(idx, axis=0)).tolist()
 
 
 class JointScorer:
@@ -154,7 +154,11 @@ class BatchScorer:
     2**21, bigrams below 2**42, trigrams below 2**63) — so a whole batch is
     keyed with a few vectorised shifts and looked up in an open-addressing hash
     table probed in vectorised rounds (a sorted-array ``searchsorted`` cost four
-    times more: cache misses), or for a small batch in a plain dict.  Term frequencies come from one ``np.unique``
+    times more: cache misses), or for a small batch in a plain dict; a long
+    probe chain's last few keys go to the dict too.  Rows are gathered with
+    ``ndarray.take``: numpy's fancy indexing of 2-D rows (``a[idx]``) costs 3-13
+    times more for the same rows (16-byte rows: 23 ns against 2).  Term
+    frequencies come from one ``np.unique``
     over (text, n-gram) pairs; every model's weights sit side by side in one
     joint matrix, so each n-gram found costs one row gather and each text's sums
     one ``np.add.reduceat``.  The cost of a batch is a few dozen numpy calls
@@ -230,26 +234,34 @@ class BatchScorer:
         # key and value side by side: a probe touches one 16-byte slot, not two arrays
         self._table = np.stack([tkeys, tvals.astype(np.uint64)], axis=1)
 
-    SMALL = 1024  # below this many keys a dict look-up per key beats the table's probing rounds
+    SMALL = 256  # below this many keys (about one chat line) a dict look-up per key beats the table's probing rounds
+    TAIL = 64  # ... and so it does for the few keys still probing after the first rounds
+
+    def _dict_lookup(self, keys: np.ndarray) -> np.ndarray:
+        return np.fromiter(map(self._ids.get, keys.tolist(), repeat(-1, len(keys))), np.int64, len(keys))
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
-        if len(keys) < self.SMALL:  # one or two messages: ~40 ns a key, no fixed cost
-            return np.fromiter(map(self._ids.get, keys.tolist(), repeat(-1, len(keys))), np.int64, len(keys))
+        if len(keys) < self.SMALL:  # one or two messages: no fixed cost
+            return self._dict_lookup(keys)
         out = np.full(len(keys), -1, np.int64)
         s = self._slots(keys)
         pending = np.arange(len(keys))
         q = keys
         mask = len(self._table) - 1
         for _ in range(self._rounds):
-            slot = self._table[s]
+            # ``take``, not ``self._table[s]``: numpy's fancy indexing of whole rows costs
+            # ~20-50 ns a row here, ``take`` 2-4 (the same rows).
+            slot = self._table.take(s, axis=0)
             got = slot[:, 0]
             hit = got == q
-            out[pending[hit]] = slot[hit, 1].astype(np.int64)
+            out[pending[hit]] = slot[:, 1][hit].view(np.int64)
             go = (got != 0) & ~hit
-            if not go.any():
-                break
             pending, q, s = pending[go], q[go], (s[go] + 1) & mask
+            if len(q) < self.TAIL:  # a long probe chain's last few keys: a round costs more than their dict look-ups
+                break
+        if len(q):
+            out[pending] = self._dict_lookup(q)
         return out
 
     def decisions_many(self, texts: list[str]) -> list[list[list[float]]]:
@@ -285,7 +297,7 @@ class BatchScorer:
             pair, tf = np.unique(alld[found] * nv + jid[found], return_counts=True)  # by text, then n-gram
             if len(pair):
                 pdoc, pj = pair // nv, pair % nv
-                r = self.rows[pj].astype(np.float64)
+                r = self.rows.take(pj, axis=0).astype(np.float64)
                 v = (1.0 + np.log(tf))[:, None] * r[:, : self.nm]  # (pairs, models): sublinear tf-idf
                 starts = np.flatnonzero(np.r_[True, pdoc[1:] != pdoc[:-1]])
                 norms = np.sqrt(np.add.reduceat(v * v, starts))

@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +82,11 @@ class CharEmbeddingHead:
         # the vectors, gathered in float32 — the artifact's own precision, in
         # which the max is the same number.
         self._proj = self.vectors @ self.coef[: self.dim]
+        # Code point -> vector id (-1: not in the vocabulary), up to the largest code point known; any
+        # larger one is clipped onto the last slot, which is -1.  A batch's characters are then
+        # looked up with one ``take`` instead of a dict look-up each (~160 ns a character).
+        self._by_cp = np.full(max(map(ord, chars), default=0) + 2, -1, np.int32)
+        self._by_cp[np.fromiter(map(ord, chars), np.intp, len(chars))] = np.arange(len(chars))
         self._vec32 = np.ascontiguousarray(vectors, np.float32)
         self._coef_max = np.ascontiguousarray(self.coef[self.dim :])
 
@@ -97,8 +101,8 @@ class CharEmbeddingHead:
         """The vector ids of the texts' in-vocabulary characters, in order,
         and how many each text has (of ``clip(text)``)."""
         clipped = [clip(t) for t in texts]
-        joined = "".join(clipped)  # one C-level pass of dictionary look-ups for the whole batch
-        ids = np.fromiter(map(self.index.get, joined, repeat(-1, len(joined))), np.intp, len(joined))
+        cps = np.frombuffer("".join(clipped).encode("utf-32-le"), np.uint32)
+        ids = self._by_cp.take(np.minimum(cps, len(self._by_cp) - 1)).astype(np.intp)
         known = ids >= 0
         owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
         return ids[known], np.bincount(owner[known], minlength=len(texts))
@@ -110,7 +114,7 @@ class CharEmbeddingHead:
         out = np.zeros((len(texts), 2 * self.dim))
         if len(ids):
             have = lens > 0
-            v = self.vectors[ids]
+            v = self.vectors.take(ids, axis=0)
             starts = (np.cumsum(lens) - lens)[have]
             out[have, : self.dim] = np.add.reduceat(v, starts) / lens[have, None]
             out[have, self.dim :] = np.maximum.reduceat(v, starts)
@@ -124,8 +128,8 @@ class CharEmbeddingHead:
         if len(ids):
             have = lens > 0
             starts = (np.cumsum(lens) - lens)[have]
-            out[have] += (np.add.reduceat(self._proj[ids], starts) / lens[have, None]
-                          + np.maximum.reduceat(self._vec32[ids], starts).astype(np.float64) @ self._coef_max)
+            out[have] += (np.add.reduceat(self._proj.take(ids, axis=0), starts) / lens[have, None]
+                          + np.maximum.reduceat(self._vec32.take(ids, axis=0), starts).astype(np.float64) @ self._coef_max)
         return out
 
     def decision(self, text: str) -> list[float]:
@@ -154,14 +158,17 @@ class RiskModel:
         extra = getattr(text_model, "extra", {})
         self.dense = CharEmbeddingHead.from_extra(extra, dense["outputs"]) if dense and "emb_coef" in extra else None
         self.output_names: list[str] = [*text_model.outputs, *(self.dense.names if self.dense else ())]
+        # Stage 2 as score() sums it: each stage-1 output's weight and position, and the signals' weights.
+        # A message has a few of the signals, so only those terms are summed; math.fsum is exactly
+        # rounded, so neither the order nor the zero terms left out change z.
+        pos = {n: i for i, n in enumerate(self.output_names)}
+        weights = list(zip(self.stage2_features, self.stage2_coef, strict=True))
+        self._s2_outputs: list[tuple[float, int]] = [(w, pos[f]) for f, w in weights if f in pos]
+        self._s2_signals: dict[str, float] = {f: w for f, w in weights if f not in pos}
 
     @classmethod
     def load(cls, path: str | Path = RISK_ARTIFACT) -> RiskModel:
         return cls(LinearTextModel.load(path))
-
-    def stage2_vector(self, outputs: list[float], signals: dict[str, float]) -> list[float]:
-        base = dict(zip(self.output_names, outputs, strict=True))
-        return [base[f] if f in base else signals.get(f, 0.0) for f in self.stage2_features]
 
     def score(self, det: Detection, outputs: list[float] | None = None) -> RiskScore:
         """Score a detection; ``outputs`` are the n-gram model's outputs already computed for ``det.text``
@@ -170,9 +177,10 @@ class RiskModel:
         if self.dense is not None and len(outputs) < len(self.output_names):
             outputs = [*outputs, *self.dense.decision(det.text)]
         logit, level = outputs[0], outputs[1]
-        z = self.stage2_bias + math.fsum(
-            w * x for w, x in zip(self.stage2_coef, self.stage2_vector(outputs, det.signals), strict=True)
-        )
+        terms = [w * outputs[i] for w, i in self._s2_outputs]
+        s2 = self._s2_signals
+        terms += [s2[k] * v for k, v in det.signals.items() if k in s2]
+        z = self.stage2_bias + math.fsum(terms)
         p = sigmoid(z)
         return RiskScore(p, logit, level, p >= self.threshold)
 
