@@ -269,3 +269,16 @@ def test_stage2_over_the_present_terms_is_the_full_vectors_sum():
         assert model.score(det, outs).prob == want
         n += bool(det.signals)
     assert n > 50  # many detections with signals
+
+
+def test_unique_counts_is_numpys_unique_with_counts():
+    from miaohui.nlp.linear import _unique_counts
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 3, 17, 400, 5000):
+        for dtype in (np.int32, np.int64):
+            a = rng.integers(0, max(1, n // 3), n).astype(dtype)
+            want, want_counts = np.unique(a, return_counts=True)
+            got, counts = _unique_counts(a)
+            assert got.dtype == want.dtype and got.tolist() == want.tolist()
+            assert counts.tolist() == want_counts.tolist()

@@ -73,12 +73,23 @@ class _NfkcTable(dict):
 
 _NFKC_UNSAFE = _nfkc_safe()
 _NFKC_TABLE = _NfkcTable()
+# The characters NFKC changes that Chinese chat types most (the full-width ，？！ and a few more; in
+# SmileChat, 99 % of lines hold one, and ， is 88 % of all such characters): one ``str.replace``
+# each, a C scan of the line. Only a line that still holds a changing character is translated:
+# ``translate`` reads every character through the table (~80 ns each, ~7 µs a chat line).
+_NFKC_FREQUENT = tuple((c, unicodedata.normalize("NFKC", c)) for c in "，？！：；（）")
+_NFKC_CHANGES = re.compile(
+    "[" + char_class([chr(cp) for lo, hi in _NFKC_SMALL for cp in range(lo, hi + 1)
+                      if unicodedata.normalize("NFKC", chr(cp)) != chr(cp)]) + "]"
+)
 
 
 def nfkc(text: str) -> str:
     """``unicodedata.normalize("NFKC", text)``, a character at a time where that is exact."""
     if _NFKC_UNSAFE.search(text) is None:
-        return text.translate(_NFKC_TABLE)
+        for a, b in _NFKC_FREQUENT:  # each maps to one ASCII character, which NFKC keeps
+            text = text.replace(a, b)
+        return text if _NFKC_CHANGES.search(text) is None else text.translate(_NFKC_TABLE)
     return unicodedata.normalize("NFKC", text)
 
 

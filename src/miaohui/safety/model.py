@@ -124,7 +124,8 @@ class CharEmbeddingHead:
         """``bias + pooled_many(texts) @ coef`` (equal up to float rounding),
         without pooling the mean in ``dim`` dimensions (see ``__init__``)."""
         ids, lens = self._ids(texts)
-        out = np.tile(self.bias, (len(texts), 1))
+        out = np.empty((len(texts), len(self.bias)))
+        out[:] = self.bias
         if len(ids):
             have = lens > 0
             starts = (np.cumsum(lens) - lens)[have]
