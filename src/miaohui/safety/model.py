@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miaohui.nlp.linear import LinearTextModel, sigmoid
+from miaohui.nlp.linear import LinearTextModel, code_points, sigmoid
 from miaohui.nlp.text import clip
 from miaohui.safety.knowledge import Detection
 
@@ -101,7 +101,7 @@ class CharEmbeddingHead:
         """The vector ids of the texts' in-vocabulary characters, in order,
         and how many each text has (of ``clip(text)``)."""
         clipped = [clip(t) for t in texts]
-        cps = np.frombuffer("".join(clipped).encode("utf-32-le"), np.uint32)
+        cps = code_points("".join(clipped))
         ids = self._by_cp.take(np.minimum(cps, len(self._by_cp) - 1)).astype(np.intp)
         known = ids >= 0
         owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, clipped), np.intp, len(texts)))
