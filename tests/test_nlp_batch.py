@@ -126,7 +126,7 @@ def test_the_gate_never_changes_a_detection():
     every = "".join({c for p in K.PATTERNS for c in p.regex if ord(c) > 127})
     texts += ["".join(rng.choice(every) for _ in range(rng.randint(1, 30))) for _ in range(400)]
     # needles of the rows' index side by side and overlapping (过完生日, 今天晚上 …)
-    needles = sorted(K._plan()[2].keys_of)
+    needles = list(K._plan()[2].needles)
     texts += ["".join(rng.choice(needles) if rng.random() < 0.6 else rng.choice(every)
                       for _ in range(rng.randint(1, 12))) for _ in range(400)]
     for t in texts:
@@ -177,12 +177,48 @@ def test_dense_head_decisions_equal_pooling_then_heads():
             assert np.allclose(head.decisions_many(part), want, rtol=0, atol=1e-9)
 
 
-def test_needle_index_finds_overlapping_and_nested_needles():
+def test_needle_index_finds_overlapping_and_nested_needles(monkeypatch):
     idx = NeedleIndex({"a": "今天晚上.{0,3}死", "b": "今天", "c": "晚上好", "d": "天晚", "e": ".*"})
-    assert idx.candidates("今天晚上好") == {"a", "b", "c", "d", "e"}  # nested (今天 ⊂ 今天晚上) and overlapping
-    assert idx.candidates("今天") == {"b", "e"}
-    assert idx.candidates("天晚上好") == {"c", "d", "e"}
-    assert idx.candidates("") == {"e"}  # no needles: always a candidate
+    for small in (10**9, 0):  # text by text, and the whole batch as one array
+        monkeypatch.setattr(NeedleIndex, "SMALL", small)
+        texts = ["今天晚上好", "今天", "天晚上好", "", "晚", "上好今"]
+        want = [{"a", "b", "c", "d", "e"}, {"b", "e"}, {"c", "d", "e"}, {"e"}, {"e"}, {"e"}]
+        assert [idx.candidates(t) for t in texts] == want  # nested (今天 ⊂ 今天晚上) and overlapping
+        assert idx.candidates_many(texts) == want  # 晚|上好 and 好|今天: needles split across two texts are not found
+
+
+def test_needle_index_needs_every_set_of_an_alternative_when_the_scan_looks_for_them_anyway():
+    rows = {"ask": "(?:怎么|如何).{0,8}(?:死|自杀)|致死量", "death": "死|自杀"}
+    idx = NeedleIndex(rows)
+    assert idx.candidates("怎么办呢") == set()  # 怎么 with no word of death: neither branch can match
+    assert idx.candidates("怎么才能死") == {"ask", "death"}
+    assert idx.candidates("致死量是多少") == {"ask", "death"}
+    assert idx.candidates("死") == {"death"}
+    # with no other row looking for the death words, the scan does not add them: 怎么 alone lets "ask" through
+    assert NeedleIndex({"ask": rows["ask"]}).candidates("怎么办呢") == {"ask"}
+
+
+def test_the_batch_needle_scan_equals_the_scan_of_each_text(monkeypatch):
+    """``candidates_many`` (two table look-ups a character, then an anchored match at each
+    marked position) against ``candidates`` (the trie searched along each text), on the
+    knowledge table's rows, in batches cut at random so needles straddle two texts."""
+    monkeypatch.setattr(NeedleIndex, "SMALL", 0)
+    index = K._plan()[2]
+    needles = list(index.needles)
+    rng = random.Random(13)
+    every = "".join({c for p in K.PATTERNS for c in p.regex if ord(c) > 127})
+    texts = [normalise(t) for t in _corpus()]
+    texts += ["".join(rng.choice(needles) if rng.random() < 0.5 else rng.choice(every)
+                      for _ in range(rng.randint(0, 10))) for _ in range(600)]
+    texts += [n[: rng.randint(1, len(n))] for n in needles] + [n[rng.randint(0, len(n) - 1) :] for n in needles]
+    rng.shuffle(texts)
+    i = 0
+    while i < len(texts):
+        k = rng.randint(1, 40)
+        batch = texts[i : i + k]
+        assert index.candidates_many(batch) == [index.candidates(t) for t in batch], batch
+        assert K.detect_many(batch) == [K.detect(t, normalised=True) for t in batch]
+        i += k
 
 
 def test_assess_many_alone_reads_each_message_once_and_equals_assessing_twice():

@@ -44,7 +44,7 @@ from miaohui.nlp.emotion import default_model as emotion_model
 from miaohui.nlp.linear import BatchScorer, JointScorer, softmax
 from miaohui.nlp.text import normalise
 from miaohui.nlp.topics import detect_topics
-from miaohui.safety.knowledge import detect
+from miaohui.safety.knowledge import detect, detect_many
 from miaohui.safety.model import RiskModel, default_model
 
 TIERS: tuple[str, ...] = ("none", "distress", "ideation", "plan", "imminent")
@@ -421,7 +421,7 @@ def assess_many_alone(items: list[tuple[str, dict[str, float] | None]], *, model
 def _batch_outputs(texts: list[str], model: RiskModel):
     """Normalised texts, table detections and model outputs of a batch."""
     norm = [normalise(t or "") for t in texts]
-    dets = [detect(t, normalised=True) for t in norm]
+    dets = detect_many(norm)
     docs = list(norm)
     masked: dict[int, int] = {}
     for i, d in enumerate(dets):

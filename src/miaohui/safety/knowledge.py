@@ -268,6 +268,16 @@ def _mask(m: re.Match[str]) -> str:
 def detect(text: str, *, normalised: bool = False) -> Detection:
     """Run the table over ``text``: mask colloquial/negated death words, then collect signals."""
     t = text if normalised else normalise(text)
+    return _detect(t, _plan()[2].candidates(t))
+
+
+def detect_many(texts: list[str]) -> list[Detection]:
+    """``[detect(t, normalised=True) for t in texts]``: the rows each text may
+    match found for the whole batch at once (``NeedleIndex.candidates_many``)."""
+    return [_detect(t, may) for t, may in zip(texts, _plan()[2].candidates_many(texts), strict=True)]
+
+
+def _detect(t: str, may) -> Detection:
     strength: dict[str, float] = {}
     hits: list[tuple[str, int]] = []
 
@@ -279,8 +289,7 @@ def detect(text: str, *, normalised: bool = False) -> Detection:
     # scan finds them all; exact, see nlp.regex_gate.NeedleIndex): ~1 search
     # a chat line instead of ~13 with required characters.  Masking only
     # removes characters, so what the unmasked text lacks, the masked lacks too.
-    masking, others, index = _plan()
-    may = index.candidates(t)
+    masking, others, _ = _plan()
     for i, p, rx in masking:
         if i in may:
             t, n = rx.subn(_mask, t)
