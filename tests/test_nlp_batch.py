@@ -177,6 +177,31 @@ def test_dense_head_decisions_equal_pooling_then_heads():
             assert np.allclose(head.decisions_many(part), want, rtol=0, atol=1e-9)
 
 
+def test_normalise_many_is_normalise_of_each():
+    from miaohui.nlp import text as X
+
+    rng = random.Random(17)
+    pool = list("哈啊。！ \t\n\u3000\u00a0\x1fａＡ殺") + ["\x00", "  ", "哈哈哈哈", "。。。。。"]
+    texts = _corpus() + ["".join(rng.choice(pool) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    assert [X._tidy(t) for t in texts] == [X._SPACE.sub(" ", X._REPEAT.sub(r"\1\1\1", t)).strip() for t in texts]
+    for size in (1, 3, 50, 400):
+        got = []
+        for i in range(0, len(texts), size):
+            got += X.normalise_many(texts[i : i + size])
+        assert got == [normalise(t) for t in texts]
+
+
+def test_segment_max_is_maximum_reduceat():
+    from miaohui.safety.model import _segment_max
+
+    rng = np.random.default_rng(5)
+    for rows in (1, 2, 17, 300):
+        v = rng.standard_normal((rows, 100)).astype(np.float32)
+        for _ in range(20):
+            starts = np.unique(np.r_[0, rng.integers(0, rows, rng.integers(0, rows + 1))])
+            assert np.array_equal(_segment_max(v, starts), np.maximum.reduceat(v, starts))
+
+
 def test_needle_index_finds_overlapping_and_nested_needles(monkeypatch):
     idx = NeedleIndex({"a": "今天晚上.{0,3}死", "b": "今天", "c": "晚上好", "d": "天晚", "e": ".*"})
     for small in (10**9, 0):  # text by text, and the whole batch as one array

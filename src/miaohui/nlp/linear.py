@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from miaohui.nlp.text import clip
+from miaohui.nlp.text import clip, code_points
 
 
 class LinearTextModel:
@@ -152,7 +152,10 @@ class BatchScorer:
     Each character n-gram (length 1–3) is packed into one integer — 21 bits per
     code point, offset by one so that lengths never collide (unigrams below
     2**21, bigrams below 2**42, trigrams below 2**63) — so a whole batch is
-    keyed with a few vectorised shifts and looked up in an open-addressing hash
+    keyed with a few vectorised shifts.  The texts are joined with a chunk no
+    n-gram holds after each, so the n-grams that would span two texts are
+    simply not found.  Unigrams are looked up by code point in a plain table;
+    bigrams and trigrams in an open-addressing hash
     table probed in vectorised rounds (a sorted-array ``searchsorted`` cost four
     times more: cache misses), or for a small batch in a plain dict; a long
     probe chain's last few keys go to the dict too.  Rows are gathered with
@@ -170,6 +173,7 @@ class BatchScorer:
     """
 
     BITS = 21  # Unicode code points fit in 21 bits
+    _END = np.uint64((1 << BITS) - 1)  # a chunk above every code point + 1: no n-gram holds it
     _MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 
     def __init__(self, models: list[LinearTextModel]):
@@ -195,8 +199,13 @@ class BatchScorer:
         self.bias = np.concatenate([m.bias for m in models])
         cuts = np.cumsum([0, *self.widths]).tolist()
         self._spans = list(zip(cuts[:-1], cuts[1:], strict=True))  # each model's columns of an output row
-        self._build_table(keys)
+        multi = keys >= (1 << self.BITS)
+        self._build_table(keys[multi], np.flatnonzero(multi))
         self._ids = dict(zip(keys.tolist(), range(v), strict=True))  # the same map, for small look-ups
+        # Unigrams by code point + 1: one ``take``, no hashing (a third of a text's n-grams).
+        uni = np.flatnonzero(~multi)
+        self._unigrams = np.full(int(keys[uni].max()) + 2 if len(uni) else 1, -1, np.int64)  # last entry: "beyond"
+        self._unigrams[keys[uni].astype(np.intp)] = uni
 
     @classmethod
     def key(cls, gram: str) -> int:
@@ -209,7 +218,7 @@ class BatchScorer:
         with np.errstate(over="ignore"):
             return ((keys * self._MUL) >> np.uint64(64 - self._tbits)).astype(np.int64)
 
-    def _build_table(self, keys: np.ndarray) -> None:
+    def _build_table(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Linear probing, inserted in vectorised rounds: a key that finds its slot taken (earlier, or
         by another key this round) tries the next one, so a look-up that probes from the home slot
         meets it before any empty slot."""
@@ -228,7 +237,7 @@ class BatchScorer:
             _, first = np.unique(cs, return_index=True)
             won = cand[first]
             tkeys[slot[won]] = keys[won]
-            tvals[slot[won]] = won
+            tvals[slot[won]] = values[won]
             placed = np.zeros(len(keys), bool)
             placed[won] = True
             rest = rest[~placed[rest]]
@@ -244,6 +253,17 @@ class BatchScorer:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
+        out = np.empty(len(keys), np.int64)
+        uni = keys < np.uint64(1 << self.BITS)
+        out[uni] = self._unigram_ids(keys[uni])
+        out[~uni] = self._longer_ids(keys[~uni])
+        return out
+
+    def _unigram_ids(self, keys: np.ndarray) -> np.ndarray:
+        return self._unigrams.take(np.minimum(keys, np.uint64(len(self._unigrams) - 1)).astype(np.intp))
+
+    def _longer_ids(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`lookup` of bigrams and trigrams: the hash table, or the dict for a few."""
         if len(keys) < self.SMALL:  # one or two messages: no fixed cost
             return self._dict_lookup(keys)
         out = np.full(len(keys), -1, np.int64)
@@ -272,51 +292,46 @@ class BatchScorer:
         if n == 0:
             return []
         clipped = [clip(t) for t in texts]
-        lens = np.fromiter(map(len, clipped), np.int64, n)
-        cp = code_points("".join(clipped)).astype(np.uint64) + np.uint64(1)
-        total = len(cp)
+        lens = np.fromiter(map(len, clipped), np.int64, n) + 1
+        cp = code_points("\x00".join(clipped) + "\x00").astype(np.uint64) + np.uint64(1)
+        # After each text a chunk that no n-gram holds (code points + 1 stay below it), so the
+        # n-grams that span two texts are simply not found: no mask, no filtering per length.
+        cp[np.cumsum(lens) - 1] = self._END
         doc = np.repeat(np.arange(n, dtype=np.int64), lens)
-        ends = np.cumsum(lens)[doc]  # end (exclusive) of each position's text
-        pos = np.arange(total, dtype=np.int64)
-        keys, docs = [], []
         b = np.uint64(self.BITS)
-        for k in range(self.lo, self.hi + 1):
-            if total < k:
-                break
-            m = total - k + 1
-            g = cp[:m].copy()
-            for j in range(1, k):
-                g = (g << b) | cp[j : j + m]
-            ok = pos[:m] + k <= ends[:m]  # n-grams inside one text only
-            keys.append(g[ok])
-            docs.append(doc[:m][ok])
+        grams, docs = [], []
+        g = cp
+        for k in range(1, self.hi + 1):
+            if k > 1:
+                g = (g[:-1] << b) | cp[k - 1 :]
+            if k >= self.lo:
+                grams.append(g)
+                docs.append(doc[: len(g)])
+        parts = []
+        if self.lo == 1:  # unigrams by code point from a plain table; longer n-grams through the hash table
+            parts.append(self._unigram_ids(grams.pop(0)))
+        if grams:
+            parts.append(self._longer_ids(np.concatenate(grams)))
+        jid, alld = np.concatenate(parts), np.concatenate(docs)
+        found = jid >= 0
         out = np.empty((n, len(self.bias)))
         out[:] = self.bias
-        if keys:
-            allk, alld = np.concatenate(keys), np.concatenate(docs)
-            jid = self.lookup(allk)
-            found = jid >= 0
+        if found.any():
             nv = len(self.rows)
             pair = alld[found] * nv + jid[found]  # by text, then n-gram
             if n * nv < 2**31:  # numpy sorts 32-bit integers about twice as fast
                 pair = pair.astype(np.int32)
             pair, tf = _unique_counts(pair)
-            if len(pair):
-                pdoc, pj = pair // nv, pair % nv
-                r = self.rows.take(pj, axis=0).astype(np.float64)
-                v = (1.0 + np.log(tf))[:, None] * r[:, : self.nm]  # (pairs, models): sublinear tf-idf
-                starts = _run_starts(pdoc)
-                norms = np.sqrt(np.add.reduceat(v * v, starts))
-                norms[norms == 0.0] = 1.0  # a model with none of a text's n-grams keeps its bias
-                sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * r[:, self.nm :], starts)
-                out[pdoc[starts]] += sums / np.repeat(norms, self.widths, axis=1)
+            pdoc, pj = pair // nv, pair % nv
+            r = self.rows.take(pj, axis=0).astype(np.float64)
+            v = (1.0 + np.log(tf))[:, None] * r[:, : self.nm]  # (pairs, models): sublinear tf-idf
+            starts = _run_starts(pdoc)
+            norms = np.sqrt(np.add.reduceat(v * v, starts))
+            norms[norms == 0.0] = 1.0  # a model with none of a text's n-grams keeps its bias
+            sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * r[:, self.nm :], starts)
+            out[pdoc[starts]] += sums / np.repeat(norms, self.widths, axis=1)
         spans = self._spans
         return [[r[a:b] for a, b in spans] for r in out.tolist()]
-
-
-def code_points(text: str) -> np.ndarray:
-    """The code points of ``text``, a uint32 array: one encode in C, no loop per character."""
-    return np.frombuffer(text.encode("utf-32-le"), np.uint32)
 
 
 def _run_starts(a: np.ndarray) -> np.ndarray:

@@ -404,7 +404,7 @@ class NeedleIndex:
 
     def candidates_many(self, texts: list[str]) -> list[frozenset | set]:
         """``[candidates(t) for t in texts]``, scanned as one array."""
-        from miaohui.nlp.linear import code_points  # (linear imports nlp.text, which imports this module)
+        from miaohui.nlp.text import code_points  # (nlp.text imports this module)
 
         if sum(map(len, texts)) < self.SMALL or not self.needles:
             return [self.candidates(t) for t in texts]

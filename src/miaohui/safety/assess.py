@@ -42,7 +42,7 @@ from functools import lru_cache
 from miaohui.nlp.emotion import Emotion
 from miaohui.nlp.emotion import default_model as emotion_model
 from miaohui.nlp.linear import BatchScorer, JointScorer, softmax
-from miaohui.nlp.text import normalise
+from miaohui.nlp.text import normalise, normalise_many
 from miaohui.nlp.topics import detect_topics
 from miaohui.safety.knowledge import detect, detect_many
 from miaohui.safety.model import RiskModel, default_model
@@ -420,7 +420,7 @@ def assess_many_alone(items: list[tuple[str, dict[str, float] | None]], *, model
 
 def _batch_outputs(texts: list[str], model: RiskModel):
     """Normalised texts, table detections and model outputs of a batch."""
-    norm = [normalise(t or "") for t in texts]
+    norm = normalise_many([t or "" for t in texts])
     dets = detect_many(norm)
     docs = list(norm)
     masked: dict[int, int] = {}

@@ -117,7 +117,7 @@ class CharEmbeddingHead:
             v = self.vectors.take(ids, axis=0)
             starts = (np.cumsum(lens) - lens)[have]
             out[have, : self.dim] = np.add.reduceat(v, starts) / lens[have, None]
-            out[have, self.dim :] = np.maximum.reduceat(v, starts)
+            out[have, self.dim :] = _segment_max(v, starts)
         return out
 
     def decisions_many(self, texts: list[str]) -> np.ndarray:
@@ -130,11 +130,23 @@ class CharEmbeddingHead:
             have = lens > 0
             starts = (np.cumsum(lens) - lens)[have]
             out[have] += (np.add.reduceat(self._proj.take(ids, axis=0), starts) / lens[have, None]
-                          + np.maximum.reduceat(self._vec32.take(ids, axis=0), starts).astype(np.float64) @ self._coef_max)
+                          + _segment_max(self._vec32.take(ids, axis=0), starts).astype(np.float64) @ self._coef_max)
         return out
 
     def decision(self, text: str) -> list[float]:
         return self.decisions_many([text])[0].tolist()
+
+
+def _segment_max(v: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.maximum.reduceat(v, starts)`` (non-empty segments): one ``max`` over the rows of each
+    segment.  reduceat walks a 2-D array a column at a time, across rows (~6 instructions a
+    value); a segment's own ``max(axis=0)`` compares whole rows, vectorised — half the time for
+    a batch of chat lines, even with a Python loop over the texts.  A maximum is exact in any order."""
+    out = np.empty((len(starts), v.shape[1]), v.dtype)
+    bounds = [*starts.tolist(), len(v)]
+    for i in range(len(starts)):
+        np.maximum.reduce(v[bounds[i] : bounds[i + 1]], axis=0, out=out[i])
+    return out
 
 
 @dataclass(frozen=True)
