@@ -191,6 +191,21 @@ def test_normalise_many_is_normalise_of_each():
         assert got == [normalise(t) for t in texts]
 
 
+def test_negative_share_is_on_the_side_of_the_threshold_the_rounded_share_is():
+    import math
+
+    from miaohui.safety.assess import _negative_idx, _negative_share
+
+    idx = _negative_idx()
+    rng = np.random.default_rng(9)
+    for _ in range(20000):
+        z = rng.normal(0, rng.choice([0.5, 2.0, 6.0]), 7)
+        p = (np.exp(z - z.max()) / np.exp(z - z.max()).sum()).tolist()
+        for thr in (0.6, 0.3, float(np.round(sum(p[i] for i in idx), 4))):  # the last: at the threshold
+            rounded = math.fsum(round(p[i], 4) for i in idx)
+            assert (_negative_share(p, thr) >= thr) == (rounded >= thr), (p, thr)
+
+
 def test_segment_max_is_maximum_reduceat():
     from miaohui.safety.model import _segment_max
 

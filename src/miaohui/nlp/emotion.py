@@ -40,7 +40,10 @@ class EmotionModel:
 
     def from_outputs(self, outputs: list[float], top: int = 3) -> list[Emotion]:
         """Ranked emotions from the model's raw outputs (e.g. from a ``JointScorer``)."""
-        probs = softmax(outputs)
+        return self.from_probs(softmax(outputs), top)
+
+    def from_probs(self, probs: list[float], top: int = 3) -> list[Emotion]:
+        """:meth:`from_outputs` from the outputs' softmax, computed already."""
         ranked = sorted(zip(self.labels, probs, strict=True), key=lambda lp: -lp[1])[: max(1, top)]
         return [Emotion(lab, ZH.get(lab, lab), round(p, 4)) for lab, p in ranked]
 

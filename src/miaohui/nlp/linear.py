@@ -184,18 +184,22 @@ class BatchScorer:
         self.lo, self.hi = joint.lo, joint.hi
         v = len(joint.index)
         keys = np.fromiter(map(self.key, joint.index), np.uint64, v)  # in joint-id order
-        # One row per joint id: each model's idf (0 when absent), then each model's weights — one
-        # gather (48 bytes: a cache line) per n-gram found.  float32 loses nothing: the artifacts
-        # store float32; the arithmetic after the gather is float64.
+        # One row per joint id: each model's idf (0 when absent), then each model's weights times
+        # its idf — one gather per n-gram found.  A text's sums are then Σ (1 + log tf) · idf·w,
+        # with no per-pair repeat of tf·idf across each model's columns.  float64 rows: the
+        # artifacts store float32, whose products are exact in float64.
         self.widths = [m._coef.shape[1] for m in models]
         self.nm = len(models)
-        self.rows = np.zeros((v, self.nm + sum(self.widths)), np.float32)
+        self.rows = np.zeros((v, self.nm + sum(self.widths)), np.float64)
         col = self.nm
         for i, (m, mp) in enumerate(zip(models, joint.maps, strict=True)):
             has = np.flatnonzero(mp >= 0)
-            self.rows[has, i] = m._idf_np[mp[has]]
-            self.rows[has, col : col + self.widths[i]] = m._coef[mp[has]]
+            idf = m._idf_np[mp[has]].astype(np.float64)
+            self.rows[has, i] = idf
+            self.rows[has, col : col + self.widths[i]] = idf[:, None] * m._coef[mp[has]].astype(np.float64)
             col += self.widths[i]
+        self._model_of = np.repeat(np.arange(self.nm), self.widths)  # each weight column's model
+        self._shift = max(1, (v - 1).bit_length())  # (text, n-gram) pairs packed as text << shift | id
         self.bias = np.concatenate([m.bias for m in models])
         cuts = np.cumsum([0, *self.widths]).tolist()
         self._spans = list(zip(cuts[:-1], cuts[1:], strict=True))  # each model's columns of an output row
@@ -313,23 +317,24 @@ class BatchScorer:
         if grams:
             parts.append(self._longer_ids(np.concatenate(grams)))
         jid, alld = np.concatenate(parts), np.concatenate(docs)
-        found = jid >= 0
         out = np.empty((n, len(self.bias)))
         out[:] = self.bias
-        if found.any():
-            nv = len(self.rows)
-            pair = alld[found] * nv + jid[found]  # by text, then n-gram
-            if n * nv < 2**31:  # numpy sorts 32-bit integers about twice as fast
+        sh = self._shift
+        pair = (alld << sh) | jid  # by text, then n-gram; negative where not found (jid = -1)
+        pair = pair[pair >= 0]
+        if len(pair):
+            if n < 1 << (31 - sh):  # numpy sorts 32-bit integers about twice as fast
                 pair = pair.astype(np.int32)
             pair, tf = _unique_counts(pair)
-            pdoc, pj = pair // nv, pair % nv
-            r = self.rows.take(pj, axis=0).astype(np.float64)
-            v = (1.0 + np.log(tf))[:, None] * r[:, : self.nm]  # (pairs, models): sublinear tf-idf
+            pdoc, pj = pair >> sh, pair & ((1 << sh) - 1)
+            r = self.rows.take(pj, axis=0)
+            lt = (1.0 + np.log(tf))[:, None]  # sublinear tf
+            v = lt * r[:, : self.nm]  # (pairs, models): tf-idf
             starts = _run_starts(pdoc)
             norms = np.sqrt(np.add.reduceat(v * v, starts))
             norms[norms == 0.0] = 1.0  # a model with none of a text's n-grams keeps its bias
-            sums = np.add.reduceat(np.repeat(v, self.widths, axis=1) * r[:, self.nm :], starts)
-            out[pdoc[starts]] += sums / np.repeat(norms, self.widths, axis=1)
+            sums = np.add.reduceat(lt * r[:, self.nm :], starts)
+            out[pdoc[starts]] += sums / norms.take(self._model_of, axis=1)
         spans = self._spans
         return [[r[a:b] for a, b in spans] for r in out.tolist()]
 

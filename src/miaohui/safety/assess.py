@@ -39,7 +39,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-from miaohui.nlp.emotion import Emotion
 from miaohui.nlp.emotion import default_model as emotion_model
 from miaohui.nlp.linear import BatchScorer, JointScorer, softmax
 from miaohui.nlp.text import normalise, normalise_many
@@ -244,8 +243,8 @@ def _batch_scorer(model: RiskModel) -> BatchScorer:
 
 
 def _base(text: str, model: RiskModel, det=None,
-          outs=None) -> tuple[str, float, float, dict[str, float], list[Emotion]]:
-    """Tier from the model alone, plus score (0.5 = threshold), level estimate, signals and emotions.
+          outs=None) -> tuple[str, float, float, dict[str, float], list[float]]:
+    """Tier from the model alone, plus score (0.5 = threshold), level estimate, signals and the emotions' probabilities.
     ``det`` and ``outs`` (risk and emotion outputs) when :func:`assess_many` computed them already."""
     det = det or detect(text, normalised=True)
     if outs is not None:
@@ -254,11 +253,9 @@ def _base(text: str, model: RiskModel, det=None,
         risk_out, emo_out = _scorer(model).decisions(text)
     else:
         risk_out, emo_out = model.text_model.decision(det.text), emotion_model().text_model.decision(text)
-    # The share of negative emotions (as Emotion.prob rounds them); Emotion objects are only
-    # built when an assessment shows them (extras), not for every message.
-    emo = emo_out
-    negative = math.fsum(round(p, 4) for lab, p in zip(emotion_model().labels, softmax(emo_out), strict=True)
-                         if lab in _NEGATIVE)
+    # Emotion objects are only built when an assessment shows them (extras), not for every message.
+    emo = softmax(emo_out)
+    negative = _negative_share(emo, model.tiering.get("distress_emotion", 0.6))
     rs = model.score(det, risk_out)
     s, t = det.signals, model.tiering
     if rs.high:
@@ -277,6 +274,23 @@ def _base(text: str, model: RiskModel, det=None,
 
 
 _NEGATIVE = frozenset(("sadness", "anger", "disgust", "fear"))
+
+
+def _negative_share(probs: list[float], threshold: float) -> float:
+    """The share of negative emotions as ``Emotion.prob`` rounds them, or a number on the same
+    side of ``threshold`` (all that is asked of it: :func:`_distressed`).  Rounding four
+    probabilities to 4 places moves their sum by at most 2e-4, so the exact sum of the rounded
+    ones (four ``round`` calls, ~3 µs) is only needed when the plain sum is that close."""
+    idx = _negative_idx()
+    share = sum(probs[i] for i in idx)
+    if abs(share - threshold) > 1e-3:
+        return share
+    return math.fsum(round(probs[i], 4) for i in idx)
+
+
+@lru_cache(maxsize=1)
+def _negative_idx() -> tuple[int, ...]:
+    return tuple(i for i, lab in enumerate(emotion_model().labels) if lab in _NEGATIVE)
 _NEGATIVE_SHARE = "negative_emotion"  # carried in the signal dict for the caps, never shown
 
 
@@ -358,7 +372,7 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     emotions: tuple[tuple[str, float], ...] = ()
     topics: tuple[str, ...] = ()
     if extras is True or (extras == "risk" and tier != "none"):
-        emotions = tuple((e.zh, e.prob) for e in emotion_model().from_outputs(emo, top=2))
+        emotions = tuple((e.zh, e.prob) for e in emotion_model().from_probs(emo, top=2))
         topics = detect_topics(text, normalised=True)
     return Assessment(tier, level, round(min(1.0, max(0.0, score)), 4), signals,
                       tuple(r.name for r in fired if (r.floor or r.cap)), emotions, topics)
