@@ -205,7 +205,7 @@ class BatchScorer:
         self._spans = list(zip(cuts[:-1], cuts[1:], strict=True))  # each model's columns of an output row
         multi = keys >= (1 << self.BITS)
         self._build_table(keys[multi], np.flatnonzero(multi))
-        self._ids = dict(zip(keys.tolist(), range(v), strict=True))  # the same map, for small look-ups
+        self._ids = dict(zip(self._scramble(keys).tolist(), range(v), strict=True))  # the same map, for small look-ups
         # Unigrams by code point + 1: one ``take``, no hashing (a third of a text's n-grams).
         uni = np.flatnonzero(~multi)
         self._unigrams = np.full(int(keys[uni].max()) + 2 if len(uni) else 1, -1, np.int64)  # last entry: "beyond"
@@ -252,8 +252,18 @@ class BatchScorer:
     SMALL = 128  # below this many keys (a line of ~45 characters) a dict look-up per key (~0.4 µs) beats the table's rounds (~45 µs)
     TAIL = 64  # ... and so it does for the few keys still probing after the first rounds
 
+    @classmethod
+    def _scramble(cls, keys: np.ndarray) -> np.ndarray:
+        """A bijection of the packed keys whose low bits depend on all of a key.  A Python dict
+        starts probing at a key's low bits, and a packed n-gram's low bits are its last
+        character: every n-gram ending in 的 would start at one slot, and a look-up walked chains
+        of hundreds (~0.7 µs a key; scrambled, ~0.05)."""
+        with np.errstate(over="ignore"):
+            x = keys * cls._MUL  # odd: invertible modulo 2**64
+        return (x >> np.uint64(32)) | (x << np.uint64(32))
+
     def _dict_lookup(self, keys: np.ndarray) -> np.ndarray:
-        return np.fromiter(map(self._ids.get, keys.tolist(), repeat(-1, len(keys))), np.int64, len(keys))
+        return np.fromiter(map(self._ids.get, self._scramble(keys).tolist(), repeat(-1, len(keys))), np.int64, len(keys))
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Joint ids of packed n-grams (-1 when not in any vocabulary)."""
@@ -354,7 +364,10 @@ def _unique_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return a, np.zeros(0, np.intp)
     a = np.sort(a)
     starts = _run_starts(a)
-    return a[starts], np.diff(starts, append=len(a))
+    counts = np.empty(len(starts), np.intp)  # (np.diff with append= costs ~10 µs of Python a call)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = len(a) - starts[-1]
+    return a[starts], counts
 
 
 _CORE = frozenset(("vocab", "idf", "coef", "bias", "meta"))
