@@ -206,6 +206,16 @@ def test_negative_share_is_on_the_side_of_the_threshold_the_rounded_share_is():
             assert (_negative_share(p, thr) >= thr) == (rounded >= thr), (p, thr)
 
 
+def test_rules_gathered_by_signal_are_the_rules_of_the_whole_table():
+    from miaohui.safety.assess import _fired
+
+    names = sorted({k for r in RULES for d in (r.all_of, r.any_of, r.none_of) for k in d} | set(K.SIGNALS))
+    rng = random.Random(21)
+    for _ in range(5000):
+        sig = {k: rng.choice([0.0, 0.3, 0.5, 0.6, 0.9, 1.0]) for k in rng.sample(names, rng.randint(0, 8))}
+        assert _fired(sig) == [r for r in RULES if r.applies(sig)], sig
+
+
 def test_segment_max_is_maximum_reduceat():
     from miaohui.safety.model import _segment_max
 

@@ -230,6 +230,24 @@ def _rescale(p: float, thr: float) -> float:
 _RULE_PLAN: tuple[tuple[Rule, str | None], ...] = tuple(
     (r, next((k for k, v in r.all_of.items() if v > 0), None)) for r in RULES
 )
+# The same plan by signal: a message has a few signals, so the rules to try are gathered from
+# them (and put back in table order) rather than the whole table walked for each message.
+_RULES_ALWAYS: tuple[int, ...] = tuple(i for i, (_, first) in enumerate(_RULE_PLAN) if first is None)
+_RULES_BY_FIRST: dict[str, tuple[int, ...]] = {}
+for _i, (_, _first) in enumerate(_RULE_PLAN):
+    if _first is not None:
+        _RULES_BY_FIRST[_first] = (*_RULES_BY_FIRST.get(_first, ()), _i)
+del _i, _first
+
+
+def _fired(sig: dict[str, float]) -> list[Rule]:
+    """The rules that apply to ``sig``, in table order."""
+    idx = [*_RULES_ALWAYS]
+    for k in sig:
+        if (more := _RULES_BY_FIRST.get(k)) is not None:
+            idx += more
+    idx.sort()
+    return [r for i in idx if (r := RULES[i]).applies(sig)]
 
 
 @lru_cache(maxsize=4)
@@ -346,7 +364,7 @@ def _assess(text: str, history: list[str] | tuple[str, ...], model: RiskModel, e
     if sig.get("joke", 0.0) >= 0.6 or sig.get("history_joke"):
         score *= 0.5
     negative = sig.pop(_NEGATIVE_SHARE, 0.0)
-    fired = [r for r, first in _RULE_PLAN if (first is None or first in sig) and r.applies(sig)]
+    fired = _fired(sig)
     tier = base_tier
     for r in fired:  # soft floors, then caps, then hard floors
         if r.floor and not r.hard and _RANK[tier] < _RANK[r.floor]:
