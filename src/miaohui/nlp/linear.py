@@ -161,8 +161,8 @@ class BatchScorer:
     probe chain's last few keys go to the dict too.  Rows are gathered with
     ``ndarray.take``: numpy's fancy indexing of 2-D rows (``a[idx]``) costs 3-13
     times more for the same rows (16-byte rows: 23 ns against 2).  Term
-    frequencies come from one ``np.unique``
-    over (text, n-gram) pairs; every model's weights sit side by side in one
+    frequencies come from one sort
+    of (text, n-gram) pairs; every model's weights sit side by side in one
     joint matrix, so each n-gram found costs one row gather and each text's sums
     one ``np.add.reduceat``.  The cost of a batch is a few dozen numpy calls
     plus work linear in its characters (≈ 30 µs per chat message at 32 per
@@ -249,15 +249,15 @@ class BatchScorer:
         # key and value side by side: a probe touches one 16-byte slot, not two arrays
         self._table = np.stack([tkeys, tvals.astype(np.uint64)], axis=1)
 
-    SMALL = 128  # below this many keys (a line of ~45 characters) a dict look-up per key (~0.4 µs) beats the table's rounds (~45 µs)
+    SMALL = 128  # below this many keys (a line of ~65 characters) a dict look-up per key (~0.25 µs) beats the table's rounds (~45 µs)
     TAIL = 64  # ... and so it does for the few keys still probing after the first rounds
 
     @classmethod
     def _scramble(cls, keys: np.ndarray) -> np.ndarray:
         """A bijection of the packed keys whose low bits depend on all of a key.  A Python dict
         starts probing at a key's low bits, and a packed n-gram's low bits are its last
-        character: every n-gram ending in 的 would start at one slot, and a look-up walked chains
-        of hundreds (~0.7 µs a key; scrambled, ~0.05)."""
+        character: every n-gram ending in 的 would start at one slot, and a look-up walked long
+        chains (~0.7 µs a key; scrambled, ~0.25, most of it cache misses)."""
         with np.errstate(over="ignore"):
             x = keys * cls._MUL  # odd: invertible modulo 2**64
         return (x >> np.uint64(32)) | (x << np.uint64(32))
