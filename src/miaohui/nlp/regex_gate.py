@@ -325,8 +325,8 @@ class NeedleIndex:
     it marks, with two table look-ups a character over the whole batch, the
     positions where a one-character needle stands or where two characters
     begin a longer one, and tries only there an anchored match of the needles
-    that start with those two characters (in batches of 20 chat lines, ~6 µs
-    a line against ~19; a line has three or four such positions)."""
+    that start with those two characters (in batches of 20 chat lines, 6–8 µs
+    a line against 17–19; a line has three or four such positions)."""
 
     SMALL = 300  # characters (~4 chat lines): below this a batch is scanned text by text (the arrays' fixed cost, ~50 µs)
     _PAIR_BITS = 18  # the two-character table: 256 KiB of flags, ~0.4 % false marks for ~1,000 pairs
