@@ -375,7 +375,7 @@ class NeedleIndex:
             if len(n) > 1:
                 by_pair.setdefault(n[:2], []).append(n)
         self._pair_match = {p: re.compile(trie_pattern(ns)).match for p, ns in by_pair.items()}
-        self._singles = frozenset(n for n in self.needles if len(n) == 1)
+        self._singles = frozenset(n for n in self.needles if len(n) == 1)  # ``_single`` as a set, for one character
         pairs = np.array(sorted((ord(p[0]), ord(p[1])) for p in by_pair), np.int64).reshape(-1, 2)
         self._pairs = np.zeros(1 << self._PAIR_BITS, bool)
         self._pairs[self._pair_slots(pairs[:, 0], pairs[:, 1])] = True

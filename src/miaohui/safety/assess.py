@@ -225,19 +225,23 @@ def _rescale(p: float, thr: float) -> float:
     return 0.5 * p / thr if p < thr else 0.5 + 0.5 * (p - thr) / max(1e-9, 1.0 - thr)
 
 
-# Each rule with the first signal it needs above zero (None: needs none): a rule whose first
-# signal is absent cannot apply, which skips most of the table for most messages.
-_RULE_PLAN: tuple[tuple[Rule, str | None], ...] = tuple(
-    (r, next((k for k, v in r.all_of.items() if v > 0), None)) for r in RULES
-)
-# The same plan by signal: a message has a few signals, so the rules to try are gathered from
-# them (and put back in table order) rather than the whole table walked for each message.
-_RULES_ALWAYS: tuple[int, ...] = tuple(i for i, (_, first) in enumerate(_RULE_PLAN) if first is None)
-_RULES_BY_FIRST: dict[str, tuple[int, ...]] = {}
-for _i, (_, _first) in enumerate(_RULE_PLAN):
-    if _first is not None:
-        _RULES_BY_FIRST[_first] = (*_RULES_BY_FIRST.get(_first, ()), _i)
-del _i, _first
+def _rules_by_first_signal() -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+    """The rules (by index in ``RULES``) that need no signal, and the others by the first signal
+    they need above zero: a rule whose first signal is absent cannot apply.  A message has a
+    few signals, so the rules to try are gathered from them (and put back in table order)
+    rather than the whole table walked for each message."""
+    always: list[int] = []
+    by_first: dict[str, list[int]] = {}
+    for i, r in enumerate(RULES):
+        first = next((k for k, v in r.all_of.items() if v > 0), None)
+        if first is None:
+            always.append(i)
+        else:
+            by_first.setdefault(first, []).append(i)
+    return tuple(always), {k: tuple(v) for k, v in by_first.items()}
+
+
+_RULES_ALWAYS, _RULES_BY_FIRST = _rules_by_first_signal()
 
 
 def _fired(sig: dict[str, float]) -> list[Rule]:
