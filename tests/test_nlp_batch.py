@@ -306,13 +306,28 @@ def test_the_gates_never_change_a_boundary_scan(monkeypatch):
     odd = "ＶｖＸｘＷｗＱｑ＠１２３４５６７８９０①②③⑩㆒㆓㆔ＡＢ😊𝐯𝐱𝐰𝐪𝟏𝟐𝟑"
     texts += ["".join(rng.choice(every + odd) for _ in range(rng.randint(1, 40))) for _ in range(600)]
     texts += ["".join(rng.choice(digits + odd) for _ in range(rng.randint(8, 30))) for _ in range(600)]
+    # numbers spelled out with separators, in every spelling the run test's classes hold
+    seps = " -—–_.·•,，、/|*~()（）\u3000－．／＿｜～\t"
+    numerals = "0123456789一二三四五六七八九〇零壹贰幺１２３４５６７８９０①②③⑩𝟏𝟐𝟑"
+
+    def number() -> str:
+        kind = rng.randint(0, 2)  # anything, a mobile, a landline
+        digits = [rng.choice("1一壹幺") if kind == 1 else "0" if kind == 2 else rng.choice(numerals)]
+        pool = "0123456789０１２３４５６７８９" if kind == 2 else numerals
+        digits += [rng.choice(pool) for _ in range(rng.choice((9, 10, 11)) if kind else rng.randint(7, 12))]
+        return "".join("".join(rng.choice(seps) for _ in range(rng.choice((0,) * 12 + (1, 1, 2, 3)) if i else 0)) + d
+                       for i, d in enumerate(digits))
+
+    texts += [rng.choice(("", "我的号码是", "座机", "打给我", "😊")) + number() + rng.choice(("", "吧", "，谢谢"))
+              for _ in range(1500)]
     spelled = ["加我𝐯𝐱", "😊加我ｖｘ", "加我ＶＸ吧", "𝐪𝐪号𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖", "手机𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖", "手机①③⑧①②③④⑤⑥⑦⑧", "我爱你😊"]
     assert all(B.scan(t).flagged for t in spelled)
     texts += spelled
     gated = [B.scan(t) for t in texts]
     assert [B._scan(t, B.PUBLIC_NUMBERS, False) for t in texts] == gated
     assert any(g.flagged for g in gated) and any(g.masked for g in gated)
-    assert sum(1 for g in gated if "mobile" in g.masked) >= 20
+    assert sum(1 for g in gated if "mobile" in g.masked) >= 100
+    assert sum(1 for g in gated if "landline" in g.masked) >= 40
 
 
 def test_required_strings():

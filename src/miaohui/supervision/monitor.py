@@ -153,7 +153,7 @@ def _warm(nice: int = 0) -> None:
 # fields, ``then`` a callable(tier) or None and ``queued_at`` the monotonic
 # clock.  A flat tuple of strings, numbers and (nearly always empty) tuples on
 # purpose: a collection stops tracking such a tuple the first time it sees it,
-# while an object (a dataclass, a Scan, or a tuple holding a tuple it has not
+# while an object (a dataclass, or a tuple holding a tuple it has not
 # yet untracked) is walked by every collection for as long as it lives.  When
 # the risk worker falls behind (5,000 msg/s on two cores), thousands of these
 # wait; as objects they made the event loop's young collections grow with the
