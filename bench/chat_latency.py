@@ -1327,6 +1327,8 @@ class Bench:
         a = self.args
         t_start = time.time()
         self.git = git_info(Path(a.server_src) if a.server_src else REPO)
+        self.probe = {"start": cpu_probe()}
+        log(f"cpu probe (sum(range(3e7)), best of 3): {self.probe['start']} s")
         nofile = raise_nofile()
         bodies, source = load_bodies()
         tmp = Path(tempfile.mkdtemp(prefix="miaohui-bench-"))
@@ -1356,6 +1358,7 @@ class Bench:
                 log(f"kept {tmp}")
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
+        self.probe["end"] = cpu_probe()
         return self.report(nofile, source, bodies, time.time() - t_start)
 
     def server_info(self) -> dict:
@@ -1399,7 +1402,7 @@ class Bench:
         }
         lengths = [len(b) for b in bodies]
         return {
-            "machine": machine_info(nofile),
+            "machine": {**machine_info(nofile), "cpu_probe_s": self.probe},
             "server": self.server_info(),
             "config": {
                 "quick": a.quick, "conversations": a.ns, "rates": a.rates, "warmup_s": a.warmup,
@@ -1436,6 +1439,21 @@ def git_info(tree: Path) -> dict:
         elif (tree / "COMMIT").exists():
             git["commit"] = (tree / "COMMIT").read_text().strip()
     return git
+
+
+# The host's speed, for reading figures taken on different days of a shared
+# machine: seconds for ``sum(range(3 * 10**7))``, the best of three, before
+# and after the run.  On days it took 0.66–1.2 s, 2,000 sockets took 26–30 s
+# to connect (10 s on session 18's host, which was not probed), the relay
+# itself sustained only 5,500–6,000 msg/s, and no ratio at 5,000 msg/s meant
+# much (docs/performance.md, sessions 19–21).
+def cpu_probe() -> float:
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        sum(range(3 * 10**7))
+        best = min(best, time.perf_counter() - t)
+    return round(best, 3)
 
 
 def machine_info(nofile: int) -> dict:
