@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime
 
 import httpx
 import pytest
@@ -57,6 +58,10 @@ def stored_count(server, conversation) -> int:
     )
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 async def test_send_ack_deliver_and_history(server, seeker, listener, conversation):
     s_ws, hello = await connect(seeker, conversation)
     assert hello["peer"]["display_name"] == "林晴" and hello["me"]["role"] == "seeker"
@@ -70,6 +75,7 @@ async def test_send_ack_deliver_and_history(server, seeker, listener, conversati
     msg = await recv_until(l_ws, "message")
     assert msg["seq"] == 1 and msg["body"] == "今晚又失眠了" and msg["sender_role"] == "seeker"
     assert msg["client_id"] == c1
+    assert ack["created_at"] == msg["created_at"]  # one server time for the message, in ack and delivery alike
 
     await l_ws.send(json.dumps({"type": "send", "client_id": cid(), "body": "我在，慢慢说。"}))
     assert (await recv_until(l_ws, "ack"))["seq"] == 2
@@ -78,6 +84,7 @@ async def test_send_ack_deliver_and_history(server, seeker, listener, conversati
     async with seeker.client() as c:
         page = (await c.get(f"/api/conversations/{conversation}/messages")).json()
     assert [m["seq"] for m in page["messages"]] == [1, 2] and page["has_more"] is False
+    assert _instant(page["messages"][0]["created_at"]) == _instant(ack["created_at"])  # REST writes Z for +00:00
     await s_ws.close()
     await l_ws.close()
 
@@ -93,12 +100,13 @@ async def test_idempotent_resend_and_concurrent_duplicates(server, seeker, conve
     acks = [await recv_until(ws, "ack") for _ in range(3)]
     assert {a["seq"] for a in acks} == {1}
     assert sorted(a["duplicate"] for a in acks) == [False, True, True]
+    assert len({a["created_at"] for a in acks}) == 1
     await ws.close()
     ws, _ = await connect(seeker, conversation, after_seq=1)
     await drain_sync(ws)
     await ws.send(frame)
     ack = await recv_until(ws, "ack")
-    assert ack["seq"] == 1 and ack["duplicate"] is True
+    assert ack["seq"] == 1 and ack["duplicate"] is True and ack["created_at"] == acks[0]["created_at"]
     # Over REST too.
     async with seeker.client() as c:
         r = await c.post(f"/api/conversations/{conversation}/messages", json={"client_id": c1, "body": "同一条消息"})

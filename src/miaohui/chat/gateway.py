@@ -295,7 +295,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                         "conversation_id": conv_id,
                         "client_id": client_id,
                         "seq": st.seq,
-                        "created_at": st.created_at.isoformat(),
+                        "created_at": st.iso(),
                         "duplicate": st.duplicate,
                     }
                 )
