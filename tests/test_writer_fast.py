@@ -365,3 +365,26 @@ def test_a_lock_held_for_long_goes_to_the_writer_thread(sqlite_template, tmp_pat
 
 async def _start(coro):
     return asyncio.get_running_loop().create_task(coro)
+
+
+def test_batch_time_texts_are_the_strftime_forms():
+    """The writer stamps each batch by ``isoformat`` (half the time of
+    ``strftime``); the texts must stay what the chain and SQLAlchemy read."""
+    from datetime import timedelta, timezone
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from miaohui.chat.writer import SqliteStore
+
+    @given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 31)),
+           st.integers(min_value=-14 * 60, max_value=14 * 60))
+    def check(naive: datetime, offset_min: int) -> None:
+        at = naive.replace(tzinfo=timezone(timedelta(minutes=offset_min)))
+        utc = at.astimezone(UTC)
+        assert evidence.canonical_time(at) == utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert SqliteStore._ts(at) == utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    check()
+    whole = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)  # no microseconds: isoformat would drop them unasked
+    assert evidence.canonical_time(whole) == "2026-11-24T02:00:00.000000Z"

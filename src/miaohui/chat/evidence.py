@@ -18,7 +18,10 @@ GENESIS = bytes(32)
 
 
 def canonical_time(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, made by ``isoformat`` (the same text
+    for every year from 1000 on, tested; ``strftime`` took twice as long, and
+    the writer makes one for every batch on the event loop)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
 def body_digest(body: str) -> bytes:

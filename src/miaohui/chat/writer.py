@@ -621,7 +621,9 @@ class SqliteStore:
 
     @staticmethod
     def _ts(now: datetime) -> str:
-        return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        """SQLAlchemy's SQLite form, ``%Y-%m-%d %H:%M:%S.%f`` in UTC, by
+        ``isoformat`` (half the time of ``strftime``; one a batch, on the loop)."""
+        return now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def _in(self, sql: str, values) -> list[tuple]:
         return _select_in(self.cur, sql, values)
