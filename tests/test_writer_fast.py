@@ -388,3 +388,37 @@ def test_batch_time_texts_are_the_strftime_forms():
     check()
     whole = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)  # no microseconds: isoformat would drop them unasked
     assert evidence.canonical_time(whole) == "2026-11-24T02:00:00.000000Z"
+
+
+def test_the_writer_inbox_keeps_order_and_wakes_its_one_consumer():
+    from miaohui.chat.writer import _Inbox
+
+    async def run() -> list:
+        q = _Inbox()
+        got: list = []
+
+        async def consumer() -> None:
+            while (item := await q.get()) is not None:
+                got.append(item)
+
+        task = asyncio.create_task(consumer())
+        await asyncio.sleep(0)  # the consumer waits on an empty inbox
+        for i in range(3):
+            q.put_nowait(i)
+        assert q.qsize() == 3 and not q.empty()
+        assert q.get_nowait() == 0
+        await asyncio.sleep(0)
+        assert got == [1, 2] and q.empty()
+        q.put_nowait(3)
+        q.put_nowait(None)
+        await asyncio.wait_for(task, 1)
+        waiting = asyncio.create_task(q.get())
+        await asyncio.sleep(0)
+        waiting.cancel()  # a cancelled get leaves no waiter behind
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert q._waiter is None
+        q.put_nowait("x")
+        assert await q.get() == "x"
+        return got
+
+    assert asyncio.run(run()) == [1, 2, 3]

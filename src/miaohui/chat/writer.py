@@ -26,6 +26,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,6 +137,47 @@ def message_event(m: PendingMessage, seq: int, created_at: str) -> str:
     ).decode()
 
 
+class _Inbox:
+    """What the writer task takes its batches from: ``asyncio.Queue``'s
+    methods that it uses, for one consumer, on a deque.  Every message and
+    receipt passes through here on the event loop; ``asyncio.Queue``'s
+    bookkeeping (unfinished-task count, an ``Event`` cleared on every put, a
+    getter deque) cost 0.6–1 µs an item against ~0.3 here."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque = deque()
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item) -> None:
+        self._items.append(item)
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def get(self):
+        items = self._items
+        while not items:
+            self._waiter = w = asyncio.get_running_loop().create_future()
+            try:
+                await w
+            finally:
+                self._waiter = None
+        return items.popleft()
+
+    def get_nowait(self):
+        return self._items.popleft()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
 class MessageWriter:
     one_statement = True  # SQLite: try the one-statement batch first (see _commit_fast)
 
@@ -151,7 +193,7 @@ class MessageWriter:
         if engine.dialect.name == "sqlite":
             self._sync_engine = make_sync_engine(engine.url.set(drivername="sqlite+pysqlite"))
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
-        self._q: asyncio.Queue = asyncio.Queue()
+        self._q = _Inbox()
         self._task: asyncio.Task | None = None
         # Called on the loop after COMMIT with the batch's messages under an
         # order (the SLA hook); must not block.
