@@ -228,14 +228,17 @@ def _threads_cpu(pid: int) -> dict[int, int]:
     return out
 
 
-def system_busy_ticks() -> int:
-    """Busy CPU ticks of the whole machine (all cores), from /proc/stat."""
+def system_ticks() -> tuple[int, int]:
+    """``(busy, steal)`` CPU ticks of the whole machine (all cores), from
+    /proc/stat.  Busy is everything but idle and iowait (guest time is
+    inside user), steal included: time the hypervisor gave our virtual CPUs
+    to someone else, the direct measure of a shared host's noise."""
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
     except (OSError, ValueError):
-        return 0
-    return sum(v[:8]) - v[3] - v[4]  # everything but idle and iowait (guest time is inside user)
+        return 0, 0
+    return sum(v[:8]) - v[3] - v[4], v[7] if len(v) > 7 else 0
 
 
 def cpu_split(pid: int, before: dict[int, int], after: dict[int, int], seconds: float) -> dict:
@@ -717,7 +720,7 @@ class Generator:
             if stop.is_set():
                 return
             before = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
-            g0, w0, s0 = time.process_time(), time.perf_counter(), system_busy_ticks()
+            g0, w0, (s0, st0) = time.process_time(), time.perf_counter(), system_ticks()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, t_end - time.perf_counter()))
             after = {k: proc_threads_cpu(p) for k, p in watch_pids.items()}
@@ -725,11 +728,13 @@ class Generator:
             for k, p in watch_pids.items():
                 cpu[k] = cpu_split(p, before[k], after[k], span)
             cpu["generator"] = {"cpu_pct": round((time.process_time() - g0) * 100 / span, 1)}
-            machine = (system_busy_ticks() - s0) * 100 / os.sysconf("SC_CLK_TCK") / span
+            s1, st1 = system_ticks()
+            machine = (s1 - s0) * 100 / os.sysconf("SC_CLK_TCK") / span
             ours = sum(v["cpu_pct"] for v in cpu.values())
             # CPU used by anything else on the machine (other people's tests...): noise.
             cpu["machine_busy_pct"] = round(machine, 1)
             cpu["others_pct"] = round(max(0.0, machine - ours), 1)
+            cpu["steal_pct"] = round((st1 - st0) * 100 / os.sysconf("SC_CLK_TCK") / span, 1)
 
         cpu_task = asyncio.create_task(sample_cpu())
         k = 0
@@ -1200,7 +1205,8 @@ class Bench:
             f"lost={run['lost']} unacked={run['unacked']} dup={run['duplicates']}  "
             f"p50={run['p50_ms']} p99={run['p99_ms']} max={run['max_ms']} ms  thr={run['throughput']}/s  "
             f"cpu srv={cpu.get('server', {}).get('cpu_pct')}% (loop {cpu.get('server', {}).get('loop_thread_pct')}%) "
-            f"gen={cpu.get('generator', {}).get('cpu_pct')}% others={cpu.get('others_pct')}%  "
+            f"gen={cpu.get('generator', {}).get('cpu_pct')}% others={cpu.get('others_pct')}% "
+            f"(steal {cpu.get('steal_pct')}%)  "
             f"{'PASS' if run['passed'] else 'FAIL'}"
             f"{' [aborted: overload]' if run['aborted_overload'] else ''}"
             f"{' db=' + str(run['db_messages']) if run.get('db_messages') is not None else ''}"
