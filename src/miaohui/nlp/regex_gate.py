@@ -273,7 +273,7 @@ def char_class(chars) -> str:
 
 
 def trie_pattern(strings, spellings: dict[str, set[str]] | None = None,
-                 top: dict[str, set[str]] | None = None) -> str:
+                 first_spellings: dict[str, set[str]] | None = None) -> str:
     """One regular expression for "any of ``strings``", as a trie:
     ``(?:我(?:爱你|好爱你)|喜欢你)`` instead of ``我爱你|我好爱你|喜欢你``.
     Python's ``re`` tries the branches of an alternation one after another;
@@ -282,12 +282,12 @@ def trie_pattern(strings, spellings: dict[str, set[str]] | None = None,
     starts no needle (on chat text, 3 µs a message instead of 12 for ~300
     needles).  ``spellings[c]``: other characters that stand for ``c`` — a
     class inside, one branch each at the top level, which stays plain.
-    ``top``: the spellings for the top level, when they differ (default
-    ``spellings``).  At a position whose character starts a needle, ``re``
+    ``first_spellings``: the spellings for the top level, when they differ
+    (default ``spellings``).  At a position whose character starts a needle, ``re``
     walks *every* top-level branch (each fails on its first character but
     one), so each branch there costs every such position of the text."""
     spellings = spellings or {}
-    top_spellings = spellings if top is None else top
+    first_spellings = spellings if first_spellings is None else first_spellings
     trie: dict = {}
     for s in strings:
         node = trie
@@ -302,7 +302,7 @@ def trie_pattern(strings, spellings: dict[str, set[str]] | None = None,
                 continue
             rest = emit(child)
             if top:
-                alts += [re.escape(c) + rest for c in sorted({ch} | top_spellings.get(ch, set()))]
+                alts += [re.escape(c) + rest for c in sorted({ch} | first_spellings.get(ch, set()))]
             elif ch in spellings:
                 alts.append(f"[{char_class({ch} | spellings[ch])}]{rest}")
             else:

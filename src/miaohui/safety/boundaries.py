@@ -269,12 +269,17 @@ def _build_fold_patterns() -> None:
     ascii_ = {f: {c for c in cs if c.isascii()} for f, cs in spellings.items()}
     firsts = {n[0] for n in _ANY_NEEDLES}
     strange = {c for f in firsts for c in bmp.get(f, ()) if not c.isascii()}
+
     def run(d: str, sep: str) -> re.Pattern[str]:
         return re.compile(f"[{d}](?:{sep}{{0,2}}[{d}]){{{_RUN - 1}}}")
 
-    _FIRST = (re.compile(f"[\U00010000-\U0010ffff{_char_class(strange)}]"),
-              re.compile(trie_pattern(_ANY_NEEDLES, bmp, top=ascii_)), run(_char_class(digits), f"[{_char_class(seps)}]"),
-              re.compile(trie_pattern(_ANY_NEEDLES)), run(_DIGITS, SEP))
+    _FIRST = (
+        re.compile(f"[\U00010000-\U0010ffff{_char_class(strange)}]"),  # odd
+        re.compile(trie_pattern(_ANY_NEEDLES, bmp, first_spellings=ascii_)),  # needles
+        run(_char_class(digits), f"[{_char_class(seps)}]"),  # run
+        re.compile(trie_pattern(_ANY_NEEDLES)),  # folded_needles
+        run(_DIGITS, SEP),  # folded_run
+    )
     _NEEDS_FOLD = re.compile(f"[{_char_class(odd)}]")
 
 
