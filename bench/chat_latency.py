@@ -1449,7 +1449,7 @@ def git_info(tree: Path) -> dict:
 
 # The host's speed, for reading figures taken on different days of a shared
 # machine: seconds for ``sum(range(3 * 10**7))``, the best of three, before
-# and after the run.  On days it took 0.66–1.2 s, 2,000 sockets took 26–30 s
+# and after the run.  On days it took 0.5–1.2 s, 2,000 sockets took 25–30 s
 # to connect (10 s on session 18's host, which was not probed), the relay
 # itself sustained only 5,500–6,000 msg/s, and no ratio at 5,000 msg/s meant
 # much (docs/performance.md, sessions 19–21).
