@@ -422,3 +422,36 @@ def test_the_writer_inbox_keeps_order_and_wakes_its_one_consumer():
         return got
 
     assert asyncio.run(run()) == [1, 2, 3]
+
+
+def test_submit_makes_its_future_without_asking_for_the_running_loop(sqlite_template, tmp_path, monkeypatch):
+    """On CPython 3.11 ``asyncio.get_running_loop()`` is a ``getpid()``
+    system call; ``submit`` runs once per message, so it uses the loop the
+    writer started on.  The message is still stored and acknowledged."""
+    path = tmp_path / "submit.db"
+    (cid, s, _lst), *_ = make_db(sqlite_template, path)
+    r = Runner(path, FakeClock())
+    try:
+        import miaohui.chat.writer as w
+
+        calls = []
+        real = asyncio.get_running_loop
+
+        def counting():
+            calls.append(1)
+            return real()
+
+        async def send():
+            monkeypatch.setattr(w.asyncio, "get_running_loop", counting)
+            try:
+                fut = r.writer.submit(msg(cid, s, "seeker", "sub-1"))
+            finally:
+                monkeypatch.setattr(w.asyncio, "get_running_loop", real)
+            assert fut.get_loop() is r.loop
+            return await fut
+
+        stored = r.call(send())
+        assert calls == []
+        assert (stored.seq, stored.duplicate) == (1, False)
+    finally:
+        r.close()

@@ -195,6 +195,7 @@ class MessageWriter:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="message-writer")
         self._q = _Inbox()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         # Called on the loop after COMMIT with the batch's messages under an
         # order (the SLA hook); must not block.
         self.on_contracted: list = []
@@ -219,6 +220,7 @@ class MessageWriter:
                 "lock_wait_ms": round(self.lock_wait_s * 1000), "wal_resets": self.wal_resets}
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="message-writer")
         if self._sync_engine is not None:
             self._stop_checkpoints = threading.Event()
@@ -279,7 +281,7 @@ class MessageWriter:
             await asyncio.wait_for(self._task, 10)
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
-        self._task = None
+        self._task = self._loop = None
         if self._checkpointer is not None:
             self._stop_checkpoints.set()
             self._checkpointer.join(5)
@@ -292,7 +294,10 @@ class MessageWriter:
             self._sync_engine.dispose()
 
     def submit(self, msg: PendingMessage) -> asyncio.Future:
-        msg.future = asyncio.get_running_loop().create_future()
+        # The writer's own loop, not get_running_loop(): on CPython 3.11 each
+        # call of that is a getpid() system call (its check for a fork),
+        # once per message here.
+        msg.future = (self._loop or asyncio.get_running_loop()).create_future()
         self._q.put_nowait(msg)
         return msg.future
 
