@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/chat_latency.py            # full run (~4-5 min)
+    .venv/bin/python bench/chat_latency.py            # full run (~8-10 min)
     .venv/bin/python bench/chat_latency.py --quick    # smoke check (< 1 min)
 
 Prints ONE JSON object on stdout; progress goes to stderr.  Not a test.
@@ -29,6 +29,10 @@ What it does (see docs/performance.md for the method and the figures):
    shows up as latency, never hides it -- no coordinated omission);
 4. fixed-rate runs at N = 100 and N = 1000 conversations and a step-up search
    for the highest rate with p99 < 50 ms and nothing lost, for both targets.
+   At the largest N the fixed rates run in rounds (``--rounds``, default 3),
+   the two targets connected at once and taking turns within each rate, and
+   the ratio is the median over rounds of the ratio within each round (a
+   shared host's speed drifts over minutes; see ``Bench.sessions_at``).
 
 The generator speaks WebSocket through the ``websockets`` sans-I/O protocol
 on a bare asyncio/uvloop transport: sending never awaits, so one slow socket
