@@ -1180,7 +1180,7 @@ class Bench:
 
     # ----------------------------------------------------------------- phases
     def phase(self, gen: GenProc, target: str, pid: int, n: int, rate: float, *, search: bool = False,
-              profile_dir: Path | None = None, round_: int = 0) -> dict:
+              profile_dir: Path | None = None, round_: int | None = None) -> dict:
         a = self.args
         cmd = {"cmd": "phase", "rate": rate, "warmup": a.warmup, "duration": a.duration, "grace": a.grace,
                "drain": a.drain, "pids": {"server": pid},
@@ -1209,14 +1209,14 @@ class Bench:
             if spy is not None:
                 self.finish_profiler(spy, profile_dir)
         run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None,
-               "round": round_, "settle_wait_s": waited}
+               "round": round_ or 0, "settle_wait_s": waited}
         if target == "miaohui" and self.db_path is not None:
             run["db_messages"] = count_messages(self.db_path)
         run["noisy"] = noise(run) > a.noise_limit
         run["passed"] = passes(run)
         run["generator_bound"] = generator_bound(run)
         cpu = run["cpu"]
-        tag = f"r{round_ + 1}" if not search and spy is None and n == max(a.ns) and a.rounds > 1 else "  "
+        tag = "  " if round_ is None else f"r{round_ + 1}"
         log(f"  {target:9s} N={n:<5d} {tag} rate={rate:>7.0f}  sent={run['sent']:<6d} deliv={run['delivered']:<6d} "
             f"lost={run['lost']} unacked={run['unacked']} dup={run['duplicates']}  "
             f"p50={run['p50_ms']} p99={run['p99_ms']} max={run['max_ms']} ms  thr={run['throughput']}/s  "
@@ -1343,12 +1343,15 @@ class Bench:
         open_: dict[str, tuple[GenProc, dict]] = {}
         known: dict[str, dict[float, list[dict]]] = {t: {} for t in servers}
         try:
+            if rounds == 1:  # one target at a time, each as a block
+                for target, (port, pid) in servers.items():
+                    open_[target] = self.connect(target, port, convs, bodies)
+                    self._fixed(open_, servers, n, {target: known[target]}, None)
+                    self._finish(open_.pop(target), pid, n, known[target], do_search)
+                return
             for target, (port, _pid) in servers.items():
                 open_[target] = self.connect(target, port, convs, bodies)
-                if rounds == 1:  # one target at a time, as a block
-                    self._fixed(open_, servers, n, {target: known[target]}, 0)
-                    self._finish(open_.pop(target), servers[target][1], n, known[target], do_search)
-            for r in range(rounds if rounds > 1 else 0):
+            for r in range(rounds):
                 self._fixed(open_, servers, n, known, r)
             for target in list(open_):
                 self._finish(open_.pop(target), servers[target][1], n, known[target], do_search)
@@ -1356,11 +1359,13 @@ class Bench:
             for gen, _out in open_.values():
                 gen.close()
 
-    def _fixed(self, open_: dict, servers: dict, n: int, known: dict[str, dict[float, list[dict]]], r: int) -> None:
-        """Round ``r`` of the fixed rates for the targets in ``known``; in
-        each rate they take turns, the first alternating by rate and round."""
+    def _fixed(self, open_: dict, servers: dict, n: int, known: dict[str, dict[float, list[dict]]],
+               r: int | None) -> None:
+        """Round ``r`` (``None``: no rounds) of the fixed rates for the
+        targets in ``known``; in each rate they take turns, the first
+        alternating by rate and round."""
         for i, rate in enumerate(self.args.rates):
-            order = list(known) if (r + i) % 2 == 0 else list(reversed(known))
+            order = list(known) if ((r or 0) + i) % 2 == 0 else list(reversed(known))
             for target in order:
                 gen = open_[target][0]
                 run = self.phase(gen, target, servers[target][1], n, rate, round_=r)
