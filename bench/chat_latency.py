@@ -32,7 +32,12 @@ What it does (see docs/performance.md for the method and the figures):
    At the largest N the fixed rates run in rounds (``--rounds``, default 3),
    the two targets connected at once and taking turns within each rate, and
    the ratio is the median over rounds of the ratio within each round (a
-   shared host's speed drifts over minutes; see ``Bench.sessions_at``).
+   shared host's speed drifts over minutes; see ``Bench.sessions_at``);
+5. with ``--compare-src DIR`` or ``--compare-variant V``, a second 秒回
+   server (``miaohui_b``: another tree, or patches from
+   ``bench/server_variants.py``), with its own database, takes its turn in
+   the same rounds, and ``compare`` in the report gives its p99 over the
+   first's, round by round: an A/B that both sides measure on the same host.
 
 The generator speaks WebSocket through the ``websockets`` sans-I/O protocol
 on a bare asyncio/uvloop transport: sending never awaits, so one slow socket
@@ -48,6 +53,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -1117,6 +1123,19 @@ def summarize_profile(raw_path: Path, top: int = 30) -> dict:
     return {"samples": total, "threads": share(threads), "self_pct": share(self_c), "inclusive_pct": share(incl)}
 
 
+@dataclasses.dataclass
+class Served:
+    """One 秒回 server of the run: the tree it runs from, its variant, and
+    what the harness learns of it once started."""
+
+    src: str | None
+    variant: str
+    db_path: Path | None = None
+    pid: int | None = None
+    health_url: str = ""
+    stats_path: Path | None = None
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -1127,49 +1146,62 @@ class Bench:
         self.pin_gen = 1 if args.pin else None
         self.profile: dict | None = None
         self.git: dict = {}
-        self.stats_path: Path | None = None
-        self.db_path: Path | None = None
-        self.server_pid: int | None = None
+        # Each 秒回 server: "miaohui", and with --compare-src/--compare-variant
+        # "miaohui_b", the same server from another tree or with patches.
+        self.miaohui: dict[str, Served] = {"miaohui": Served(args.server_src, args.server_variant)}
+        if args.compare_src or args.compare_variant:
+            self.miaohui["miaohui_b"] = Served(args.compare_src or args.server_src,
+                                               args.compare_variant or args.server_variant)
         self.server_pids: list[int] = []
-        self.health_url = ""
 
-    def writer_stats(self) -> dict:
+    def writer_stats(self, target: str) -> dict:
         """The instrumented writer's counters (``--server-variant stats``), or {}."""
-        if self.stats_path is None or self.server_pid is None:
+        srv = self.miaohui[target]
+        if srv.stats_path is None or srv.pid is None:
             return {}
         with contextlib.suppress(OSError, ValueError):
-            before = self.stats_path.stat().st_mtime_ns if self.stats_path.exists() else 0
-            os.kill(self.server_pid, signal.SIGUSR1)  # asks the server to write them
+            before = srv.stats_path.stat().st_mtime_ns if srv.stats_path.exists() else 0
+            os.kill(srv.pid, signal.SIGUSR1)  # asks the server to write them
             for _ in range(50):
                 time.sleep(0.05)
-                if self.stats_path.exists() and self.stats_path.stat().st_mtime_ns != before:
-                    return json.loads(self.stats_path.read_text())
+                if srv.stats_path.exists() and srv.stats_path.stat().st_mtime_ns != before:
+                    return json.loads(srv.stats_path.read_text())
         return {}
 
     # ---------------------------------------------------------------- targets
-    def start_miaohui(self, tmp: Path, url: str) -> tuple[int, subprocess.Popen]:
+    def start_miaohui(self, tmp: Path, target: str, total: int, source: str) -> tuple[int, int, list[dict]]:
+        """``target``'s own database (its tree's migrations, ``total``
+        conversations) and server: ``(port, pid, conversations)``."""
         from miaohui.core.crypto import generate_key_spec
 
+        srv = self.miaohui[target]
+        home = tmp / target
+        home.mkdir()
+        srv.db_path = home / "miaohui.db"
+        url = f"sqlite+aiosqlite:///{srv.db_path}"
+        t0 = time.perf_counter()
+        convs = migrate_and_seed(url, total, srv.src)
+        log(f"{target}: migrated and seeded {total} conversations ({2 * total} users) in "
+            f"{time.perf_counter() - t0:.1f}s; bodies: {source}")
         port = free_port()
-        env = dict(server_env(self.args.server_src), MIAOHUI_DATABASE_URL=url, MIAOHUI_DATA_DIR=str(tmp / "data"),
+        env = dict(server_env(srv.src), MIAOHUI_DATABASE_URL=url, MIAOHUI_DATA_DIR=str(home / "data"),
                    MIAOHUI_SECRET_KEY=secrets.token_urlsafe(32), MIAOHUI_MESSAGE_KEYS=generate_key_spec("b1"),
                    MIAOHUI_HOST=HOST, MIAOHUI_REDIS_URL="")
-        log_path = tmp / "server.log"
+        log_path = home / "server.log"
         serve = ["serve", "--no-migrate", "--host", HOST, "--port", str(port)]
         cmd = [str(BIN / "miaohui"), *serve]
-        if self.args.server_variant != "baseline":
+        if srv.variant != "baseline":
             # Same server with experimental patches applied in-process (bench/server_variants.py).
-            cmd = [sys.executable, str(Path(__file__).with_name("server_variants.py")),
-                   self.args.server_variant, "--", *serve]
-            self.stats_path = tmp / "writer-stats.json" if "stats" in self.args.server_variant else None
-            env["MIAOHUI_BENCH_STATS"] = str(self.stats_path)
+            cmd = [sys.executable, str(Path(__file__).with_name("server_variants.py")), srv.variant, "--", *serve]
+            srv.stats_path = home / "writer-stats.json" if "stats" in srv.variant else None
+            env["MIAOHUI_BENCH_STATS"] = str(srv.stats_path)
         logf = log_path.open("w")
         p = self.procs.start(cmd, cpu=self.pin_server, env=env, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         wait_http(f"http://{HOST}:{port}/healthz", p, 60, log_path)
-        self.server_pid = p.pid
-        self.health_url = f"http://{HOST}:{port}/healthz"
-        return port, p
+        srv.pid = p.pid
+        srv.health_url = f"http://{HOST}:{port}/healthz"
+        return port, p.pid, convs
 
     def start_relay(self) -> tuple[int, subprocess.Popen]:
         port = free_port()
@@ -1210,8 +1242,8 @@ class Bench:
                 self.finish_profiler(spy, profile_dir)
         run = {"target": target, "conversations": n, **run, "search": search, "profiled": spy is not None,
                "round": round_ or 0, "settle_wait_s": waited}
-        if target == "miaohui" and self.db_path is not None:
-            run["db_messages"] = count_messages(self.db_path)
+        if target in self.miaohui and self.miaohui[target].db_path is not None:
+            run["db_messages"] = count_messages(self.miaohui[target].db_path)
         run["noisy"] = noise(run) > a.noise_limit
         run["passed"] = passes(run)
         run["generator_bound"] = generator_bound(run)
@@ -1235,24 +1267,25 @@ class Bench:
         self.runs.append(run)
         return run
 
-    def health(self) -> dict:
+    def health(self, target: str) -> dict:
         """The server's ``/healthz``: its writer counters (batches, messages,
         one-statement batches, fallbacks) and, from a server that has them,
         the safety monitor's (risk-model backlog and lag); {} when it fails."""
         import httpx
 
         with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
-            return httpx.get(self.health_url, timeout=5).json() or {}
+            return httpx.get(self.miaohui[target].health_url, timeout=5).json() or {}
         return {}
 
     def measure(self, gen: GenProc, cmd: dict, target: str) -> dict:
-        w0 = self.writer_stats() if target == "miaohui" else {}
-        h0 = self.health() if target == "miaohui" else {}
+        ours = target in self.miaohui
+        w0 = self.writer_stats(target) if ours else {}
+        h0 = self.health(target) if ours else {}
         run = gen.call(cmd)
         if w0:
-            run["writer"] = summarize_writer(w0, self.writer_stats())
+            run["writer"] = summarize_writer(w0, self.writer_stats(target))
         if h0:
-            h1 = self.health()
+            h1 = self.health(target)
             c0, c1 = h0.get("writer") or {}, h1.get("writer") or {}
             run["writer_counters"] = {k: c1[k] - c0[k] for k in c0 if isinstance(c1.get(k), int)}
             s0, s1 = h0.get("safety") or {}, h1.get("safety") or {}
@@ -1325,8 +1358,8 @@ class Bench:
         log(f"  {info['sockets']} sockets synced in {info['connect_s']} s")
         return gen, {"target": target, "conversations": n, "connect_s": info["connect_s"]}
 
-    def sessions_at(self, n: int, convs: list[dict], bodies: list[str], servers: dict[str, tuple[int, int]],
-                    do_search: bool) -> None:
+    def sessions_at(self, n: int, convs: dict[str, list[dict]], bodies: list[str],
+                    servers: dict[str, tuple[int, int]], do_search: bool) -> None:
         """Every target's fixed rates at ``n`` conversations, then its search.
 
         With ``rounds`` > 1 (the largest N, by default) all targets stay
@@ -1345,12 +1378,12 @@ class Bench:
         try:
             if rounds == 1:  # one target at a time, each as a block
                 for target, (port, pid) in servers.items():
-                    open_[target] = self.connect(target, port, convs, bodies)
+                    open_[target] = self.connect(target, port, convs[target], bodies)
                     self._fixed(open_, servers, n, {target: known[target]}, None)
                     self._finish(open_.pop(target), pid, n, known[target], do_search)
                 return
             for target, (port, _pid) in servers.items():
-                open_[target] = self.connect(target, port, convs, bodies)
+                open_[target] = self.connect(target, port, convs[target], bodies)
             for r in range(rounds):
                 self._fixed(open_, servers, n, known, r)
             for target in list(open_):
@@ -1407,22 +1440,21 @@ class Bench:
         bodies, source = load_bodies()
         tmp = Path(tempfile.mkdtemp(prefix="miaohui-bench-"))
         try:
-            self.db_path = tmp / "miaohui.db"
-            url = f"sqlite+aiosqlite:///{self.db_path}"
             total = sum(a.ns)
-            t0 = time.perf_counter()
-            convs = migrate_and_seed(url, total, a.server_src)
-            log(f"migrated and seeded {total} conversations ({2 * total} users) in "
-                f"{time.perf_counter() - t0:.1f}s; bodies: {source}")
-            m_port, m_proc = self.start_miaohui(tmp, url)
+            servers: dict[str, tuple[int, int]] = {}
+            convs: dict[str, list[dict]] = {}
+            for target in self.miaohui:
+                port, pid, convs[target] = self.start_miaohui(tmp, target, total, source)
+                servers[target] = (port, pid)
             r_port, r_proc = self.start_relay()
-            log(f"miaohui on :{m_port} (pid {m_proc.pid}), raw relay on :{r_port} (pid {r_proc.pid})")
-            servers = {"miaohui": (m_port, m_proc.pid), "raw_relay": (r_port, r_proc.pid)}
-            servers = {t: v for t, v in servers.items() if t in a.targets}
+            servers["raw_relay"] = (r_port, r_proc.pid)
+            convs["raw_relay"] = convs["miaohui"]  # it only pairs sockets by path
+            log("; ".join(f"{t} on :{port} (pid {pid})" for t, (port, pid) in servers.items()))
+            servers = {t: v for t, v in servers.items() if t in a.targets or t == "miaohui_b"}
             self.server_pids = [pid for _port, pid in servers.values()]
             offset = 0
             for n in a.ns:
-                chunk = convs[offset:offset + n]
+                chunk = {t: c[offset:offset + n] for t, c in convs.items()}
                 offset += n
                 self.sessions_at(n, chunk, bodies, servers, n == max(a.ns) and not a.no_search)
         finally:
@@ -1435,8 +1467,13 @@ class Bench:
         return self.report(nofile, source, bodies, time.time() - t_start)
 
     def server_info(self) -> dict:
-        return {"source": self.args.server_src or str(REPO), "git_at_start": self.git,
+        info = {"source": self.args.server_src or str(REPO), "git_at_start": self.git,
                 "variant": self.args.server_variant}
+        b = self.miaohui.get("miaohui_b")
+        if b is not None:
+            info["compare"] = {"source": b.src or str(REPO), "git_at_start": git_info(Path(b.src) if b.src else REPO),
+                               "variant": b.variant}
+        return info
 
     def report(self, nofile: int, source: str, bodies: list[str], elapsed: float) -> dict:
         a = self.args
@@ -1444,30 +1481,41 @@ class Bench:
         by: dict[tuple, dict[int, dict]] = collections.defaultdict(dict)  # (target, n, rate) -> round -> run
         for r in fixed:
             by[(r["target"], r["conversations"], r["rate"])][r["round"]] = r
-        # The ratio at (N, rate) is the median over rounds of the ratio within
-        # each round (see Bench.sessions_at); every round's is kept too.
-        ratios: dict[str, dict[str, float | None]] = {}
-        rounds_out: dict[str, dict[str, dict]] = {}
-        for n in a.ns:
-            for rate in a.rates:
-                m, rl = by.get(("miaohui", n, rate), {}), by.get(("raw_relay", n, rate), {})
-                each = [round(m[k]["p99_ms"] / rl[k]["p99_ms"], 2) for k in sorted(m)
-                        if k in rl and m[k]["p99_ms"] is not None and rl[k]["p99_ms"]]
-                if each:
-                    ratios.setdefault(str(n), {})[str(int(rate))] = r2(statistics.median(each))
-                if len(m) > 1 or len(rl) > 1:
-                    rounds_out.setdefault(str(n), {})[str(int(rate))] = {
-                        "ratios": each,
-                        "miaohui_p99_ms": [m[k]["p99_ms"] for k in sorted(m)],
-                        "raw_relay_p99_ms": [rl[k]["p99_ms"] for k in sorted(rl)],
-                        "steal_pct": [[run[k]["cpu"].get("steal_pct") for k in sorted(run)] for run in (m, rl)],
-                    }
+
+        def paired(x_target: str, y_target: str) -> tuple[dict, dict]:
+            """p99 of ``x_target`` over ``y_target``'s at each (N, rate): the
+            median over rounds of the ratio within each round (see
+            Bench.sessions_at), and every round's, with both p99s and steals."""
+            medians: dict[str, dict[str, float | None]] = {}
+            rounds: dict[str, dict[str, dict]] = {}
+            for n in a.ns:
+                for rate in a.rates:
+                    x, y = by.get((x_target, n, rate), {}), by.get((y_target, n, rate), {})
+                    each = [round(x[k]["p99_ms"] / y[k]["p99_ms"], 2) for k in sorted(x)
+                            if k in y and x[k]["p99_ms"] is not None and y[k]["p99_ms"]]
+                    if each:
+                        medians.setdefault(str(n), {})[str(int(rate))] = r2(statistics.median(each))
+                    if len(x) > 1 or len(y) > 1:
+                        rounds.setdefault(str(n), {})[str(int(rate))] = {
+                            "ratios": each,
+                            f"{x_target}_p99_ms": [x[k]["p99_ms"] for k in sorted(x)],
+                            f"{y_target}_p99_ms": [y[k]["p99_ms"] for k in sorted(y)],
+                            "steal_pct": [[run[k]["cpu"].get("steal_pct") for k in sorted(run)] for run in (x, y)],
+                        }
+            return medians, rounds
+
+        ratios, rounds_out = paired("miaohui", "raw_relay")
+        compare = None
+        if "miaohui_b" in self.miaohui:
+            b_ratios, b_rounds = paired("miaohui_b", "miaohui")
+            compare = {"p99_b_over_a": b_ratios, "p99_b_over_a_rounds": b_rounds,
+                       "b_over_relay": paired("miaohui_b", "raw_relay")[0]}
         top_n = max(a.ns)
         at_top = [v for v in ratios.get(str(top_n), {}).values() if v is not None]
         ratio_top = max(at_top) if at_top else None
         sustained = {s["target"]: s.get("max_sustained_rate") for s in self.sessions if "max_sustained_rate" in s}
         search_detail = {s["target"]: s["search"] for s in self.sessions if "search" in s}
-        m_runs = [r for r in self.runs if r["target"] == "miaohui"]
+        m_runs = [r for r in self.runs if r["target"] in self.miaohui]
         lost = sum(r["lost"] for r in m_runs)
         gone = sum(r["never_delivered"] + r["never_acked"] + r["duplicates"] + r["misrouted"] for r in m_runs)
         late = sum(r["unacked"] for r in m_runs)
@@ -1507,6 +1555,7 @@ class Bench:
             "runs": self.runs,
             "ratios_p99": ratios,
             "ratios_p99_rounds": rounds_out,
+            "compare": compare,
             f"ratio_p99_at_{top_n}": ratio_top,
             "max_sustained_rate": sustained,
             "search": search_detail,
@@ -1629,6 +1678,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--server-src", metavar="DIR",
                    help="run the 秒回 server (and its migrations) from another checkout, e.g. an older commit "
                         "exported with `git archive`, to compare before/after")
+    p.add_argument("--compare-src", metavar="DIR",
+                   help="A/B: a second 秒回 server, miaohui_b, from this tree (its own database), in the same "
+                        "rounds as the first; the report's 'compare' gives its p99 over the first's")
+    p.add_argument("--compare-variant", metavar="V[,V...]",
+                   help="A/B: a second 秒回 server, miaohui_b, with these variants (see --compare-src)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir (server log, DB)")
     p.add_argument("--table", metavar="RESULT.json", help="print a saved result's runs as a Markdown table")
     p.add_argument("--worker", choices=["gen", "relay"], help=argparse.SUPPRESS)
@@ -1639,6 +1693,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.rates = a.rates or ([1000.0] if quick else [2000.0, 5000.0])
     a.duration = a.duration or (3.0 if quick else 10.0)
     a.rounds = max(1, a.rounds or (1 if quick else 3))
+    if (a.compare_src or a.compare_variant) and "miaohui" not in a.targets:
+        p.error("--compare-src/--compare-variant compare against the miaohui target; keep it in --targets")
     a.warmup = a.warmup if a.warmup is not None else (1.0 if quick else 2.0)
     a.search_steps = a.search_steps or (
         [1000.0, 2000.0] if quick else [1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10000.0, 14000.0, 20000.0])
