@@ -1544,7 +1544,7 @@ class Bench:
                 "quick": a.quick, "conversations": a.ns, "rates": a.rates, "warmup_s": a.warmup,
                 "duration_s": a.duration, "grace_s": a.grace, "search_steps": a.search_steps,
                 "rounds_at_largest_n": a.rounds,
-                "generator_processes": 1, "client_offers_permessage_deflate": not a.no_compression, "pinned": a.pin,
+                "generator_processes": "one per target, one sending at a time", "client_offers_permessage_deflate": not a.no_compression, "pinned": a.pin,
                 "bodies": source, "body_chars_mean": round(sum(lengths) / len(lengths), 1),
                 "database": "sqlite (WAL, synchronous=FULL)", "p99_limit_ms": P99_LIMIT_MS,
                 "client_ids": a.client_ids,
