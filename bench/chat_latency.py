@@ -1450,7 +1450,7 @@ class Bench:
             servers["raw_relay"] = (r_port, r_proc.pid)
             convs["raw_relay"] = convs["miaohui"]  # it only pairs sockets by path
             log("; ".join(f"{t} on :{port} (pid {pid})" for t, (port, pid) in servers.items()))
-            servers = {t: v for t, v in servers.items() if t in a.targets or t == "miaohui_b"}
+            servers = {t: v for t, v in servers.items() if t in a.targets}
             self.server_pids = [pid for _port, pid in servers.values()]
             offset = 0
             for n in a.ns:
@@ -1695,6 +1695,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.rounds = max(1, a.rounds or (1 if quick else 3))
     if (a.compare_src or a.compare_variant) and "miaohui" not in a.targets:
         p.error("--compare-src/--compare-variant compare against the miaohui target; keep it in --targets")
+    if a.compare_src or a.compare_variant:
+        a.targets.insert(a.targets.index("miaohui") + 1, "miaohui_b")
     a.warmup = a.warmup if a.warmup is not None else (1.0 if quick else 2.0)
     a.search_steps = a.search_steps or (
         [1000.0, 2000.0] if quick else [1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10000.0, 14000.0, 20000.0])
