@@ -501,7 +501,7 @@ def patch_gcgarbage() -> None:
     path = os.environ.get("MIAOHUI_BENCH_GCG", "/tmp/miaohui-gcgarbage.jsonl")
     every = float(os.environ.get("MIAOHUI_BENCH_GCG_S", "20"))
 
-    async def gc_maintenance(full_every: float, freeze_every: float = 30.0) -> None:
+    async def gc_maintenance(full_every: float, freeze_every: float = 30.0, **_quiet) -> None:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:

@@ -104,8 +104,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc_task = None
         if settings.gc_tuning:
             tune_gc()
-            gc_task = asyncio.create_task(gc_maintenance(full_every=settings.gc_full_every_seconds),
-                                          name="gc-maintenance")
+            gc_task = asyncio.create_task(
+                gc_maintenance(
+                    full_every=settings.gc_full_every_seconds,
+                    activity=lambda: ctx.writer.messages,
+                    monotonic=ctx.clock.monotonic,
+                ),
+                name="gc-maintenance",
+            )
         try:
             yield
         finally:

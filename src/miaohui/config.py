@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     outbound_queue_max: int = 2000
     typing_min_interval_ms: int = 300
     gc_tuning: bool = True
-    # How often the frozen generation is released and fully collected (core.gcpolicy.gc_maintenance).
+    # How often the frozen generation is released and fully collected (core.gcpolicy.gc_maintenance),
+    # in a quiet interval once due, at the latest twice this long after the last release.
     gc_full_every_seconds: float = Field(86_400.0, gt=0)
     # uvicorn WebSocket implementation: ``direct`` (uvicorn's sans-I/O one
     # with a direct lane for chat frames, miaohui.chat.wsdirect) or any name
