@@ -65,6 +65,9 @@ def run_sync(coro):
 
 def make_settings(database_url: str, data_dir: Path, **kw) -> Settings:
     kw.setdefault("safety_workers", 0)  # in-loop risk model: servers start in a blink (tests/test_safety_workers.py)
+    # Many tests send tens to hundreds of messages at once under a frozen clock;
+    # the per-person send limit has its own tests (tests/test_send_limit.py).
+    kw.setdefault("chat_send_burst", 100_000)
     return Settings(
         database_url=database_url,
         data_dir=data_dir,

@@ -349,3 +349,37 @@ def test_seeker_buys_30_minutes_chats_with_a_breach_and_sees_the_deduction(sqlit
         assert errors == []
     finally:
         live.stop()
+
+
+def test_a_flood_is_held_and_resent_in_order(sqlite_url, tmp_path, chromium):
+    """Past the per-person send limit the server refuses with ``too_fast``: the
+    page says so, holds its outbox, and resends in order once allowed; nothing
+    is lost, duplicated or reordered."""
+    live = LiveServer(make_settings(sqlite_url, tmp_path, chat_send_rate_per_s=2.0, chat_send_burst=2), Clock()).start()
+    try:
+        errors: list[str] = []
+        expect.set_options(timeout=10_000)
+        seeker_api, listener_api = Api(live, "xiaoyu"), Api(live, "linqing")
+        r = httpx.post(f"{live.url}/api/conversations", json={"listener_id": listener_api.id},
+                       headers=seeker_api.headers)
+        conversation_id = r.json()["id"]
+        ctx = chromium.new_context(**PHONE)
+        page = ctx.new_page()
+        watch_errors(page, errors, "seeker")
+        login(page, live.url, "xiaoyu")
+        page.goto(f"{live.url}/chat/{conversation_id}")
+        expect(page.locator("html")).to_have_attribute("data-live", "open")
+        texts = [f"一口气说第{i}句" for i in range(6)]
+        for t in texts:
+            send(page, t)
+        expect(page.get_by_test_id("chat-error")).to_contain_text("发送太快")
+        mine = page.locator('[data-testid="message"][data-mine="true"]')
+        expect(mine).to_have_count(6)
+        for i in range(6):
+            expect(mine.nth(i).get_by_test_id("message-status")).to_have_text(re.compile("已发送|已送达"))
+        assert stored_bodies(live, listener_api, conversation_id) == texts
+        assert [m.get_attribute("data-seq") for m in mine.all()] == [str(i) for i in range(1, 7)]
+        assert errors == []
+        ctx.close()
+    finally:
+        live.stop()

@@ -63,6 +63,7 @@ def two_servers(pg_server, pg_template, redis_server, tmp_path):
         MIAOHUI_SECRET_KEY=SECRET,
         MIAOHUI_MESSAGE_KEYS=KEYS,
         MIAOHUI_DATA_DIR=str(tmp_path),
+        MIAOHUI_CHAT_SEND_BURST="1000",  # the test blasts 100 messages a side at once
     )
     a = Proc(free_port(), env, tmp_path / "a.log")
     try:

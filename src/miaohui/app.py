@@ -30,7 +30,7 @@ from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
 from miaohui.core.gcpolicy import gc_maintenance, tune_gc
 from miaohui.core.headers import SecurityHeaders
-from miaohui.core.ratelimit import make_login_limiter
+from miaohui.core.ratelimit import SendLimiter, make_login_limiter
 from miaohui.ledger.pages import router as ledger_pages
 from miaohui.ledger.routes import router as ledger_router
 from miaohui.listeners.routes import router as listeners_router
@@ -68,6 +68,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
         login_limiter=make_login_limiter(
             settings.redis_url, clock, settings.login_max_failures, settings.login_window_seconds
         ),
+        send_limiter=SendLimiter(clock, settings.chat_send_rate_per_s, settings.chat_send_burst),
     )
     ctx.presence = make_presence(settings.redis_url, settings.presence_ttl_seconds)
     ctx.companion = Companion(ctx)  # answers only in companion conversations

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     history_page_max: int = 200
     outbound_queue_max: int = 2000
     typing_min_interval_ms: int = 300
+    # How fast one person may send (core.ratelimit.SendLimiter): on average,
+    # and in a burst (a reconnect resends what was not yet acknowledged).
+    chat_send_rate_per_s: float = Field(3.0, gt=0)
+    chat_send_burst: int = Field(30, ge=1)
     gc_tuning: bool = True
     # How often the frozen generation is released and fully collected (core.gcpolicy.gc_maintenance),
     # in a quiet interval once due, at the latest twice this long after the last release.

@@ -15,7 +15,7 @@ from miaohui.clock import Clock
 from miaohui.config import Settings
 from miaohui.core.broker import Broker
 from miaohui.core.crypto import KeyRing
-from miaohui.core.ratelimit import LoginLimiter
+from miaohui.core.ratelimit import LoginLimiter, SendLimiter
 
 if TYPE_CHECKING:
     from miaohui.chat.presence import Presence
@@ -36,6 +36,7 @@ class AppContext:
     keyring: KeyRing
     broker: Broker
     login_limiter: LoginLimiter
+    send_limiter: SendLimiter
     presence: Presence = field(init=False)
     writer: MessageWriter = field(init=False)
     companion: Companion = field(init=False)

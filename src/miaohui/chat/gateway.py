@@ -37,7 +37,7 @@ from starlette.websockets import WebSocketDisconnect
 from miaohui.accounts import service as accounts
 from miaohui.accounts.deps import request_token
 from miaohui.chat import service
-from miaohui.chat.protocol import FrameError, parse_frame, seq_of, validate_send
+from miaohui.chat.protocol import FrameError, parse_frame, seq_of, too_fast, validate_send
 from miaohui.chat.writer import PendingMessage, Receipt, Stored
 from miaohui.chat.wsdirect import DirectProtocol
 from miaohui.core.crypto import message_aad
@@ -223,7 +223,11 @@ async def _sync(ws: WebSocket, ctx, db, view: service.ConversationView, after_se
                 },
                 "last_seq": view.conversation.last_seq,
                 "receipts": {p.user_id: service.receipt_state(view, p) for p in (view.me, view.peer)},
-                "limits": {"max_body_chars": ctx.settings.max_message_chars},
+                "limits": {
+                    "max_body_chars": ctx.settings.max_message_chars,
+                    "send_rate_per_s": ctx.settings.chat_send_rate_per_s,
+                    "send_burst": ctx.settings.chat_send_burst,
+                },
             }
         )
     )
@@ -271,6 +275,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     writer = ctx.writer
     clock = ctx.clock
     safety = ctx.safety
+    take_send = ctx.send_limiter.take
     last_typing = 0.0
     typing_gap = settings.typing_min_interval_ms / 1000
     # The AI companion answers a seeker in a companion conversation; human
@@ -331,6 +336,9 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             ftype = frame["type"]
             if ftype == "send":
                 client_id, body = validate_send(frame, settings.max_message_chars)
+                wait = take_send(user_id)
+                if wait:
+                    raise too_fast(wait, client_id)
                 # Boundary scan before storing (it masks contact details); the risk model after COMMIT.
                 sc = safety.prescan(role, body)
                 stored = sc.text if sc is not None else body

@@ -7,6 +7,7 @@ never closes the connection.
 
 from __future__ import annotations
 
+import math
 import re
 
 import orjson
@@ -16,18 +17,30 @@ CLIENT_TYPES = {"send", "typing", "read", "delivered", "presence", "ping", "sync
 
 
 class FrameError(Exception):
-    def __init__(self, code: str, message: str, message_en: str, client_id: str | None = None):
+    def __init__(self, code: str, message: str, message_en: str, client_id: str | None = None,
+                 extra: dict | None = None):
         super().__init__(code)
         self.code = code
         self.message = message
         self.message_en = message_en
         self.client_id = client_id
+        self.extra = extra  # machine-readable details the client acts on (e.g. retry_after_ms)
 
     def frame(self) -> str:
         d = {"type": "error", "code": self.code, "message": self.message, "message_en": self.message_en}
         if self.client_id:
             d["client_id"] = self.client_id
+        if self.extra:
+            d.update(self.extra)
         return orjson.dumps(d).decode()
+
+
+def too_fast(wait_s: float, client_id: str | None = None) -> FrameError:
+    """A send refused by the sender's rate limit (core.ratelimit.SendLimiter):
+    nothing stored; the client resends it, same client id, after
+    ``retry_after_ms``."""
+    return FrameError("too_fast", "发送太快了，稍等一下会自动重发", "sending too fast; resend after retry_after_ms",
+                      client_id, {"retry_after_ms": math.ceil(wait_s * 1000)})
 
 
 def parse_frame(raw: str | bytes, max_bytes: int, types: frozenset[str] | set[str] = CLIENT_TYPES) -> dict:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import orjson
 from fastapi import APIRouter, Query, Response
@@ -73,6 +74,15 @@ async def messages(
     return {"messages": msgs, "has_more": more}
 
 
+def _too_fast(wait_s: float) -> AppError:
+    """429 for a send refused by the sender's rate limit (core.ratelimit.SendLimiter):
+    nothing stored; resend, same client id, after ``retry_after_ms`` (and ``Retry-After``)."""
+    err = AppError("too_fast", "发送太快了，请稍等一下再发", "sending too fast; retry after retry_after_ms", 429)
+    err.extra["retry_after_ms"] = math.ceil(wait_s * 1000)
+    err.headers = {"Retry-After": str(math.ceil(wait_s))}
+    return err
+
+
 @router.post("/{conversation_id}/messages", response_model=SendOut)
 async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx, db: DB, user: CurrentUser) -> dict:
     """Send over HTTP (fallback for clients without a socket).  Idempotent by
@@ -83,6 +93,9 @@ async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx,
         raise AppError("empty_body", "不能发送空消息", "message is empty")
     if len(body.body) > ctx.settings.max_message_chars:
         raise AppError("body_too_long", "消息过长", "message too long")
+    wait = ctx.send_limiter.take(user.id)
+    if wait:
+        raise _too_fast(wait)
     text = body.body
     verdict = await ctx.safety.acheck(view.conversation.id, user.id, view.me.role, view.peer.user_id, text)
     if verdict is not None:

@@ -20,6 +20,7 @@ class AppError(Exception):
         if status_code is not None:
             self.status_code = status_code
         self.extra: dict = {}  # machine-readable details the client needs to act (e.g. a confirm token)
+        self.headers: dict[str, str] | None = None  # HTTP headers of the error response (e.g. Retry-After)
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "message_en": self.message_en, **self.extra}
@@ -51,7 +52,7 @@ _STATUS_TEXT = {
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_req: Request, exc: AppError):
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code)
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError):

@@ -1,9 +1,15 @@
-"""Sliding-window counter for login failures, keyed by IP and by account.
+"""Rate limits: login failures, and how fast one person may send messages.
 
+Login failures: a sliding-window counter keyed by IP and by account.
 In-process (:class:`LoginLimiter`) for the default single-process deployment;
 with Redis configured (:class:`RedisLoginLimiter`) the same interface counts
 across every server process, so spreading guesses over processes gains an
-attacker nothing.  Both use the injectable clock.
+attacker nothing.
+
+Sends: a token bucket per person (:class:`SendLimiter`), in-process and
+synchronous, because it runs on the chat socket's hot path for every message.
+
+All use the injectable clock.
 """
 
 from __future__ import annotations
@@ -87,3 +93,55 @@ def make_login_limiter(redis_url: str, clock: Clock, max_failures: int, window_s
     if redis_url:
         return RedisLoginLimiter(redis_url, clock, max_failures, window_seconds)
     return LoginLimiter(clock, max_failures, window_seconds)
+
+
+class SendLimiter:
+    """How fast one person may send messages: a token bucket per key,
+    ``rate`` messages a second on average, bursts of up to ``burst``.
+
+    A flood (a stuck retry loop, a script, someone harassing a listener)
+    would otherwise store and deliver everything it sends: every message
+    costs a commit, the listener's attention and the server's capacity for
+    everyone else.  People type a few messages a second at most, and a
+    reconnect's outbox flush is a burst of what was unacknowledged, which the
+    burst allowance covers.
+
+    Per server process: with several processes, one person's sockets spread
+    over them get up to that many times the rate, still bounded.  Keys whose
+    bucket has refilled are dropped once ``max_keys`` are held (they would be
+    recreated identical), so memory stays bounded."""
+
+    def __init__(self, clock: Clock, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self._monotonic = clock.monotonic
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_keys = max_keys
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, as of (monotonic s)]
+
+    def take(self, key: str) -> float:
+        """Spend one token of ``key``'s: ``0.0`` when it may send now, else
+        the seconds until it may (nothing spent)."""
+        now = self._monotonic()
+        b = self._buckets.get(key)
+        if b is None:
+            if len(self._buckets) >= self.max_keys:
+                self._prune(now)
+            self._buckets[key] = [self.burst - 1.0, now]
+            return 0.0
+        tokens = b[0] + (now - b[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        b[1] = now
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return 0.0
+        b[0] = tokens
+        return (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        buckets = self._buckets
+        for k in [k for k, (t, at) in buckets.items() if t + (now - at) * self.rate >= self.burst]:
+            del buckets[k]
+        if len(buckets) >= self.max_keys:  # all of them busy: forget the longest held half
+            for k in list(buckets)[: self.max_keys // 2]:
+                del buckets[k]

@@ -413,8 +413,24 @@ function showError(message) {
 
 const RETRYABLE = new Set(["store_failed"]);
 
+// Sent faster than the server's per-person limit ("too_fast"): nothing was
+// stored.  Hold every send until the server says, then resend the outbox in
+// order, so a held message is never overtaken by a later one.
+let holdUntil = 0;
+let holdTimer = null;
+function holdSending(ms) {
+  holdUntil = Math.max(holdUntil, Date.now() + Math.max(ms, 200));
+  clearTimeout(holdTimer);
+  holdTimer = setTimeout(() => {
+    holdUntil = 0;
+    flushOutbox();
+  }, holdUntil - Date.now());
+}
+
 function onError(f) {
-  if (f.client_id) {
+  if (f.code === "too_fast") {
+    holdSending(f.retry_after_ms || 1000);
+  } else if (f.client_id) {
     const rec = byClient.get(f.client_id);
     if (RETRYABLE.has(f.code)) {
       // Not stored: keep it in the outbox and retry with the same client id.
@@ -438,6 +454,7 @@ function onError(f) {
 
 function transmit(item) {
   if (!ready) return false; // flushed on `synced`
+  if (holdUntil) return false; // flushed when the hold ends (holdSending)
   return sock.send({ type: "send", client_id: item.client_id, body: item.body });
 }
 
