@@ -446,6 +446,29 @@ async def test_lean_lane_reads_frames_however_tcp_cuts_them(server, seeker, list
     await l_ws.close()
 
 
+async def test_a_stream_of_sync_frames_is_bounded(server, seeker, conversation):
+    """Frames that need I/O wait in a per-socket lane of at most LANE_MAX: past
+    that a frame is refused with ``busy`` (never queued without bound), and
+    the socket goes on."""
+    from miaohui.chat.gateway import LANE_MAX
+
+    s_ws, _proto = await lean_socket(server, seeker, conversation)
+    frame = raw_frame(0x81, json.dumps({"type": "sync", "after_seq": 0}).encode())
+    s_ws.transport.write(frame * 100)  # one write: the server reads them in one go
+    synced = busy = 0
+    while synced + busy < 100:
+        f = json.loads(await asyncio.wait_for(s_ws.recv(), 5))
+        if f["type"] == "synced":
+            synced += 1
+        elif f["type"] == "error":
+            assert f["code"] == "busy" and f["message"] == "操作太频繁，请稍后再试"
+            busy += 1
+    assert busy >= 1 and LANE_MAX <= synced < 100
+    await s_ws.send(json.dumps({"type": "send", "client_id": (c := cid()), "body": "还在"}))
+    assert (await recv_until(s_ws, "ack"))["client_id"] == c
+    await s_ws.close()
+
+
 async def test_lean_lane_hands_other_frames_to_websockets(server, seeker, listener, conversation):
     l_ws, _ = await connect(listener, conversation)
     await drain_sync(l_ws)

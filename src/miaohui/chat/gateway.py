@@ -400,8 +400,8 @@ async def _run_frames(ws: WebSocket, conn: Connection, handle) -> None:
             log.exception("frame handler failed")
             conn.send(FrameError("internal", "服务器处理出错，请重试", "server error; retry").frame())
             return
-        if slow is not None:
-            lane.push(slow)
+        if slow is not None and not lane.push(slow):
+            conn.send(FrameError("busy", "操作太频繁，请稍后再试", "too many requests waiting; try again later").frame())
 
     try:
         for raw in proto.queued_frames():
@@ -422,6 +422,9 @@ def _direct_protocol(ws: WebSocket) -> DirectProtocol | None:
     return proto if isinstance(proto, DirectProtocol) else None
 
 
+LANE_MAX = 16  # frames that need I/O, waiting on one socket at most (see _Lane.push)
+
+
 class _Lane:
     """Frames that need I/O (presence, sync) on a direct socket run one after
     another, in arrival order, in a task of their own — never inside
@@ -431,10 +434,18 @@ class _Lane:
         self._q: collections.deque = collections.deque()
         self._task: asyncio.Task | None = None
 
-    def push(self, coro) -> None:
+    def push(self, coro) -> bool:
+        """Queue ``coro``; ``False`` (and ``coro`` closed, never run) when
+        :data:`LANE_MAX` already wait.  A client that streams ``sync`` or
+        ``presence`` frames faster than they are answered would otherwise
+        grow this queue without bound; no client needs more than a few."""
+        if len(self._q) >= LANE_MAX:
+            coro.close()
+            return False
         self._q.append(coro)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
+        return True
 
     async def _run(self) -> None:
         try:
