@@ -56,16 +56,15 @@ async def gc_maintenance(
     while True:
         await asyncio.sleep(step)
         now = monotonic()
-        busy = 0
+        due = now - last_full >= full_every
         if activity is not None:
             count = activity()
             busy, seen = count - seen, count
-        if now - last_full >= full_every and (
-            activity is None or now - last_full >= 2 * full_every or busy <= quiet_level(history, quiet_share)
-        ):
+            due = due and (now - last_full >= 2 * full_every or busy <= quiet_level(history, quiet_share))
+            history.append(busy)
+        if due:
             release()
             last_full = monotonic()
-        history.append(busy)
         gc.freeze()
 
 
