@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import unicodedata
 
 
 def run(args, tmp_path):
@@ -21,6 +22,14 @@ def test_demo_seeds_and_prints_logins(tmp_path):
     assert out.returncode == 0, out.stderr
     for username in ("xiaoyu", "ahe", "linqing", "zhouyan", "ajin", "xiaobai", "supervisor", "admin"):
         assert username in out.stdout
+    # The logins table lines up in a terminal, where a CJK character takes two columns.
+    columns = set()
+    for line in out.stdout.splitlines():
+        for username in ("xiaoyu", "linqing", "newlistener", "ajin"):
+            if f" {username} " in line:
+                head = line[: line.index(f" {username} ") + 1]
+                columns.add(sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in head))
+    assert len(columns) == 1, columns
     db = sqlite3.connect(tmp_path / "var" / "miaohui.db")
     roles = dict(db.execute("select role, count(*) from users group by role").fetchall())
     assert roles["seeker"] >= 2 and roles["listener"] >= 4 and roles["supervisor"] == 1 and roles["admin"] == 1

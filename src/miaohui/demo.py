@@ -6,6 +6,7 @@ Idempotent: running it again leaves existing accounts alone.
 from __future__ import annotations
 
 import struct
+import unicodedata
 import zlib
 from datetime import date, timedelta
 from types import SimpleNamespace
@@ -153,6 +154,12 @@ async def seed(settings: Settings, clock: Clock | None = None) -> None:
         await engine.dispose()
 
 
+def _pad(text: str, width: int) -> str:
+    """Pad to a terminal column: CJK characters take two columns, so ``str.ljust`` misaligns them."""
+    cols = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(width - cols, 1)
+
+
 def print_logins(url: str) -> None:
     rows = [("倾诉者 seeker", u, n) for u, n in SEEKERS]
     rows += [("倾听师 listener", u[0], u[1]) for u in LISTENERS]
@@ -164,6 +171,6 @@ def print_logins(url: str) -> None:
     print(f" 所有演示账号密码 / password for every demo account: {PASSWORD}")
     print("-" * 64)
     for role, username, name in rows:
-        print(f" {role:<32} {username:<14} {name}")
+        print(f" {_pad(role, 32)}{_pad(username, 15)}{name}")
     print("=" * 64)
     print()
