@@ -31,6 +31,13 @@ def test_night_hour_costs_three_times_base():
     assert q.night_multiplier_pct == 300
 
 
+@given(base=st.integers(0, 10_000_000), pct=st.integers(0, 1000))
+def test_the_night_price_shown_is_what_a_night_hour_costs(base, pct):
+    t = Tariff(night_surcharge_pct=pct)
+    q = quote("1h", base, windows_for("1h", at(2), t), t, 0)
+    assert q.night_seconds == 3600 and t.night_hourly(base) == q.total_fen
+
+
 def test_straddling_23_is_pro_rated():
     # 22:30–23:30: half an hour of day, half an hour of night.
     q = quote("1h", 6000, windows_for("1h", at(22, 30), T), T, 0)

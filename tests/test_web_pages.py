@@ -322,4 +322,8 @@ def test_console_pages_roles(server, anon):
     r = listener.get("/console/profile")
     assert r.status_code == 200
     assert "失恋、分手后的夜晚" in r.text and 'value="60"' in r.text
+    r = listener.get("/console/offerings")
+    assert r.status_code == 200
+    # The night price shown is what a quote charges for a night hour: +200 % by default.
+    assert "日间 ¥60/小时 · 夜间（23:00–07:00）¥180/小时" in text_of(r.text)
     assert listener.get("/conversations").status_code == 303

@@ -23,10 +23,6 @@ from miaohui.sla import stats as sla_stats
 from miaohui.verification import records as trust
 
 
-def night_price(settings, day_fen: int) -> int:
-    return day_fen * (100 + settings.night_surcharge_pct) // 100
-
-
 async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
     """``rows`` are ``(profile, user)`` pairs from the listeners domain."""
     ids = [u.id for _, u in rows]
@@ -41,6 +37,7 @@ async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
     load = await orders.current_load(db, ids, now)
     windows = await orders.best_windows(db, ids)
     topics = await served.counts(db, ids)
+    tariff = orders.tariff(ctx.settings)
     out = []
     for p, u in rows:
         c = listeners.card(p, u, presence[u.id])
@@ -57,7 +54,7 @@ async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
             load=load[u.id],
             full=load[u.id] >= p.capacity,
             response_window_s=windows[u.id],
-            night_price_per_hour_fen=night_price(ctx.settings, p.price_per_hour_fen),
+            night_price_per_hour_fen=tariff.night_hourly(p.price_per_hour_fen),
             served_topics=topics[u.id],
         )
         out.append(c)

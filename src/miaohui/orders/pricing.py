@@ -37,6 +37,11 @@ class Tariff:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def night_hourly(self, base: int) -> int:
+        """What one whole night hour costs at daytime ``base`` fen/hour: the
+        figure a quote charges for it, so the price shown is the price paid."""
+        return _div_round(base * (100 + self.night_surcharge_pct), 100)
+
     def is_night_hour(self, hour: int) -> bool:
         a, b = self.night_start_hour, self.night_end_hour
         return (hour >= a or hour < b) if a > b else (a <= hour < b)

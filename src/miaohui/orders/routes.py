@@ -47,7 +47,7 @@ async def offerings(listener_id: str, ctx: Ctx, db: DB) -> dict:
     return {
         "listener_id": listener_id,
         "price_per_hour_fen": profile.price_per_hour_fen,
-        "night_price_per_hour_fen": profile.price_per_hour_fen * (100 + s.night_surcharge_pct) // 100,
+        "night_price_per_hour_fen": service.tariff(s).night_hourly(profile.price_per_hour_fen),
         "night_hours": [s.night_start_hour, s.night_end_hour],
         "capacity": profile.capacity,
         "offerings": [_offering(o) for o in await service.offerings_for(db, listener_id)],
