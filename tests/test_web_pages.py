@@ -326,4 +326,7 @@ def test_console_pages_roles(server, anon):
     assert r.status_code == 200
     # The night price shown is what a quote charges for a night hour: +200 % by default.
     assert "日间 ¥60/小时 · 夜间（23:00–07:00）¥180/小时" in text_of(r.text)
+    # Each package shows what it sells for now (the clock reads 20:00 in Shanghai: 包夜 is 8 night hours).
+    assert re.search(r'data-testid="price-30m">现在售出：¥30\.00<', r.text)
+    assert re.search(r'data-testid="price-night">现在售出：¥[0-9.]+（含夜间 8 小时）', r.text)
     assert listener.get("/conversations").status_code == 303

@@ -102,11 +102,17 @@ async def make_quote(db: AsyncSession, ctx, listener_id: str, kind: str, start_a
     if start < now - timedelta(minutes=1) or start > now + timedelta(days=s.schedule_ahead_days):
         raise AppError("bad_start", f"开始时间须在现在到 {s.schedule_ahead_days} 天内",
                        f"start must be between now and {s.schedule_ahead_days} days ahead", 400)
-    start = max(start, now)
-    t = tariff(s)
-    wins = windows_for(kind, start, t, daily_start=offering.daily_start, daily_minutes=offering.daily_minutes)
-    q = quote(kind, profile.price_per_hour_fen, wins, t, s.package_discounts.get(kind, 0))
-    return q, offering, profile
+    return quote_at(s, profile.price_per_hour_fen, kind, max(start, now), offering), offering, profile
+
+
+def quote_at(settings, base_fen: int, kind: str, start: datetime, offering: Offering | None = None):
+    """The quote for ``kind`` at ``base_fen``/hour from ``start``, under the
+    platform's tariff and package discounts: what a seeker would pay, and what
+    the listener's own page shows them they are selling."""
+    t = tariff(settings)
+    daily = {"daily_start": offering.daily_start, "daily_minutes": offering.daily_minutes} if offering else {}
+    wins = windows_for(kind, start, t, **daily)
+    return quote(kind, base_fen, wins, t, settings.package_discounts.get(kind, 0))
 
 
 # ------------------------------------------------------------------- purchase
