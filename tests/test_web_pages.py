@@ -330,3 +330,44 @@ def test_console_pages_roles(server, anon):
     assert re.search(r'data-testid="price-30m">现在售出：¥30\.00<', r.text)
     assert re.search(r'data-testid="price-night">现在售出：¥[0-9.]+（含夜间 8 小时）', r.text)
     assert listener.get("/conversations").status_code == 303
+
+
+# ------------------------------------------------------------ error pages
+
+PAGE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_browsers_get_error_pages_in_chinese_and_the_api_gets_json(server, anon):
+    r = anon.get("/no-such-page", headers=PAGE)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert '<html lang="zh-CN">' in r.text and "页面不存在" in r.text and HOTLINE in text_of(r.text)
+    assert "Content-Security-Policy" in r.headers
+
+    r = anon.get("/no-such-page")  # no Accept: text/html, so not a page
+    assert r.status_code == 404 and r.json()["error"]["code"] == "http_404"
+    r = anon.get("/api/no-such-thing", headers=PAGE)
+    assert r.status_code == 404 and r.json()["error"]["message"] == "页面不存在"
+
+    seeker = signed_in(server, "xiaoyu")
+    r = seeker.get("/orders/new", headers=PAGE)  # a link without its listener
+    assert r.status_code == 422 and "链接有误" in r.text and '<html lang="zh-CN">' in r.text
+    r = seeker.get("/orders/new?listener=" + "x" * 40, headers=PAGE)
+    assert r.status_code == 422 and "链接有误" in r.text
+    r = seeker.get("/api/orders/quote")
+    assert r.status_code in (404, 405, 422) and r.json()["error"]["message"]
+
+
+def test_a_crash_is_a_500_in_chinese_and_the_server_goes_on(server, anon):
+    async def crash():
+        raise RuntimeError("a bug")
+
+    server.app.add_api_route("/crash-for-test", crash)
+    server.app.add_api_route("/api/crash-for-test", crash)
+    r = anon.get("/crash-for-test", headers=PAGE)
+    assert r.status_code == 500 and "出了点问题" in r.text and '<html lang="zh-CN">' in r.text
+    assert "a bug" not in r.text and "Traceback" not in r.text
+    r = anon.get("/api/crash-for-test")
+    assert r.status_code == 500 and r.json()["error"] == {
+        "code": "internal", "message": "服务器出错了，请稍后再试", "message_en": "internal error"
+    }
+    assert anon.get("/healthz").status_code == 200

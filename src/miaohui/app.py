@@ -50,6 +50,7 @@ from miaohui.supervision.routes import router as supervision_router
 from miaohui.verification.pages import router as verification_pages
 from miaohui.verification.provider import make_provider
 from miaohui.verification.routes import router as verification_router
+from miaohui.web.routes import error_page_for
 from miaohui.web.routes import router as web_router
 
 log = logging.getLogger("miaohui")
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         description="Instant-reply emotional support. Realtime protocol: see docs/protocol.md.",
         lifespan=lifespan,
     )
-    install_handlers(app)
+    install_handlers(app, page=error_page_for)
     app.add_middleware(SecurityHeaders)
     app.include_router(companion_router)
     app.include_router(companion_pages)

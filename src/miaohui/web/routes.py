@@ -149,6 +149,12 @@ def error_page(
     return render(request, ctx, "error.html", user, status_code=status_code, title=title, message=message)
 
 
+def error_page_for(request: Request, status_code: int, title: str, message: str) -> Response:
+    """The error page for a navigation that failed before any route ran (a bad
+    link, an unknown page, a crash); it does not know who is signed in."""
+    return error_page(request, request.app.state.ctx, None, status_code, title, message)
+
+
 def forbidden_page(
     request: Request, ctx, user: User | None, message: str = "你没有权限查看这个页面。"
 ) -> Response:
