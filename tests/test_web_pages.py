@@ -351,6 +351,7 @@ def test_browsers_get_error_pages_in_chinese_and_the_api_gets_json(server, anon)
     seeker = signed_in(server, "xiaoyu")
     r = seeker.get("/orders/new", headers=PAGE)  # a link without its listener
     assert r.status_code == 422 and "链接有误" in r.text and '<html lang="zh-CN">' in r.text
+    assert "退出" in text_of(r.text) and "注册" not in text_of(r.text)  # her own navigation, signed in
     r = seeker.get("/orders/new?listener=" + "x" * 40, headers=PAGE)
     assert r.status_code == 422 and "链接有误" in r.text
     r = seeker.get("/api/orders/quote")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,7 +61,7 @@ _PAGE_TEXT = {
     500: ("出了点问题", "服务器处理这个页面时出错了，我们已经记录下来。请稍后再试。"),
 }
 
-PageRenderer = Callable[[Request, int, str, str], Response]
+PageRenderer = Callable[[Request, int, str, str], Awaitable[Response]]
 log = logging.getLogger("miaohui.errors")
 
 
@@ -80,11 +80,11 @@ def install_handlers(app: FastAPI, page: PageRenderer | None = None) -> None:
     """``page`` renders the HTML error page (the web domain's); without it every
     error is JSON."""
 
-    def as_page(request: Request, status: int) -> Response | None:
+    async def as_page(request: Request, status: int) -> Response | None:
         if page is None or not wants_page(request):
             return None
         title, message = _PAGE_TEXT.get(status, _PAGE_TEXT[404])
-        return page(request, status, title, message)
+        return await page(request, status, title, message)
 
     @app.exception_handler(AppError)
     async def _app_error(_req: Request, exc: AppError):
@@ -92,7 +92,7 @@ def install_handlers(app: FastAPI, page: PageRenderer | None = None) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, exc: RequestValidationError):
-        if (html := as_page(req, 422)) is not None:
+        if (html := await as_page(req, 422)) is not None:
             return html
         fields = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()
@@ -111,7 +111,7 @@ def install_handlers(app: FastAPI, page: PageRenderer | None = None) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(req: Request, exc: StarletteHTTPException):
-        if exc.status_code in _PAGE_TEXT and (html := as_page(req, exc.status_code)) is not None:
+        if exc.status_code in _PAGE_TEXT and (html := await as_page(req, exc.status_code)) is not None:
             return html
         zh, en = _STATUS_TEXT.get(exc.status_code, ("请求失败", "request failed"))
         return JSONResponse(
@@ -120,8 +120,8 @@ def install_handlers(app: FastAPI, page: PageRenderer | None = None) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    def crashed(req: Request) -> Response:
-        return as_page(req, 500) or _internal_error()
+    async def crashed(req: Request) -> Response:
+        return await as_page(req, 500) or _internal_error()
 
     app.add_middleware(CrashGuard, respond=crashed)
 
@@ -142,7 +142,7 @@ class CrashGuard:
     The log names the exception and the route, with the trace of code (never
     the request's body or query, nor the exception's message)."""
 
-    def __init__(self, app, respond: Callable[[Request], Response]):
+    def __init__(self, app, respond: Callable[[Request], Awaitable[Response]]):
         self.app = app
         self.respond = respond
 
@@ -166,7 +166,7 @@ class CrashGuard:
             trace = "".join(traceback.format_tb(exc.__traceback__))
             log.error("unhandled %s on %s %s\n%s", type(exc).__name__, req.method, req.url.path, trace)
             try:
-                response = self.respond(req)
+                response = await self.respond(req)
             except Exception as again:  # the error page itself failed
                 log.error("the error page failed too: %s", type(again).__name__)
                 response = _internal_error()

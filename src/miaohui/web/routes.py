@@ -149,10 +149,19 @@ def error_page(
     return render(request, ctx, "error.html", user, status_code=status_code, title=title, message=message)
 
 
-def error_page_for(request: Request, status_code: int, title: str, message: str) -> Response:
-    """The error page for a navigation that failed before any route ran (a bad
-    link, an unknown page, a crash); it does not know who is signed in."""
-    return error_page(request, request.app.state.ctx, None, status_code, title, message)
+async def error_page_for(request: Request, status_code: int, title: str, message: str) -> Response:
+    """The error page for a navigation that failed outside a route's own
+    handling (a bad link, an unknown page, a crash), with the signed-in
+    person's navigation when the session can still be read."""
+    ctx = request.app.state.ctx
+    user = None
+    if token := request_token(request)[0]:
+        try:
+            async with ctx.sessionmaker() as db:
+                user = await accounts.user_for_token(db, ctx.clock, token)
+        except Exception:  # the database may be what failed; the page still goes out
+            user = None
+    return error_page(request, ctx, user, status_code, title, message)
 
 
 def forbidden_page(
