@@ -322,6 +322,7 @@ def test_console_pages_roles(server, anon):
     r = listener.get("/console/profile")
     assert r.status_code == 200
     assert "失恋、分手后的夜晚" in r.text and 'value="60"' in r.text
+    assert "夜间（23:00–07:00）按日间价的 300% 计" in text_of(r.text)
     r = listener.get("/console/offerings")
     assert r.status_code == 200
     # The night price shown is what a quote charges for a night hour: +200 % by default.
