@@ -20,20 +20,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import Api, LiveServer
 from tests.test_web_pages import signed_in
 
 PLAN = "今晚我就跳下去，再见了"  # the model rates it "plan" or above (tests/test_supervision.py)
 HREF = re.compile(r"""\bhref=["']([^"'#]+)""")
 PAGE_LIMIT = 250  # per role; the demo site has well under that many distinct pages
 QUERY_VARIANTS = 4  # a page's query strings followed (the directory's filters combine without end)
-
-
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

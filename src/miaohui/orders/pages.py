@@ -110,12 +110,10 @@ async def console_offerings(request: Request, ctx: Ctx, db: DB, user: MaybeUser)
     mine = {o.kind: o for o in await service.offerings_for(db, user.id, only_active=False)}
     profile = await listeners.get_profile(db, user.id)
     day = profile.price_per_hour_fen if profile else 0
-    t = service.tariff(ctx.settings)
     now = ctx.clock.now()
     quotes = {k: service.quote_at(ctx.settings, day, k, now, mine.get(k)) for k in KINDS}
     return render(request, ctx, "console_offerings.html", user, offerings=mine, kinds=KINDS, profile=profile,
-                  day_price=day, night_price=t.night_hourly(day), night_hours=(t.night_start_hour, t.night_end_hour),
-                  quotes=quotes,
+                  day_price=day, tariff=service.tariff(ctx.settings), quotes=quotes,
                   windows=ctx.settings.response_windows, max_capacity=ctx.settings.max_concurrent_orders)
 
 

@@ -37,6 +37,11 @@ class Tariff:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def night_label(self) -> str:
+        """``23:00–07:00``, local time, as pages print it."""
+        return f"{self.night_start_hour:02d}:00–{self.night_end_hour:02d}:00"
+
     def night_hourly(self, base: int) -> int:
         """What one whole night hour costs at daytime ``base`` fen/hour: the
         figure a quote charges for it, so the price shown is the price paid."""

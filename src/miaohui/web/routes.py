@@ -402,9 +402,8 @@ async def console_profile(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -
     profile = await listeners.get_profile(db, user.id)
     if profile is None:
         return forbidden_page(request, ctx, user, "你还没有倾听师资料。")
-    s = ctx.settings
-    night = {"start": s.night_start_hour, "end": s.night_end_hour, "pct": 100 + s.night_surcharge_pct}
-    return render(request, ctx, "console_profile.html", user, private=True, profile=profile, night=night)
+    return render(request, ctx, "console_profile.html", user, private=True, profile=profile,
+                  tariff=orders.tariff(ctx.settings))
 
 
 @router.get("/conversations")
