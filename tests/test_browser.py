@@ -383,3 +383,88 @@ def test_a_flood_is_held_and_resent_in_order(sqlite_url, tmp_path, chromium):
         ctx.close()
     finally:
         live.stop()
+
+
+def test_after_the_service_a_review_settlement_withdrawal_and_payout(sqlite_url, tmp_path, chromium):
+    """The money's way home, in the pages: the seeker reviews the ended order,
+    the dispute window closes and the ledger settles, the listener asks for a
+    withdrawal on the earnings page and an admin pays it out."""
+    from datetime import UTC, datetime
+
+    from miaohui.clock import FakeClock
+
+    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))  # 14:00 in Shanghai: daytime price
+    live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
+    try:
+        base = live.url
+        errors: list[str] = []
+        expect.set_options(timeout=10_000)
+        xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
+
+        def order_status() -> str:
+            return httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()["status"]
+
+        def wait_status(want: str) -> None:
+            deadline = time.time() + 10
+            while order_status() != want:
+                assert time.time() < deadline, f"the order never became {want}"
+                time.sleep(0.05)
+
+        r = httpx.post(f"{base}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
+        assert r.status_code == 201, r.text
+        order = r.json()["order"]
+        for who, text in ((xiaoyu, "谢谢你昨天陪我聊"), (linqing, "不客气，我一直在")):
+            r = httpx.post(
+                f"{base}/api/conversations/{order['conversation_id']}/messages",
+                json={"client_id": f"after-{time.time_ns()}", "body": text},
+                headers=who.headers,
+            )
+            assert r.status_code == 201, r.text
+        clock.advance(minutes=31)
+        wait_status("ended")
+
+        seeker = chromium.new_context(**PHONE).new_page()
+        watch_errors(seeker, errors, "seeker")
+        login(seeker, base, "xiaoyu")
+        seeker.goto(f"{base}/orders/{order['id']}")
+        seeker.get_by_test_id("review-link").click()
+        seeker.locator("label.star").nth(3).click()  # 4 stars
+        seeker.locator("label.chip-check").first.click()
+        seeker.locator("textarea[name=text]").fill("很耐心，不评判")
+        seeker.get_by_test_id("review-submit").click()
+        expect(seeker).to_have_url(re.compile(rf"/listeners/{linqing.id}#reviews$"))  # to the review, published
+        expect(seeker.locator("body")).to_contain_text("很耐心，不评判")
+        seeker.goto(f"{base}/orders/{order['id']}/review")
+        expect(seeker.get_by_test_id("review-done")).to_contain_text("★★★★☆")
+
+        clock.advance(hours=24, seconds=1)  # the dispute window closes: the ledger settles
+        wait_status("settled")
+
+        listener = chromium.new_context(**PHONE).new_page()
+        watch_errors(listener, errors, "listener")
+        login(listener, base, "linqing")
+        listener.goto(f"{base}/console/earnings")
+        form = listener.get_by_test_id("withdraw-form")
+        form.locator("input[name=amount_yuan]").fill("20")
+        form.get_by_role("button", name="申请提现").click()
+        expect(listener.get_by_test_id("withdraw-done")).to_be_visible()
+        expect(listener.get_by_test_id("withdrawals")).to_contain_text("¥20.00")
+        pending = listener.locator("[data-testid=withdrawals] li").first.get_attribute("data-status")
+
+        admin = chromium.new_context(**PHONE).new_page()
+        watch_errors(admin, errors, "admin")
+        login(admin, base, "admin")
+        admin.goto(f"{base}/admin/withdrawals")
+        item = admin.get_by_test_id("withdrawal")
+        expect(item).to_have_count(1)
+        item.get_by_role("button", name="批准并打款").click()
+        expect(admin.get_by_test_id("withdrawal")).to_have_count(0)
+        expect(admin.get_by_test_id("books-ok")).to_have_text("借贷平衡，各账户与流水一致")
+
+        listener.goto(f"{base}/console/earnings")
+        expect(listener.locator("[data-testid=withdrawals] li").first).to_have_attribute("data-status", "paid")
+        assert pending != "paid"
+        listener.screenshot(path=str(tmp_path / "earnings_paid.png"), full_page=True)
+        assert errors == []
+    finally:
+        live.stop()
