@@ -468,3 +468,64 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(sqlite_url,
         assert errors == []
     finally:
         live.stop()
+
+
+def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(sqlite_url, tmp_path, chromium):
+    """Within the dispute window the seeker disputes on the order page,
+    settlement pauses, a supervisor decides a refund on the disputes page and
+    the seeker's wallet shows it."""
+    from datetime import UTC, datetime
+
+    from miaohui.clock import FakeClock
+
+    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))  # 14:00 in Shanghai: daytime price
+    live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
+    try:
+        base = live.url
+        errors: list[str] = []
+        expect.set_options(timeout=10_000)
+        xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
+        r = httpx.post(f"{base}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
+        assert r.status_code == 201, r.text
+        order = r.json()["order"]
+        r = httpx.post(
+            f"{base}/api/conversations/{order['conversation_id']}/messages",
+            json={"client_id": f"dispute-{time.time_ns()}", "body": "在吗"},
+            headers=linqing.headers,
+        )
+        assert r.status_code == 201, r.text
+        clock.advance(minutes=31)
+        deadline = time.time() + 10
+        while httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()["status"] != "ended":
+            assert time.time() < deadline, "the order never ended"
+            time.sleep(0.05)
+
+        seeker = chromium.new_context(**PHONE).new_page()
+        watch_errors(seeker, errors, "seeker")
+        login(seeker, base, "xiaoyu")
+        seeker.goto(f"{base}/wallet")
+        before = int(seeker.get_by_test_id("wallet-available").get_attribute("data-fen"))
+        seeker.goto(f"{base}/orders/{order['id']}")
+        seeker.locator("#dispute-form textarea[name=reason]").fill("倾听师只回了一句就再没出现")
+        seeker.locator("#dispute-form").get_by_role("button", name="提交申诉").click()
+        expect(seeker.locator("body")).to_contain_text("申诉处理中，暂停结算")
+
+        sup = chromium.new_context(**PHONE).new_page()
+        watch_errors(sup, errors, "supervisor")
+        login(sup, base, "supervisor")
+        sup.goto(f"{base}/admin/disputes")
+        card = sup.get_by_test_id("dispute")
+        expect(card).to_have_count(1)
+        expect(card).to_contain_text("倾听师只回了一句就再没出现")
+        card.locator("input[name=refund]").fill("30.00")
+        card.locator("input[name=note]").fill("倾听师未履约，全额退款")
+        card.get_by_role("button", name="裁决").click()
+        expect(sup.get_by_test_id("dispute")).to_have_count(0)
+
+        o = httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()
+        assert o["status"] in ("settled", "refunded"), o
+        seeker.goto(f"{base}/wallet")  # the ¥30 held in escrow comes back whole
+        expect(seeker.get_by_test_id("wallet-available")).to_have_attribute("data-fen", str(before + 3000))
+        assert errors == []
+    finally:
+        live.stop()
