@@ -385,147 +385,132 @@ def test_a_flood_is_held_and_resent_in_order(sqlite_url, tmp_path, chromium):
         live.stop()
 
 
-def test_after_the_service_a_review_settlement_withdrawal_and_payout(sqlite_url, tmp_path, chromium):
-    """The money's way home, in the pages: the seeker reviews the ended order,
-    the dispute window closes and the ledger settles, the listener asks for a
-    withdrawal on the earnings page and an admin pays it out."""
+@pytest.fixture
+def ended_order(sqlite_url, tmp_path):
+    """A server on a hand-moved clock at 14:00 in Shanghai (daytime price), and
+    a 30-minute order from 小雨 to 林晴 (¥30 held) that has just ended after
+    林晴 replied: ``(live, clock, order)``."""
     from datetime import UTC, datetime
 
     from miaohui.clock import FakeClock
 
-    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))  # 14:00 in Shanghai: daytime price
+    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))
     live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
     try:
-        base = live.url
-        errors: list[str] = []
-        expect.set_options(timeout=10_000)
         xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
-
-        def order_status() -> str:
-            return httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()["status"]
-
-        def wait_status(want: str) -> None:
-            deadline = time.time() + 10
-            while order_status() != want:
-                assert time.time() < deadline, f"the order never became {want}"
-                time.sleep(0.05)
-
-        r = httpx.post(f"{base}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
+        r = httpx.post(f"{live.url}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
         assert r.status_code == 201, r.text
         order = r.json()["order"]
         for who, text in ((xiaoyu, "谢谢你昨天陪我聊"), (linqing, "不客气，我一直在")):
             r = httpx.post(
-                f"{base}/api/conversations/{order['conversation_id']}/messages",
-                json={"client_id": f"after-{time.time_ns()}", "body": text},
+                f"{live.url}/api/conversations/{order['conversation_id']}/messages",
+                json={"client_id": f"ended-{time.time_ns()}", "body": text},
                 headers=who.headers,
             )
             assert r.status_code == 201, r.text
         clock.advance(minutes=31)
-        wait_status("ended")
-
-        seeker = chromium.new_context(**PHONE).new_page()
-        watch_errors(seeker, errors, "seeker")
-        login(seeker, base, "xiaoyu")
-        seeker.goto(f"{base}/orders/{order['id']}")
-        seeker.get_by_test_id("review-link").click()
-        seeker.locator("label.star").nth(3).click()  # 4 stars
-        seeker.locator("label.chip-check").first.click()
-        seeker.locator("textarea[name=text]").fill("很耐心，不评判")
-        seeker.get_by_test_id("review-submit").click()
-        expect(seeker).to_have_url(re.compile(rf"/listeners/{linqing.id}#reviews$"))  # to the review, published
-        expect(seeker.locator("body")).to_contain_text("很耐心，不评判")
-        seeker.goto(f"{base}/orders/{order['id']}/review")
-        expect(seeker.get_by_test_id("review-done")).to_contain_text("★★★★☆")
-
-        clock.advance(hours=24, seconds=1)  # the dispute window closes: the ledger settles
-        wait_status("settled")
-
-        listener = chromium.new_context(**PHONE).new_page()
-        watch_errors(listener, errors, "listener")
-        login(listener, base, "linqing")
-        listener.goto(f"{base}/console/earnings")
-        form = listener.get_by_test_id("withdraw-form")
-        form.locator("input[name=amount_yuan]").fill("20")
-        form.get_by_role("button", name="申请提现").click()
-        expect(listener.get_by_test_id("withdraw-done")).to_be_visible()
-        expect(listener.get_by_test_id("withdrawals")).to_contain_text("¥20.00")
-        pending = listener.locator("[data-testid=withdrawals] li").first.get_attribute("data-status")
-
-        admin = chromium.new_context(**PHONE).new_page()
-        watch_errors(admin, errors, "admin")
-        login(admin, base, "admin")
-        admin.goto(f"{base}/admin/withdrawals")
-        item = admin.get_by_test_id("withdrawal")
-        expect(item).to_have_count(1)
-        item.get_by_role("button", name="批准并打款").click()
-        expect(admin.get_by_test_id("withdrawal")).to_have_count(0)
-        expect(admin.get_by_test_id("books-ok")).to_have_text("借贷平衡，各账户与流水一致")
-
-        listener.goto(f"{base}/console/earnings")
-        expect(listener.locator("[data-testid=withdrawals] li").first).to_have_attribute("data-status", "paid")
-        assert pending != "paid"
-        listener.screenshot(path=str(tmp_path / "earnings_paid.png"), full_page=True)
-        assert errors == []
+        wait_order(live, xiaoyu, order["id"], "ended")
+        yield live, clock, order
     finally:
         live.stop()
 
 
-def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(sqlite_url, tmp_path, chromium):
+def wait_order(live: LiveServer, who: Api, order_id: str, status: str) -> None:
+    deadline = time.time() + 10
+    while httpx.get(f"{live.url}/api/orders/{order_id}", headers=who.headers).json()["status"] != status:
+        assert time.time() < deadline, f"the order never became {status}"
+        time.sleep(0.05)
+
+
+def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order, tmp_path, chromium):
+    """The money's way home, in the pages: the seeker reviews the ended order,
+    the dispute window closes and the ledger settles, the listener asks for a
+    withdrawal on the earnings page and an admin pays it out."""
+    live, clock, order = ended_order
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
+
+    seeker = chromium.new_context(**PHONE).new_page()
+    watch_errors(seeker, errors, "seeker")
+    login(seeker, base, "xiaoyu")
+    seeker.goto(f"{base}/orders/{order['id']}")
+    seeker.get_by_test_id("review-link").click()
+    seeker.locator("label.star").nth(3).click()  # 4 stars
+    seeker.locator("label.chip-check").first.click()
+    seeker.locator("textarea[name=text]").fill("很耐心，不评判")
+    seeker.get_by_test_id("review-submit").click()
+    expect(seeker).to_have_url(re.compile(rf"/listeners/{linqing.id}#reviews$"))  # to the review, published
+    expect(seeker.locator("body")).to_contain_text("很耐心，不评判")
+    seeker.goto(f"{base}/orders/{order['id']}/review")
+    expect(seeker.get_by_test_id("review-done")).to_contain_text("★★★★☆")
+
+    clock.advance(hours=24, seconds=1)  # the dispute window closes: the ledger settles
+    wait_order(live, xiaoyu, order["id"], "settled")
+
+    listener = chromium.new_context(**PHONE).new_page()
+    watch_errors(listener, errors, "listener")
+    login(listener, base, "linqing")
+    listener.goto(f"{base}/console/earnings")
+    form = listener.get_by_test_id("withdraw-form")
+    form.locator("input[name=amount_yuan]").fill("20")
+    form.get_by_role("button", name="申请提现").click()
+    expect(listener.get_by_test_id("withdraw-done")).to_be_visible()
+    expect(listener.get_by_test_id("withdrawals")).to_contain_text("¥20.00")
+    pending = listener.locator("[data-testid=withdrawals] li").first.get_attribute("data-status")
+
+    admin = chromium.new_context(**PHONE).new_page()
+    watch_errors(admin, errors, "admin")
+    login(admin, base, "admin")
+    admin.goto(f"{base}/admin/withdrawals")
+    item = admin.get_by_test_id("withdrawal")
+    expect(item).to_have_count(1)
+    item.get_by_role("button", name="批准并打款").click()
+    expect(admin.get_by_test_id("withdrawal")).to_have_count(0)
+    expect(admin.get_by_test_id("books-ok")).to_have_text("借贷平衡，各账户与流水一致")
+
+    listener.goto(f"{base}/console/earnings")
+    expect(listener.locator("[data-testid=withdrawals] li").first).to_have_attribute("data-status", "paid")
+    assert pending != "paid"
+    listener.screenshot(path=str(tmp_path / "earnings_paid.png"), full_page=True)
+    assert errors == []
+
+
+def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(ended_order, chromium):
     """Within the dispute window the seeker disputes on the order page,
     settlement pauses, a supervisor decides a refund on the disputes page and
     the seeker's wallet shows it."""
-    from datetime import UTC, datetime
+    live, _clock, order = ended_order
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    xiaoyu = Api(live, "xiaoyu")
 
-    from miaohui.clock import FakeClock
+    seeker = chromium.new_context(**PHONE).new_page()
+    watch_errors(seeker, errors, "seeker")
+    login(seeker, base, "xiaoyu")
+    seeker.goto(f"{base}/wallet")
+    before = int(seeker.get_by_test_id("wallet-available").get_attribute("data-fen"))
+    seeker.goto(f"{base}/orders/{order['id']}")
+    seeker.locator("#dispute-form textarea[name=reason]").fill("倾听师只回了一句就再没出现")
+    seeker.locator("#dispute-form").get_by_role("button", name="提交申诉").click()
+    expect(seeker.locator("body")).to_contain_text("申诉处理中，暂停结算")
 
-    clock = FakeClock(datetime.now(UTC).replace(hour=6, minute=0))  # 14:00 in Shanghai: daytime price
-    live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
-    try:
-        base = live.url
-        errors: list[str] = []
-        expect.set_options(timeout=10_000)
-        xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
-        r = httpx.post(f"{base}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
-        assert r.status_code == 201, r.text
-        order = r.json()["order"]
-        r = httpx.post(
-            f"{base}/api/conversations/{order['conversation_id']}/messages",
-            json={"client_id": f"dispute-{time.time_ns()}", "body": "在吗"},
-            headers=linqing.headers,
-        )
-        assert r.status_code == 201, r.text
-        clock.advance(minutes=31)
-        deadline = time.time() + 10
-        while httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()["status"] != "ended":
-            assert time.time() < deadline, "the order never ended"
-            time.sleep(0.05)
+    sup = chromium.new_context(**PHONE).new_page()
+    watch_errors(sup, errors, "supervisor")
+    login(sup, base, "supervisor")
+    sup.goto(f"{base}/admin/disputes")
+    card = sup.get_by_test_id("dispute")
+    expect(card).to_have_count(1)
+    expect(card).to_contain_text("倾听师只回了一句就再没出现")
+    card.locator("input[name=refund]").fill("30.00")
+    card.locator("input[name=note]").fill("倾听师未履约，全额退款")
+    card.get_by_role("button", name="裁决").click()
+    expect(sup.get_by_test_id("dispute")).to_have_count(0)
 
-        seeker = chromium.new_context(**PHONE).new_page()
-        watch_errors(seeker, errors, "seeker")
-        login(seeker, base, "xiaoyu")
-        seeker.goto(f"{base}/wallet")
-        before = int(seeker.get_by_test_id("wallet-available").get_attribute("data-fen"))
-        seeker.goto(f"{base}/orders/{order['id']}")
-        seeker.locator("#dispute-form textarea[name=reason]").fill("倾听师只回了一句就再没出现")
-        seeker.locator("#dispute-form").get_by_role("button", name="提交申诉").click()
-        expect(seeker.locator("body")).to_contain_text("申诉处理中，暂停结算")
-
-        sup = chromium.new_context(**PHONE).new_page()
-        watch_errors(sup, errors, "supervisor")
-        login(sup, base, "supervisor")
-        sup.goto(f"{base}/admin/disputes")
-        card = sup.get_by_test_id("dispute")
-        expect(card).to_have_count(1)
-        expect(card).to_contain_text("倾听师只回了一句就再没出现")
-        card.locator("input[name=refund]").fill("30.00")
-        card.locator("input[name=note]").fill("倾听师未履约，全额退款")
-        card.get_by_role("button", name="裁决").click()
-        expect(sup.get_by_test_id("dispute")).to_have_count(0)
-
-        o = httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()
-        assert o["status"] in ("settled", "refunded"), o
-        seeker.goto(f"{base}/wallet")  # the ¥30 held in escrow comes back whole
-        expect(seeker.get_by_test_id("wallet-available")).to_have_attribute("data-fen", str(before + 3000))
-        assert errors == []
-    finally:
-        live.stop()
+    o = httpx.get(f"{base}/api/orders/{order['id']}", headers=xiaoyu.headers).json()
+    assert o["status"] in ("settled", "refunded"), o
+    seeker.goto(f"{base}/wallet")  # the ¥30 held in escrow comes back whole
+    expect(seeker.get_by_test_id("wallet-available")).to_have_attribute("data-fen", str(before + 3000))
+    assert errors == []
