@@ -422,6 +422,14 @@ def wait_order(live: LiveServer, who: Api, order_id: str, status: str) -> None:
         time.sleep(0.05)
 
 
+def phone(chromium, base: str, username: str, errors: list[str]) -> Page:
+    """A signed-in phone-sized page whose script errors land in ``errors``."""
+    page = chromium.new_context(**PHONE).new_page()
+    watch_errors(page, errors, username)
+    login(page, base, username)
+    return page
+
+
 def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order, tmp_path, chromium):
     """The money's way home, in the pages: the seeker reviews the ended order,
     the dispute window closes and the ledger settles, the listener asks for a
@@ -432,9 +440,7 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     expect.set_options(timeout=10_000)
     xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
 
-    seeker = chromium.new_context(**PHONE).new_page()
-    watch_errors(seeker, errors, "seeker")
-    login(seeker, base, "xiaoyu")
+    seeker = phone(chromium, base, "xiaoyu", errors)
     seeker.goto(f"{base}/orders/{order['id']}")
     seeker.get_by_test_id("review-link").click()
     seeker.locator("label.star").nth(3).click()  # 4 stars
@@ -449,9 +455,7 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     clock.advance(hours=24, seconds=1)  # the dispute window closes: the ledger settles
     wait_order(live, xiaoyu, order["id"], "settled")
 
-    listener = chromium.new_context(**PHONE).new_page()
-    watch_errors(listener, errors, "listener")
-    login(listener, base, "linqing")
+    listener = phone(chromium, base, "linqing", errors)
     listener.goto(f"{base}/console/earnings")
     form = listener.get_by_test_id("withdraw-form")
     form.locator("input[name=amount_yuan]").fill("20")
@@ -460,9 +464,7 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     expect(listener.get_by_test_id("withdrawals")).to_contain_text("¥20.00")
     pending = listener.locator("[data-testid=withdrawals] li").first.get_attribute("data-status")
 
-    admin = chromium.new_context(**PHONE).new_page()
-    watch_errors(admin, errors, "admin")
-    login(admin, base, "admin")
+    admin = phone(chromium, base, "admin", errors)
     admin.goto(f"{base}/admin/withdrawals")
     item = admin.get_by_test_id("withdrawal")
     expect(item).to_have_count(1)
@@ -487,9 +489,7 @@ def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(e
     expect.set_options(timeout=10_000)
     xiaoyu = Api(live, "xiaoyu")
 
-    seeker = chromium.new_context(**PHONE).new_page()
-    watch_errors(seeker, errors, "seeker")
-    login(seeker, base, "xiaoyu")
+    seeker = phone(chromium, base, "xiaoyu", errors)
     seeker.goto(f"{base}/wallet")
     before = int(seeker.get_by_test_id("wallet-available").get_attribute("data-fen"))
     seeker.goto(f"{base}/orders/{order['id']}")
@@ -497,9 +497,7 @@ def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(e
     seeker.locator("#dispute-form").get_by_role("button", name="提交申诉").click()
     expect(seeker.locator("body")).to_contain_text("申诉处理中，暂停结算")
 
-    sup = chromium.new_context(**PHONE).new_page()
-    watch_errors(sup, errors, "supervisor")
-    login(sup, base, "supervisor")
+    sup = phone(chromium, base, "supervisor", errors)
     sup.goto(f"{base}/admin/disputes")
     card = sup.get_by_test_id("dispute")
     expect(card).to_have_count(1)
