@@ -7,6 +7,10 @@ does not render, and only a browser finds out."""
 
 from __future__ import annotations
 
+import re
+from collections import deque
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.conftest import LiveServer
@@ -14,6 +18,7 @@ from tests.test_browser import PHONE, chromium, live, login, watch_errors  # noq
 from tests.test_web_crawl import lived_in, page_routes  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
+ID = re.compile(r"[0-9a-f]{32}")
 
 
 @pytest.fixture
@@ -33,13 +38,25 @@ def test_every_page_runs_its_scripts_without_error(chromium, live, lived_in, who
     )
     if who is not None:
         login(page, live.url, who)
-    seen = 0
-    for path in [*page_routes(live.app), *lived_in]:
+    # Every page route, then the links the pages show (a profile, an order, its
+    # report…): one page of each shape, since pages of one shape run one script.
+    queue, shapes, seen = deque([*page_routes(live.app), *lived_in]), set(), []
+    while queue:
+        path = queue.popleft()
+        if (shape := ID.sub("{id}", path)) in shapes:
+            continue
+        shapes.add(shape)
         response = page.goto(live.url + path)
         if response is None or not response.headers.get("content-type", "").startswith("text/html"):
             continue
         page.wait_for_load_state("networkidle")
-        seen += 1
+        seen.append(path)
+        for href in page.eval_on_selector_all("a[href^='/']", "els => els.map(e => e.getAttribute('href'))"):
+            link = urlsplit(href).path
+            if not link.startswith(("/static", "/api", "/ws")) and ID.sub("{id}", link) not in shapes:
+                queue.append(link)
     context.close()
     assert not errors, errors
-    assert seen >= 20, seen
+    assert len(seen) >= 20, seen
+    if who == "xiaoyu":  # pages only links lead to were reached
+        assert {"/listeners/{id}", "/orders/{id}", "/orders/{id}/report"} <= {ID.sub("{id}", p) for p in seen}, seen
