@@ -431,9 +431,10 @@ def phone(chromium, base: str, username: str, errors: list[str]) -> Page:
 
 
 def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order, tmp_path, chromium):
-    """The money's way home, in the pages: the seeker reviews the ended order,
-    the dispute window closes and the ledger settles, the listener asks for a
-    withdrawal on the earnings page and an admin pays it out."""
+    """The money's way home, in the pages: the seeker sends a gift and reviews
+    the ended order, the dispute window closes and the ledger settles, the
+    listener replies to the review, asks for a withdrawal on the earnings page
+    and an admin pays it out."""
     live, clock, order = ended_order
     base = live.url
     errors: list[str] = []
@@ -442,6 +443,9 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
 
     seeker = phone(chromium, base, "xiaoyu", errors)
     seeker.goto(f"{base}/orders/{order['id']}")
+    seeker.locator("#gift-form input[name=amount]").fill("5")
+    seeker.locator("#gift-form").get_by_role("button", name="赠送").click()
+    expect(seeker.locator("#order-note")).to_contain_text("谢谢你的心意")
     seeker.get_by_test_id("review-link").click()
     seeker.locator("label.star").nth(3).click()  # 4 stars
     seeker.locator("label.chip-check").first.click()
@@ -456,7 +460,14 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     wait_order(live, xiaoyu, order["id"], "settled")
 
     listener = phone(chromium, base, "linqing", errors)
+    listener.goto(f"{base}/listeners/{linqing.id}")
+    reply = listener.locator("form.reply-form")
+    reply.locator("input[name=text]").fill("谢谢你愿意说出来")
+    reply.get_by_role("button", name="回复").click()
+    expect(listener.get_by_test_id("review-reply")).to_contain_text("谢谢你愿意说出来")
     listener.goto(f"{base}/console/earnings")
+    # The ¥30 order and the ¥5 gift, both settled, less the platform's 30 % commission.
+    expect(listener.get_by_test_id("earnings-available")).to_have_attribute("data-fen", "2450")
     form = listener.get_by_test_id("withdraw-form")
     form.locator("input[name=amount_yuan]").fill("20")
     form.get_by_role("button", name="申请提现").click()
@@ -511,4 +522,36 @@ def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(e
     assert o["status"] in ("settled", "refunded"), o
     seeker.goto(f"{base}/wallet")  # the ¥30 held in escrow comes back whole
     expect(seeker.get_by_test_id("wallet-available")).to_have_attribute("data-fen", str(before + 3000))
+    assert errors == []
+
+
+def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium):
+    """Suspension takes a listener out of the directory at once and tells them
+    why on their console; reinstating lists them again."""
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    zhouyan = Api(live, "zhouyan")
+
+    admin = phone(chromium, base, "admin", errors)
+    admin.goto(f"{base}/admin/listeners")
+    card = admin.locator(f"[data-testid=listed-listener][data-listener-id='{zhouyan.id}']")
+    card.locator("summary").click()
+    card.locator("input[name=reason]").fill("多次被投诉回复敷衍，暂停待核查")
+    card.get_by_test_id("suspend-button").click()
+    expect(card.locator(".result")).to_have_text("已暂停")
+
+    seeker = phone(chromium, base, "ahe", errors)
+    seeker.goto(f"{base}/listeners")
+    expect(seeker.locator(f"a[href='/listeners/{zhouyan.id}']")).to_have_count(0)
+    listener = phone(chromium, base, "zhouyan", errors)
+    listener.goto(f"{base}/verification")
+    expect(listener.get_by_test_id("suspended-notice")).to_contain_text("多次被投诉回复敷衍")
+
+    admin.goto(f"{base}/admin/listeners")
+    back = admin.locator(f"[data-testid=suspended-listener][data-listener-id='{zhouyan.id}']")
+    back.get_by_role("button", name="恢复上架").click()
+    expect(back.locator(".result")).to_have_text("已恢复上架")
+    seeker.goto(f"{base}/listeners")
+    expect(seeker.locator(f"a[href='/listeners/{zhouyan.id}']").first).to_be_visible()
     assert errors == []
