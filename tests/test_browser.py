@@ -527,7 +527,7 @@ def test_a_dispute_from_the_order_page_is_decided_by_a_supervisor_and_refunded(e
 
 def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium):
     """Suspension takes a listener out of the directory at once and tells them
-    why on their console; reinstating lists them again."""
+    why on their 认证 page; reinstating lists them again."""
     base = live.url
     errors: list[str] = []
     expect.set_options(timeout=10_000)
