@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from miaohui.clock import Clock
 from miaohui.demo import PASSWORD
 from tests.conftest import Api, LiveServer, make_settings
+from tests.test_orders import buy, say, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -398,28 +399,16 @@ def ended_order(sqlite_url, tmp_path):
     live = LiveServer(make_settings(sqlite_url, tmp_path, sla_tick_seconds=0.1), clock).start()
     try:
         xiaoyu, linqing = Api(live, "xiaoyu"), Api(live, "linqing")
-        r = httpx.post(f"{live.url}/api/orders", json={"listener_id": linqing.id, "kind": "30m"}, headers=xiaoyu.headers)
+        r = buy(live, xiaoyu, linqing)
         assert r.status_code == 201, r.text
         order = r.json()["order"]
-        for who, text in ((xiaoyu, "谢谢你昨天陪我聊"), (linqing, "不客气，我一直在")):
-            r = httpx.post(
-                f"{live.url}/api/conversations/{order['conversation_id']}/messages",
-                json={"client_id": f"ended-{time.time_ns()}", "body": text},
-                headers=who.headers,
-            )
-            assert r.status_code == 201, r.text
+        say(live, xiaoyu, order["conversation_id"], "谢谢你昨天陪我聊")
+        say(live, linqing, order["conversation_id"], "不客气，我一直在")
         clock.advance(minutes=31)
-        wait_order(live, xiaoyu, order["id"], "ended")
+        wait_for(live, xiaoyu, order["id"], lambda o: o["status"] == "ended")
         yield live, clock, order
     finally:
         live.stop()
-
-
-def wait_order(live: LiveServer, who: Api, order_id: str, status: str) -> None:
-    deadline = time.time() + 10
-    while httpx.get(f"{live.url}/api/orders/{order_id}", headers=who.headers).json()["status"] != status:
-        assert time.time() < deadline, f"the order never became {status}"
-        time.sleep(0.05)
 
 
 def phone(chromium, base: str, username: str, errors: list[str]) -> Page:
@@ -457,7 +446,7 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     expect(seeker.get_by_test_id("review-done")).to_contain_text("★★★★☆")
 
     clock.advance(hours=24, seconds=1)  # the dispute window closes: the ledger settles
-    wait_order(live, xiaoyu, order["id"], "settled")
+    wait_for(live, xiaoyu, order["id"], lambda o: o["status"] == "settled")
 
     listener = phone(chromium, base, "linqing", errors)
     listener.goto(f"{base}/listeners/{linqing.id}")

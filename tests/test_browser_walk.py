@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.test_browser import PHONE, chromium, live, login, watch_errors  # noqa: F401 (fixtures)
-from tests.test_web_crawl import lived_in, page_routes  # noqa: F401 (fixture)
+from tests.test_web_crawl import NOT_PAGES, lived_in, page_routes  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 ID = re.compile(r"[0-9a-f]{32}")
@@ -53,7 +53,7 @@ def test_every_page_runs_its_scripts_without_error(chromium, live, lived_in, who
         seen.append(path)
         for href in page.eval_on_selector_all("a[href^='/']", "els => els.map(e => e.getAttribute('href'))"):
             link = urlsplit(href).path
-            if not link.startswith(("/static", "/api", "/ws")) and ID.sub("{id}", link) not in shapes:
+            if not link.startswith(NOT_PAGES) and ID.sub("{id}", link) not in shapes:
                 queue.append(link)
     context.close()
     assert not errors, errors

@@ -21,8 +21,10 @@ import httpx
 import pytest
 
 from tests.conftest import Api, LiveServer
-from tests.test_web_pages import signed_in
+from tests.test_orders import buy, say
+from tests.test_web_pages import browser, signed_in
 
+NOT_PAGES = ("/api", "/ws", "/static", "/docs", "/redoc", "/openapi")  # the API, sockets, files, API docs
 PLAN = "今晚我就跳下去，再见了"  # the model rates it "plan" or above (tests/test_supervision.py)
 HREF = re.compile(r"""\bhref=["']([^"'#]+)""")
 PAGE_LIMIT = 250  # per role; the demo site has well under that many distinct pages
@@ -34,16 +36,11 @@ def lived_in(server):
     """A conversation with messages, a paid order in it and an open crisis
     case; returns the pages only scripts link to."""
     seeker, listener, sup = Api(server, "xiaoyu"), Api(server, "linqing"), Api(server, "supervisor")
-    r = httpx.post(f"{server.url}/api/orders", json={"listener_id": listener.id, "kind": "30m"}, headers=seeker.headers)
+    r = buy(server, seeker, listener)
     assert r.status_code == 201, r.text
     conv = r.json()["order"]["conversation_id"]
     for who, text in ((seeker, "你好，最近睡不着"), (listener, "我在，慢慢说"), (seeker, PLAN)):
-        r = httpx.post(
-            f"{server.url}/api/conversations/{conv}/messages",
-            json={"client_id": f"crawl-{time.time_ns()}", "body": text},
-            headers=who.headers,
-        )
-        assert r.status_code == 201, r.text
+        say(server, who, conv, text)
     deadline = time.time() + 10
     while not (queue := httpx.get(f"{server.url}/api/supervision/queue", headers=sup.headers).json()):
         assert time.time() < deadline, "the crisis message never made a case"
@@ -64,7 +61,7 @@ def page_routes(app) -> list[str]:
         methods, path = getattr(route, "methods", None) or (), getattr(route, "path", "{")
         if "GET" not in methods or "{" in path:
             continue
-        if path.startswith(("/api", "/ws", "/static", "/docs", "/redoc", "/openapi")):
+        if path.startswith(NOT_PAGES):
             continue
         out.append(path)
     return sorted(out)
@@ -88,7 +85,7 @@ def walk(client: httpx.Client, server: LiveServer, seeds: list[str]) -> dict[str
             url = urlsplit(urljoin(server.url + path, href))
             if url.netloc != urlsplit(server.url).netloc:
                 continue
-            if url.path.startswith(("/static", "/api", "/ws")) or url.path in ("/logout",):
+            if url.path.startswith(NOT_PAGES) or url.path == "/logout":
                 continue
             nxt = url.path + (f"?{url.query}" if url.query else "")
             if nxt in seen or nxt in queue or (url.query and variants[url.path] >= QUERY_VARIANTS):
@@ -102,9 +99,7 @@ def walk(client: httpx.Client, server: LiveServer, seeds: list[str]) -> dict[str
 def test_every_page_renders_for_every_role(server, lived_in, who):
     seeds = page_routes(server.app)
     assert {"/", "/listeners", "/console", "/console/offerings", "/supervision", "/admin"} <= set(seeds)
-    client = httpx.Client(base_url=server.url, follow_redirects=False, timeout=10) if who is None else signed_in(
-        server, who
-    )
+    client = browser(server) if who is None else signed_in(server, who)
     try:
         seen = walk(client, server, [*seeds, *lived_in])
     finally:
