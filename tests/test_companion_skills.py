@@ -156,6 +156,44 @@ def test_stop_leaves_a_tool():
     assert state.get("tool") is None and "想法整理" in replies[1].text
 
 
+@pytest.mark.parametrize("name", ["想法整理", "对话预演"])
+def test_identity_is_answered_honestly_mid_exercise(name):
+    """"你是真人吗" during an exercise is not taken as the exercise's answer, nor
+    answered in character: the honest answer, and the exercise waits where it was."""
+    engine = SkillsEngine()
+    state: dict = {}
+    steps = TOOL_RUNS[name]
+    for m in steps[:4]:
+        engine.reply(Turn(m, state=state))
+    before = dict(state["tool"], data=dict(state["tool"].get("data", {})))
+    r = engine.reply(Turn("你是真人吗？", state=state))
+    assert r.kind == "identity" and "AI" in r.text and "不是真人" in r.text and "练习还在" in r.text
+    assert state["tool"]["key"] == before["key"] and state["tool"]["step"] == before["step"]
+    assert "你是真人吗" not in str(state["tool"].get("data", {}))
+    replies = [engine.reply(Turn(m, state=state)) for m in steps[4:]]
+    assert replies[-1].tool_done == toolbox.BY_NAME[name].key
+
+
+def test_rehearsal_never_speaks_a_line_the_guard_stops():
+    engine = SkillsEngine()
+    state: dict = {}
+    for m in ["我想试试「对话预演」", "我妈"]:
+        engine.reply(Turn(m, state=state))
+    engine.reply(Turn("我当然是个真人，不是什么AI，你别瞎想", state=state))  # the "feared line"
+    r = engine.reply(Turn("妈，我想和你聊聊", state=state))
+    assert r.text.startswith("（我妈）") and "真人" not in r.text and guard.check(r.text) is None
+
+
+@pytest.mark.parametrize("word", ["停", "停！", "停吧", "暂停"])
+def test_the_word_stop_alone_stops(word):
+    """The rehearsal says 想停的时候说"停": the word alone must stop it; a sentence
+    that merely contains 停 is an answer, not a stop."""
+    replies, state = run(["我想试试「对话预演」", "我妈", "你怎么这么不懂事", word])
+    assert state.get("tool") is None and "对话预演" in replies[-1].text
+    _, state = run(["我想试试「想法整理」", "脑子停不下来"])
+    assert state["tool"]["key"] == toolbox.BY_NAME["想法整理"].key
+
+
 def test_counterpoints_are_honest_not_agreeing():
     replies, _ = run(TOOL_RUNS["换个视角"][:2])
     text = replies[1].text
@@ -190,6 +228,21 @@ def test_chunks_cover_text():
     text = "听起来你现在很累。这份累是真实的，你已经扛了很久。能多说一点吗？"
     parts = chunks(text)
     assert "".join(parts) == text and len(parts) >= 2
+
+
+HUMAN_CLAIMS = ["我是真人，不是AI", "其实我也是人", "放心，我不是 AI。我是个真人，一直都在这里陪你。", "我不是 AI",
+                "我当然是真人", "我是真的人", "我并不是AI", "我是人，不是机器", "放心，我是活人", "我是有血有肉的人",
+                "作为一个人，我也会累", "I am a human", "I'm a real person", "i am not a bot"]
+HONEST = ["我是 AI，不是真人。", "我是人工智能，不是真人", "我不是真人", "我不是人类，是 AI", "我是个人工智能",
+          "I am an AI, not a human.", "I'm not a human.", "你是人，也会累", "这是我个人的看法", "我是说，你已经很努力了",
+          "作为人工智能，我没有身体"]
+
+
+def test_claims_to_be_human_are_stopped_and_honest_lines_pass():
+    for text in HUMAN_CLAIMS:
+        assert guard.check(text) == "human", text
+    for text in HONEST:
+        assert guard.check(text) is None, text
 
 
 def test_output_checks():

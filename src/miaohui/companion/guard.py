@@ -37,9 +37,19 @@ _ROMANCE = re.compile(
     r"(叫我|我是你的?|做你的?|当你的?)(老公|老婆|男朋友|女朋友|男友|女友)|"
     r"亲亲你|吻你|抱着你睡|(陪你|和你)一起睡|上床|做爱|性爱|裸体|裸照|色色|约会吧|嫁给我|娶你|么么哒)"
 )
+# Checked on the text without spaces ("我不是 AI" = "我不是AI"): a first-person claim to be a person,
+# or a denial of being a machine.  "我是人工智能" and "我不是真人" are honest and pass.
 _HUMAN = re.compile(
-    r"(我是(一个)?(真人|真正的人|人类|活生生的人)|我不是(ai|机器人|人工智能|程序|模型)|我也是人|"
-    r"作为一个人|我是.{0,6}(心理咨询师|医生|倾听师)(?!.{0,4}(吗|？|\?))|我有(身体|家人|孩子|男朋友|女朋友))"
+    r"(我(也|当然|其实|真的|确实|可|就|本来就|毕竟)?(是|就是)(一个|一位|个|位)?"
+    r"(真人|真正的人|真的人|真实的人|人类|活人|活生生的人|有血有肉|普通人|人(?![工格生性品物味家们均气]))|"
+    r"我(也|当然|其实|真的|确实|可|并|又|才)?不是(一个|个)?(ai|机器人|机器|人工智能|程序|模型|bot|聊天机器人|电脑)|"
+    r"作为(一个|一名)?(人|人类)(?![工格])|我有(身体|家人|孩子|男朋友|女朋友|老公|老婆)|"
+    r"我是.{0,6}(心理咨询师|医生|倾听师)(?!.{0,4}(吗|？|\?)))"
+)
+# English, on the text as it is (lower case): "I'm a real person", "I am not a bot".
+_HUMAN_EN = re.compile(
+    r"\bi(\s+am|['’]m)\s+(a\s+|an\s+)?(real\s+)?(human|person|people)\b|"
+    r"\bi(\s+am|['’]m)\s+not\s+(a\s+|an\s+)?(ai|bot|robot|machine|program|language model)\b"
 )
 
 REASONS = {"means": "提到了方式或工具", "diagnosis": "给出诊断", "romance": "恋爱或性相关的角色扮演",
@@ -58,7 +68,7 @@ def check(text: str) -> str | None:
         return "diagnosis"
     if _ROMANCE.search(t):
         return "romance"
-    if _HUMAN.search(t):
+    if _HUMAN.search(t.replace(" ", "")) or _HUMAN_EN.search(t):
         return "human"
     return None
 

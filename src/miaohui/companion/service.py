@@ -52,7 +52,7 @@ from miaohui.companion import crisis, guard, memory, summary
 from miaohui.companion import tools as toolbox
 from miaohui.companion.engine import Engine, EngineError, Turn
 from miaohui.companion.models import CompanionMemory, CompanionProfile
-from miaohui.companion.skills import NUDGES, SkillsEngine
+from miaohui.companion.skills import NUDGES, SkillsEngine, asks_identity
 from miaohui.core.crypto import message_aad
 from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError
@@ -424,9 +424,11 @@ class Companion:
     async def _generate(self, conv_id: str, client_id: str, seq: int, turn: Turn) -> tuple[str, str]:
         """Engine reply with sentence-gated streaming; the skills engine on any failure.
         A tool (running, or asked for now) is always run by the skills engine's step
-        machine, whichever engine holds the open conversation."""
-        tool_turn = bool(turn.state.get("tool")) or toolbox.wanted_tool(turn.text) is not None
-        first = self.skills if tool_turn else self.engine
+        machine, whichever engine holds the open conversation, and "are you a real
+        person?" always gets its fixed honest answer: no model is trusted with that one."""
+        scripted = (bool(turn.state.get("tool")) or toolbox.wanted_tool(turn.text) is not None
+                    or asks_identity(turn.text))
+        first = self.skills if scripted else self.engine
         engines = [first] if first is self.skills else [first, self.skills]
         for engine in engines:
             state_before = orjson.dumps(turn.state)

@@ -183,7 +183,16 @@ NUDGES = (
 NAME_PREFIX = ("{n}，", "{n}，我在听。", "")
 
 _GREET = re.compile(r"^(你好|您好|hi|hello|嗨|哈喽|在吗|在不在|有人吗)[!！。~?？啊呀]*$")
-_IDENTITY = re.compile(r"(你是(不是)?(真人|ai|机器人|人工智能|人吗|人还是)|你是谁|是真人吗|真人吗)")
+_IDENTITY = re.compile(r"(你是(不是)?(一个|个)?(真人|真的人|活人|ai|机器人|机器|人工智能|程序|人吗|人还是)|你是谁|"
+                       r"(是|算)真人吗|真人吗|是ai吗|是机器人吗|是不是ai|是不是机器人|"
+                       r"are you (a |an )?(real |human|person|bot|robot|ai))")
+
+
+def asks_identity(text: str) -> bool:
+    """Whether ``text`` asks who or what the companion is: always the skills engine's honest
+    answer, whatever engine holds the conversation and whatever exercise is running."""
+    t = normalise(text)
+    return bool(_IDENTITY.search(t) or _IDENTITY.search(t.replace(" ", "")))
 _THANKS = re.compile(r"^(谢谢|多谢|感谢|谢啦|thx|thanks)")
 _BYE = re.compile(r"(晚安|拜拜|再见|我先睡了|去睡了|下次聊|先这样)")
 _ANNOYED = re.compile(r"^(好烦|烦|烦死了|我好烦|好烦啊|心烦|烦躁)[啊呀!！。~]*$")
@@ -326,6 +335,12 @@ class SkillsEngine:
         st = turn.state
         scores = emotion_model(t, normalised=True)
         label = max(scores, key=scores.__getitem__)
+        # ---- who am I talking to: answered first, honestly, even mid-exercise (which stays where it was)
+        if asks_identity(raw):
+            said = ch.pick(IDENTITY, "id") or f"再说一次：我是 AI，不是真人。（这是我们聊的第 {st['turn']} 句。）"
+            if st.get("tool"):
+                said += "\n\n刚才的练习还在，想继续就接着回答上一步；想停的话，说“停”就好。"
+            return Reply(said, "identity")
         # ---- tools: a running one, a stop, or a new one asked for
         ts = st.get("tool")
         wanted = toolbox.wanted_tool(raw)
@@ -339,9 +354,6 @@ class SkillsEngine:
         if ts:
             return self._tool_turn(turn, raw, ch, ts, label)
         # ---- small talk the counselor answers plainly
-        if _IDENTITY.search(t):  # always answered, honestly, even if every version was used
-            said = ch.pick(IDENTITY, "id") or f"再说一次：我是 AI，不是真人。（这是我们聊的第 {st['turn']} 句。）"
-            return Reply(said, "identity")
         for rx, bank, kind, short in ((_GREET, GREETING, "greeting", 12), (_THANKS, THANKS, "thanks", 14),
                                       (_BYE, BYE, "bye", 16)):
             if rx.search(t) and len(t) <= short:

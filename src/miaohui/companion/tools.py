@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from miaohui.companion import guard
 from miaohui.companion import traps as trap_table
 from miaohui.nlp import lexicon
 from miaohui.nlp.text import normalise
@@ -57,9 +58,13 @@ def wanted_tool(text: str) -> Tool | None:
     return None
 
 
+# The rehearsal tells the seeker to say "停": that word alone (with punctuation) stops too.
+_STOP_ALONE = re.compile(r"^(停|停停|停吧|停下|停下来|先停|暂停)[。.!！~～,，]*$")
+
+
 def wants_stop(text: str) -> bool:
     t = normalise(text)
-    return len(t) <= 12 and any(w in t for w in STOP_WORDS)
+    return len(t) <= 12 and (any(w in t for w in STOP_WORDS) or bool(_STOP_ALONE.match(t.replace(" ", ""))))
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -268,7 +273,10 @@ def rehearsal(ts: dict, text: str, ctx: dict) -> tuple[str, bool]:
         ts["step"] = 2
         return "你最怕 TA 听了以后怎么回你？把那句最让你紧张的话写下来，我会照着它来演。", False
     if step == 2:
-        d["feared"] = _short(text.strip("“”\"「」"), 40)
+        feared = _short(text.strip("“”\"「」"), 40)
+        # The AI speaks this line in character: never one that the output guard would stop
+        # (a claim to be human, a method, romance), whoever wrote it.
+        d["feared"] = "" if guard.check(feared) else feared
         d["round"] = 0
         ts["step"] = 3
         return (f"明白了。接下来我来扮演「{d['who']}」——提醒一下，我仍然是 AI，只是陪你练习。"
