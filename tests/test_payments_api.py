@@ -107,6 +107,24 @@ def test_topup_through_sandbox_callback(server, seeker, admin):
     assert books["ok"] and books["money_in"] == 50000 + 20000 + 12345
 
 
+def test_forged_host_cannot_redirect_the_callback_nor_others_drive_a_payment(server, seeker, listener):
+    """The gateway calls back this server whatever ``Host`` a request names (a
+    forged one used to aim the signed event at another server), and only the
+    payer can open or drive their checkout: anyone else's looks missing."""
+    r = httpx.post(server.url + "/api/wallet/topups", json={"amount_fen": 1000}, timeout=10,
+                   headers={**seeker.headers, "host": "127.0.0.1:9"})
+    assert r.status_code == 201, r.text
+    pid = r.json()["payment_id"]
+    assert r.json()["pay_url"] == f"{server.url}/sandbox/pay/{pid}"
+    assert_error(post(listener, f"/api/sandbox/payments/{pid}", {"outcome": "fail"}), 404, "not_found")
+    assert get(listener, f"/sandbox/pay/{pid}").status_code == 404
+    assert get(seeker, f"/sandbox/pay/{pid}").status_code == 200
+    assert post(seeker, f"/api/sandbox/payments/{pid}", {"outcome": "succeed"}).status_code == 202
+    wait_status(seeker, pid, "succeeded")
+    assert wallet(seeker)["balance_fen"] == 51000
+    books_ok(server)
+
+
 def test_failed_payment_moves_nothing(server, seeker):
     topup = start_topup(seeker, 5000)
     r = post(seeker, f"/api/sandbox/payments/{topup['payment_id']}", {"outcome": "fail"})

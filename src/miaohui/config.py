@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     companion_break_minutes: int = 30  # a gap this long ends "continuous" use
     companion_nudge_every: int = 9  # turns between gentle nudges toward people in real life
 
+    # The platform's address as payers and the payment gateway reach it, e.g.
+    # https://miaohui.example.cn; payment callbacks go there.  Empty: the address
+    # this server is listening on (the demo).  Never taken from a request's Host.
+    public_url: str = ""
+
     # Allowed browser origins for WebSockets and unsafe requests; empty means
     # "same host as the request" only.
     allowed_origins: list[str] = Field(default_factory=list)

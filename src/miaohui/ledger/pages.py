@@ -99,7 +99,7 @@ async def wallet_topup(request: Request, ctx: Ctx, db: DB) -> Response:
         return await _wallet_page(request, ctx, db, user, 400, "请输入正确的金额，例如 50 或 88.80", custom)
     try:
         _, pay_url = await payments.start_topup(
-            db, ctx.clock, ctx.settings, ctx.gateway, user, amount, notify_url(request)
+            db, ctx.clock, ctx.settings, ctx.gateway, user, amount, notify_url(request, ctx.settings)
         )
     except AppError as e:
         return await _wallet_page(request, ctx, db, user, e.status_code, e.message, custom)

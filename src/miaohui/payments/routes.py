@@ -25,9 +25,17 @@ SeekerUser = require_role("seeker")
 MAX_CALLBACK_BYTES = 64 * 1024
 
 
-def notify_url(request: Request) -> str:
-    """Where the gateway calls back: this platform, as the request reached it."""
-    return str(request.url_for("sandbox_webhook"))
+def notify_url(request: Request, settings) -> str:
+    """Where the gateway calls back: the configured public address, else the
+    address this server listens on.  Never the request's ``Host`` header: a
+    forged one would have the gateway post signed payment events to a server of
+    the sender's choosing (SSRF), and the payment would never land here."""
+    path = request.app.url_path_for("sandbox_webhook")
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + path
+    host, port = request.scope.get("server") or ("127.0.0.1", 8000)
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.url.scheme}://{host}:{port}{path}"
 
 
 @router.post("/api/wallet/topups", response_model=TopupOut, status_code=201)
@@ -35,7 +43,7 @@ async def create_topup(body: TopupIn, request: Request, ctx: Ctx, db: DB, user: 
     """Start a top-up: returns the gateway's checkout URL.  The wallet is
     credited when the gateway's signed callback arrives."""
     payment, pay_url = await service.start_topup(
-        db, ctx.clock, ctx.settings, ctx.gateway, user, body.amount_fen, notify_url(request)
+        db, ctx.clock, ctx.settings, ctx.gateway, user, body.amount_fen, notify_url(request, ctx.settings)
     )
     return {**service.payment_dict(payment), "pay_url": pay_url}
 
@@ -59,9 +67,11 @@ async def sandbox_webhook(request: Request, ctx: Ctx, db: DB) -> dict:
 
 
 @router.post("/api/sandbox/payments/{payment_id}", response_model=SandboxCompleteOut, status_code=202)
-async def sandbox_complete(payment_id: str, body: SandboxCompleteIn, ctx: Ctx, user: CurrentUser) -> dict:
+async def sandbox_complete(payment_id: str, body: SandboxCompleteIn, ctx: Ctx, db: DB, user: CurrentUser) -> dict:
     """Drive the sandbox checkout without a browser (what 确认支付 / 模拟失败
-    do): the sandbox then calls the webhook asynchronously."""
+    do): the sandbox then calls the webhook asynchronously.  Only the payer's
+    own payment; anyone else's looks missing."""
+    await service.get_payment(db, user.id, payment_id)
     intent = await ctx.gateway.complete(payment_id, body.outcome)
     return {"payment_id": intent.payment_id, "status": intent.status}
 
