@@ -70,3 +70,30 @@ def test_bodies_encrypted_at_rest_and_not_logged(server, seeker, conversation, c
     page = httpx.get(f"{server.url}/api/conversations/{conversation}/messages", headers=seeker.headers).json()
     assert page["messages"][0]["body"] == secret
     assert "天台" not in caplog.text and seeker.token not in caplog.text
+
+
+def test_sqlite_files_are_private(tmp_path):
+    """The database and its WAL files are the owner's only (0600), whatever the umask."""
+    import os
+    import stat
+
+    from sqlalchemy import text as sql
+
+    from miaohui.core.db import make_sync_engine
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "var").mkdir()
+        engine = make_sync_engine(f"sqlite:///{tmp_path}/var/miaohui.db")
+        with engine.begin() as c:
+            c.execute(sql("CREATE TABLE t (x INTEGER)"))
+            c.execute(sql("INSERT INTO t VALUES (1)"))
+        with engine.connect() as c:  # (a reader, while the -wal and -shm exist)
+            assert c.execute(sql("SELECT x FROM t")).scalar() == 1
+            files = sorted(p.name for p in (tmp_path / "var").iterdir())
+            assert "miaohui.db-wal" in files, files
+            for name in files:
+                assert stat.S_IMODE((tmp_path / "var" / name).stat().st_mode) == 0o600, name
+        engine.dispose()
+    finally:
+        os.umask(old)

@@ -137,6 +137,12 @@ async def test_cross_process_delivery(two_servers):
     assert [m["seq"] for m in await drain_sync(ws)] == [201, 202]
     for w in (ws, l_ws, inbox):
         await w.close()
+    # The servers' logs name no client address and no query string (uvicorn's
+    # WebSocket access lines are dropped), and never a message's text.
+    for proc in (a, b):
+        proc.log.flush()
+        log = open(proc.log.name, encoding="utf-8").read()
+        assert '"WebSocket' not in log and "after_seq" not in log and "进程" not in log, log[-2000:]
 
 
 async def test_login_limit_counts_across_processes(two_servers, redis_server):

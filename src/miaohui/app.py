@@ -30,6 +30,7 @@ from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.core.errors import install_handlers
 from miaohui.core.gcpolicy import gc_maintenance, tune_gc
 from miaohui.core.headers import SecurityHeaders
+from miaohui.core.logs import quiet_access_lines
 from miaohui.core.ratelimit import SendLimiter, make_login_limiter
 from miaohui.ledger.pages import router as ledger_pages
 from miaohui.ledger.routes import router as ledger_router
@@ -87,6 +88,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     clock = clock or Clock()
+    quiet_access_lines()  # after uvicorn set up its loggers: no client address or query in the log
     if settings.database_url == "" and not settings.data_dir.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 

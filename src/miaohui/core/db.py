@@ -7,10 +7,13 @@ the same SQLAlchemy Core/ORM code and the same Alembic migrations.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from datetime import UTC
+from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -84,8 +87,28 @@ def _sqlite_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file readable by its owner only (0600).
+
+    SQLite makes a new database (and its ``-wal``/``-shm`` files, which take the
+    database's permissions) under the process's umask: usually world-readable.
+    Bodies are encrypted, but accounts, orders and the ledger are not; other
+    users of the machine have no business reading them.  Safe to call again."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if f.stat().st_mode & 0o077:
+                f.chmod(0o600)
+
+
 def make_engine(url: str, connect_args: dict | None = None, **kw) -> AsyncEngine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30, **(connect_args or {})}, **kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
@@ -96,6 +119,7 @@ def make_engine(url: str, connect_args: dict | None = None, **kw) -> AsyncEngine
 
 def make_sync_engine(url) -> Engine:
     """A synchronous SQLite engine for the message writer's own thread."""
+    private_sqlite_file(str(url))
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=2, max_overflow=0)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
