@@ -311,3 +311,22 @@ def test_verification_pages(server):
     assert "新倾听师" in text and "实名认证" in text and "未完成" in text
     assert seeker.get("/admin/review").status_code == 403
     assert httpx.get(f"{server.url}/admin/review", follow_redirects=False).status_code == 303
+
+
+def test_no_contact_details_in_a_public_listing(server, admin):
+    """A listing is public: a phone number, a WeChat id, an e-mail or a bank card in
+    the headline, bio or tags is refused (clients would be led off the escrow),
+    and nothing of the refused edit is kept."""
+    me = new_listener(server, admin, "contactless")
+    for field, text in (("bio", "有事打我 13812345678"), ("headline", "加我微信 abc_12345 详聊"),
+                        ("bio", "邮箱 me.li@example.com"), ("bio", "费用直接转 6222021234567890123"),
+                        ("topics", ["失眠", "vx：Miaohui-2024"])):
+        r = call(server, me, "PUT", "/api/listener/profile",
+                 json={"headline": "陪你聊聊", "price_per_hour_fen": 4500, field: text})
+        assert r.status_code == 400 and err(r) == "listing_contact", (field, text, r.text)
+        assert "联系方式" in r.json()["error"]["message"]
+    card = call(server, None, "GET", f"/api/listeners/{me.id}").json()
+    assert card["headline"] == "陪你聊聊" and "138" not in str(card)
+    r = call(server, me, "PUT", "/api/listener/profile",
+             json={"headline": "陪你聊聊", "price_per_hour_fen": 4500, "bio": "深夜热线 12356 也可以打，我每晚 11 点后在线"})
+    assert r.status_code == 200, r.text

@@ -15,6 +15,7 @@ from miaohui.accounts.models import User
 from miaohui.clock import Clock
 from miaohui.core.errors import AppError
 from miaohui.listeners.models import ListenerProfile
+from miaohui.safety import boundaries
 from miaohui.verification import records as trust
 
 GENDERS = {"female": "女", "male": "男", "other": "其他"}
@@ -29,7 +30,21 @@ def _clean(tags: list[str], max_len: int = 20) -> list[str]:
     return out
 
 
+def _no_contact(texts) -> None:
+    """A listing is public: no contact details or payment outside the escrow in it
+    (the same tables that mask them in chat), or clients would be led off the platform."""
+    for t in texts:
+        if t and boundaries.OFF_PLATFORM in boundaries.scan(t).kinds:
+            raise AppError(
+                "listing_contact",
+                "资料里不能留联系方式或站外收款信息（微信、QQ、手机号、邮箱、银行卡等）：在平台内沟通和付款，双方才有保障",
+                "a listing may not carry contact details or off-platform payment details",
+                400,
+            )
+
+
 async def create_profile(db: AsyncSession, clock: Clock, user: User, **fields) -> ListenerProfile:
+    _no_contact([fields.get("headline"), fields.get("bio"), *fields.get("topics", ()), *fields.get("qualifications", ())])
     profile = ListenerProfile(user_id=user.id, status="pending", created_at=clock.now(), accepting=True)
     _apply(profile, fields)
     db.add(profile)
@@ -60,6 +75,7 @@ async def update_profile(db: AsyncSession, user: User, **fields) -> ListenerProf
     clock = db.info.get("clock")
     texts = [fields.get("headline", profile.headline), fields.get("bio", profile.bio),
              *fields.get("topics", profile.topics), *fields.get("qualifications", profile.qualifications)]
+    _no_contact(texts)
     await trust.check_listing(db, user.id, texts, clock.now() if clock else datetime.now(UTC))
     _apply(profile, fields)
     await db.flush()

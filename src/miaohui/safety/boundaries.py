@@ -12,7 +12,9 @@ and near misses that must not — both are tested):
 
 Contact details themselves are *masked* in the body that is stored and
 delivered (:data:`MASKS`: mobile numbers, also spaced out or written in
-Chinese digits, landlines, ids after a contact keyword, e-mail addresses).
+Chinese digits, landlines, ids after a contact keyword, e-mail addresses),
+and so are resident id and bank card numbers, which no one should send a
+stranger.
 Public hotlines (12356, 400-161-9995, 110 …) are never masked.
 
 ``scan(text)`` costs about 5 µs on chat text; it runs on every message before it
@@ -118,6 +120,19 @@ MASKS: tuple[Mask, ...] = (
          "[账号已隐藏]",
          (("加我微信 abc_12345", "加我微信 [账号已隐藏]"), ("vx：Miaohui-2024", "vx：[账号已隐藏]"),
           ("我QQ是 12345678", "我QQ是 [账号已隐藏]"), ("支付宝账号 zhangsan88", "支付宝账号 [账号已隐藏]"))),
+    # Before the phone numbers: an 18-digit id or a card number holds runs a phone pattern could take.
+    Mask("id_number", "身份证号",
+         r"(?<![0-9])(?P<x>[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x])"
+         r"(?![0-9a-z])",
+         "[证件号已隐藏]",
+         (("我身份证 110101199003071234", "我身份证 [证件号已隐藏]"), ("证件号44030419851231002x", "证件号[证件号已隐藏]")),
+         min_digits=17),
+    Mask("bank_card", "银行卡号",
+         r"(?<![0-9])(?P<x>[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){2}[ \-]?[0-9]{4,7})(?![0-9])",
+         "[卡号已隐藏]",
+         (("卡号 6222021234567890123", "卡号 [卡号已隐藏]"), ("转到 6217 0000 1234 5678 就行", "转到 [卡号已隐藏] 就行"),
+          ("4392-2500-1234-5678", "[卡号已隐藏]")),
+         min_digits=16),
     Mask("mobile", "手机号",
          r"(?<!" + D + r")(?P<x>(?:\+?86" + SEP + r"{0,2})?" + ONE + r"(?:" + SEP + r"{0,2}" + D + r"){10})(?!" + D + r")",
          "[号码已隐藏]",
@@ -141,6 +156,7 @@ PUBLIC_NUMBERS = frozenset({"110", "120", "119", "12356", "12320", "01082951332"
 MASK_NEAR_MISSES: tuple[str, ...] = (
     "全国心理援助热线 12356", "北京心理危机研究与干预中心 010-82951332", "希望24热线 400-161-9995",
     "我 2024-05-01 那天", "订单号 20240501", "我今年23岁，存款10000元", "晚上11点到12点",
+    "工资 9000，花了 5000", "1990年3月7日出生",
 )
 
 _ZH_DIGITS = str.maketrans("零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖幺", "001234567891234567891")
