@@ -135,13 +135,19 @@ def test_no_show_is_not_reviewable_and_the_review_page(server, seeker, listener,
 def test_served_topics_feed_the_profile_and_matching(server, seeker, listener, clock):
     fund(server, seeker, 500)
     served_order(server, seeker, listener, clock)
-    # The first matching request indexes finished orders (labels only, never text).
+    # The first matching request indexes finished orders (labels only, never text); one
+    # order's topics are not shown: comparing the card before and after would reveal them.
     r = httpx.post(f"{server.url}/api/match", json={"text": "失恋了"}, headers=seeker.headers)
     assert r.status_code == 200
+    assert httpx.get(f"{server.url}/api/listeners/{listener.id}").json()["served_topics"] == {}
+    assert "服务过的话题" not in text_of(httpx.get(f"{server.url}/listeners/{listener.id}").text)
+    for _ in range(2):
+        served_order(server, seeker, listener, clock)
+    httpx.post(f"{server.url}/api/match", json={"text": "失恋了"}, headers=seeker.headers)
     card = httpx.get(f"{server.url}/api/listeners/{listener.id}").json()
-    assert card["served_topics"].get("失恋/情感") == 1 and card["served_topics"].get("失眠") == 1
+    assert card["served_topics"].get("失恋/情感") == 3 and card["served_topics"].get("失眠") == 3
     assert "服务过的话题" in text_of(httpx.get(f"{server.url}/listeners/{listener.id}").text)
 
     # Indexed once: asking again does not count the same order twice.
     httpx.post(f"{server.url}/api/match", json={"text": "睡不着"}, headers=seeker.headers)
-    assert httpx.get(f"{server.url}/api/listeners/{listener.id}").json()["served_topics"]["失恋/情感"] == 1
+    assert httpx.get(f"{server.url}/api/listeners/{listener.id}").json()["served_topics"]["失恋/情感"] == 3

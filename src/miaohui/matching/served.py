@@ -55,8 +55,15 @@ async def catch_up(ctx, limit: int = 20) -> int:
     return done
 
 
+# A label is public (on the card, in match reasons, in ranking) only once this many served
+# orders touched it: with a count of 1, anyone comparing a card before and after one person's
+# order would learn what that person talked about.
+MIN_SHOWN = 3
+
+
 async def counts(db: AsyncSession, listener_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Label → number of served orders that touched it, per listener."""
+    """Label → number of served orders that touched it, per listener; labels of fewer
+    than :data:`MIN_SHOWN` orders are left out."""
     out: dict[str, dict[str, int]] = {lid: {} for lid in listener_ids}
     if not listener_ids:
         return out
@@ -65,4 +72,4 @@ async def counts(db: AsyncSession, listener_ids: list[str]) -> dict[str, dict[st
     ):
         for t in topics or []:
             out[lid][t] = out[lid].get(t, 0) + 1
-    return out
+    return {lid: {t: n for t, n in c.items() if n >= MIN_SHOWN} for lid, c in out.items()}
