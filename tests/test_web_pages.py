@@ -359,6 +359,21 @@ def test_browsers_get_error_pages_in_chinese_and_the_api_gets_json(server, anon)
     assert r.status_code in (404, 405, 422) and r.json()["error"]["message"]
 
 
+def test_an_exhausted_database_pool_is_a_503_to_retry_not_a_crash(server, anon):
+    """Every connection busy for the pool's whole timeout (a burst of requests on
+    PostgreSQL): 503 with Retry-After, in Chinese and English; nothing crashed."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    async def starved():
+        raise PoolTimeout("QueuePool limit of size 10 overflow 20 reached")
+
+    server.app.add_api_route("/api/starved-for-test", starved)
+    r = anon.get("/api/starved-for-test")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"] == {"code": "busy", "message": "现在请求太多，请稍后重试", "message_en": "server busy, please retry"}
+    assert anon.get("/healthz").status_code == 200
+
+
 def test_a_crash_is_a_500_in_chinese_and_the_server_goes_on(server, anon):
     async def crash():
         raise RuntimeError("a bug")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -118,6 +119,18 @@ def install_handlers(app: FastAPI, page: PageRenderer | None = None) -> None:
             {"error": {"code": f"http_{exc.status_code}", "message": zh, "message_en": en}},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_req: Request, _exc: PoolTimeout):
+        # Every database connection stayed busy for the pool's whole timeout: a
+        # burst, not a bug.  Nothing was done; the client may retry.  (No HTML
+        # page: rendering one would wait for a connection too.)
+        log.warning("database pool exhausted; answered 503")
+        return JSONResponse(
+            {"error": {"code": "busy", "message": "现在请求太多，请稍后重试", "message_en": "server busy, please retry"}},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     async def crashed(req: Request) -> Response:
