@@ -351,3 +351,38 @@ def test_money_pages_need_sign_in(server, anon_client):
     for path in ("/wallet", "/console/earnings", "/admin/withdrawals", "/sandbox/pay/abc"):
         r = anon_client.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+
+
+def test_sandbox_is_off_in_production_unless_asked_for():
+    from miaohui.config import Settings
+    from tests.conftest import KEYS, SECRET
+
+    prod = dict(env="production", secret_key=SECRET, message_keys=KEYS)
+    assert Settings(**prod).sandbox_payments_enabled is False
+    assert Settings(**prod, sandbox_payments=True).sandbox_payments_enabled is True
+    assert Settings(secret_key=SECRET, message_keys=KEYS).sandbox_payments_enabled is True
+
+
+@pytest.fixture
+def no_sandbox(database_url, tmp_path, clock):
+    from tests.conftest import LiveServer, make_settings
+
+    s = LiveServer(make_settings(database_url, tmp_path, sandbox_payments=False), clock).start()
+    yield s
+    s.stop()
+
+
+def test_without_a_gateway_nothing_is_paid_in_or_out(no_sandbox):
+    """With the sandbox off (production's default) and no real gateway, a top-up
+    is refused before anything is recorded and an approved payout sends nothing:
+    no wallet is credited with money that never arrived."""
+    seeker, listener, admin = Api(no_sandbox, "xiaoyu"), Api(no_sandbox, "linqing"), Api(no_sandbox, "admin")
+    before, lines = wallet(seeker), get(seeker, "/api/wallet/statement").json()["lines"]
+    assert_error(post(seeker, "/api/wallet/topups", {"amount_fen": 5000}), 503, "payments_unavailable")
+    assert wallet(seeker) == before and get(seeker, "/api/wallet/statement").json()["lines"] == lines
+    give_earnings(no_sandbox, seeker, listener, "order:test-nogw", 9000)
+    w = post(listener, "/api/listener/withdrawals", {"amount_fen": 5000}).json()
+    assert_error(post(admin, f"/api/admin/withdrawals/{w['id']}/approve"), 503, "payments_unavailable")
+    assert get(listener, "/api/listener/withdrawals").json()[0]["status"] == "requested"
+    assert get(listener, "/api/listener/earnings").json()["held_fen"] == 5000
+    books_ok(no_sandbox)

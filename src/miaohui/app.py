@@ -76,7 +76,8 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     ctx.companion = Companion(ctx)  # answers only in companion conversations
     ctx.writer = MessageWriter(engine, clock, ctx.broker)
     ctx.gateway = SandboxGateway(
-        ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds
+        ctx.sessionmaker, clock, settings.effective_gateway_secret, settings.gateway_tolerance_seconds,
+        enabled=settings.sandbox_payments_enabled,
     )
     ctx.orders = OrderScheduler(ctx)
     ctx.writer.on_contracted.append(ctx.orders.on_contracted)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # derives one from ``secret_key`` (the embedded sandbox gateway).
     gateway_secret: str = ""
     gateway_tolerance_seconds: int = 300  # callbacks signed longer ago than this are refused
+    # The embedded sandbox gateway (top-ups confirmed by a button, payouts that
+    # send nothing).  Unset: on, except in production, where it would credit
+    # money that never arrived; set MIAOHUI_SANDBOX_PAYMENTS=1 for a staging site.
+    sandbox_payments: bool | None = None
     topup_min_fen: int = 100
     topup_max_fen: int = 500_000
     withdrawal_min_fen: int = 1_000
@@ -184,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def sandbox_payments_enabled(self) -> bool:
+        return self.sandbox_payments if self.sandbox_payments is not None else not self.is_production
 
     @property
     def resolved_database_url(self) -> str:

@@ -58,6 +58,9 @@ class GatewayEvent:
 class PaymentGateway(Protocol):
     name: str
 
+    def check_open(self) -> None:
+        """AppError 503 when the gateway takes no payments here (checked before anything is recorded)."""
+
     async def create_intent(self, amount: int, payment_id: str, notify_url: str) -> str:
         """Register a payment of ``amount`` fen; return the URL the payer opens."""
 
@@ -131,7 +134,12 @@ class SandboxGateway:
         secret: str,
         tolerance: int = 300,
         retry_delays: Sequence[float] = (0.2, 0.5, 1, 2, 4, 8, 15),
+        enabled: bool = True,
     ) -> None:
+        # Off in production unless asked for (``Settings.sandbox_payments_enabled``):
+        # a sandbox that says "paid" there would credit wallets with money that never
+        # arrived, and mark payouts paid that were never sent.
+        self.enabled = enabled
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.secret = secret
@@ -142,7 +150,14 @@ class SandboxGateway:
 
     # ------------------------------------------------------------ gateway API
 
+    def check_open(self) -> None:
+        """Refuse before anything is recorded when the sandbox is off."""
+        if not self.enabled:
+            raise AppError("payments_unavailable", "支付暂未开通：生产环境需要接入真实的支付通道",
+                           "payments are unavailable: production needs a real payment gateway", 503)
+
     async def create_intent(self, amount: int, payment_id: str, notify_url: str) -> str:
+        self.check_open()
         async with self.sessionmaker() as s:
             s.add(
                 SandboxIntent(
@@ -157,6 +172,7 @@ class SandboxGateway:
         return verify_signature(self.secret, headers, raw_body, int(self.clock.now().timestamp()), self.tolerance)
 
     async def payout(self, amount: int, reference: str) -> str:
+        self.check_open()
         if amount <= 0:
             raise AppError("bad_amount", "打款金额无效", "invalid payout amount", 400)
         return "sbpo_" + hashlib.sha256(f"{self.secret}:{reference}".encode()).hexdigest()[:24]
@@ -182,6 +198,7 @@ class SandboxGateway:
     async def complete(self, payment_id: str, outcome: str) -> SandboxIntent:
         """The payer confirmed (``succeed``) or the payment failed (``fail``):
         record it, then call the merchant back in the background."""
+        self.check_open()
         if outcome not in ("succeed", "fail"):
             raise AppError("bad_outcome", "无效的支付结果", "outcome must be succeed or fail", 400)
         status = "succeeded" if outcome == "succeed" else "failed"

@@ -74,6 +74,7 @@ async def start_topup(
     if user.role != "seeker":
         raise AppError("forbidden_role", "只有倾诉者可以充值", "only seekers can top up", 403)
     check_topup_amount(settings, amount)
+    gateway.check_open()
     await end_reads(db)
     payment = Payment(
         id=new_id(), user_id=user.id, amount_fen=amount, status="pending", gateway=gateway.name,
@@ -189,6 +190,7 @@ async def approve_withdrawal(
     """requested → paid: post the reserved transfer and pay it out through
     the gateway (payouts → gateway).  A second approval is 409 and pays
     nothing.  Caller commits."""
+    gateway.check_open()
     w = await _decide(db, clock, admin, withdrawal_id, "paid")
     await ledger.complete_withdrawal(db, ref=withdrawal_ref(w.id), clock=clock)
     w.payout_ref = await gateway.payout(w.amount_fen, w.id)
