@@ -35,6 +35,9 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 async def get_db(ctx: Ctx) -> AsyncIterator[AsyncSession]:
     async with ctx.sessionmaker() as session:
+        # What a request's service calls announce after COMMIT go through it
+        # (a logout closes the session's sockets: service.end_session).
+        session.info[service.BROKER_INFO] = ctx.broker
         yield session
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,18 +34,48 @@ def set_hasher_params(**params) -> None:
     _DUMMY_HASH = _hasher.hash("miaohui-timing-equaliser")
 
 
+# argon2 runs on a few threads of its own, not the loop's default executor:
+# each hash costs tens of milliseconds of CPU and (by default) 64 MiB, so a
+# flood of logins queues here instead of taking every default thread and the
+# memory with it.  Beyond ARGON2_QUEUE_MAX checks waiting, a login is refused
+# at once (429) rather than queued behind the flood.  Per process.
+ARGON2_THREADS = max(2, min(8, (os.cpu_count() or 2) // 2))
+ARGON2_QUEUE_MAX = 64
+_argon2_pool = ThreadPoolExecutor(ARGON2_THREADS, thread_name_prefix="argon2")
+_verify_slots = threading.BoundedSemaphore(ARGON2_THREADS + ARGON2_QUEUE_MAX)  # any loop, any thread
+
+
+def too_many_attempts() -> AppError:
+    return AppError(
+        "too_many_attempts", "登录尝试过于频繁，请几分钟后再试", "too many login attempts; try again later", 429
+    )
+
+
+def _login_busy() -> AppError:
+    err = AppError("login_busy", "登录的人太多了，请稍后再试", "too many sign-ins at once; try again shortly", 429)
+    err.headers = {"Retry-After": "1"}
+    return err
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, _hasher.hash, password)
 
 
 async def _verify(hash_: str, password: str) -> bool:
+    """Raises :func:`_login_busy` (429) when too many checks already wait."""
+
     def run() -> bool:
         try:
             return _hasher.verify(hash_, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(run)
+    if not _verify_slots.acquire(blocking=False):
+        raise _login_busy()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_argon2_pool, run)
+    finally:
+        _verify_slots.release()
 
 
 def token_hash(token: str) -> str:
@@ -70,6 +103,10 @@ async def create_user(
 
 async def authenticate(db: AsyncSession, username: str, password: str) -> User | None:
     user = await db.scalar(select(User).where(User.username == username.lower()))
+    if db.in_transaction():
+        # Hand the connection back to the pool while argon2 runs: many
+        # logins at once must not hold every pooled connection idle.
+        await db.commit()
     ok = await _verify(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or user.disabled:
         return None
@@ -108,8 +145,64 @@ async def user_for_token(db: AsyncSession, clock: Clock, token: str) -> User | N
     return user
 
 
+# ``session.info`` key of the broker that tells open sockets a session ended
+# (set by :func:`miaohui.accounts.deps.get_db`).  Absent (a CLI, a test's own
+# session): nothing is announced.
+BROKER_INFO = "miaohui.broker"
+_PENDING_INFO = "miaohui.ended_sessions"
+SESSION_ENDED = '{"type":"session_ended"}'
+
+
+def session_topic(token_hash_: str) -> str:
+    """The broker topic on which a session's end is announced: every socket
+    the session authenticated listens on it (chat.gateway) and closes (4401).
+    Named by a further hash, so the stored token hash never travels."""
+    return "session:" + hashlib.sha256(b"session-topic:" + token_hash_.encode()).hexdigest()[:32]
+
+
+def _announce_after_commit(db: AsyncSession, topics: list[str]) -> None:
+    """Publish "session ended" on ``topics`` once ``db``'s transaction commits
+    (not before: a socket closed early could reconnect on the session still
+    valid; nothing if it rolls back)."""
+    if not topics or db.info.get(BROKER_INFO) is None:
+        return
+    pending = db.info.get(_PENDING_INFO)
+    if pending is None:
+        pending = db.info[_PENDING_INFO] = []
+        event.listen(db.sync_session, "after_commit", _publish_pending)
+        event.listen(db.sync_session, "after_rollback", _drop_pending)
+    pending.extend(topics)
+
+
+def _publish_pending(session) -> None:
+    pending = session.info.get(_PENDING_INFO)
+    if pending:
+        broker = session.info[BROKER_INFO]
+        for topic in pending:
+            broker.publish_nowait(topic, SESSION_ENDED)
+        pending.clear()
+
+
+def _drop_pending(session) -> None:
+    pending = session.info.get(_PENDING_INFO)
+    if pending:
+        pending.clear()
+
+
 async def end_session(db: AsyncSession, token: str) -> None:
-    await db.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    """Log out: delete the session; once committed, every socket it opened
+    (in any process) is closed."""
+    th = token_hash(token)
+    await db.execute(delete(AuthSession).where(AuthSession.token_hash == th))
+    _announce_after_commit(db, [session_topic(th)])
+
+
+async def end_user_sessions(db: AsyncSession, user_id: str) -> None:
+    """End every session of a person (an account disabled): the same as
+    logging each one out, sockets included."""
+    hashes = list(await db.scalars(select(AuthSession.token_hash).where(AuthSession.user_id == user_id)))
+    await db.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    _announce_after_commit(db, [session_topic(th) for th in hashes])
 
 
 async def get_user(db: AsyncSession, user_id: str) -> User | None:
@@ -124,17 +217,27 @@ async def users_by_ids(db: AsyncSession, ids: list[str]) -> dict[str, User]:
 
 
 async def login(db: AsyncSession, clock: Clock, limiter, username: str, password: str, ip: str) -> User:
-    """Check a password under the login rate limit (per IP and per account)."""
-    keys = (f"ip:{ip}", f"user:{username.lower()}")
-    if await limiter.blocked(*keys):
-        raise AppError(
-            "too_many_attempts", "登录尝试过于频繁，请几分钟后再试", "too many login attempts; try again later", 429
-        )
-    user = await authenticate(db, username, password)
+    """Check a password under the login rate limit (per IP and per account).
+
+    The attempt is counted *before* the password is checked (a reservation),
+    so attempts sent in parallel are limited like attempts sent one by one;
+    one over the limit is answered 429 before the database or argon2 is
+    touched.  A wrong password leaves the reservation standing as the
+    failure; a right one takes it back and clears the account's count; an
+    attempt that could not be checked (busy, an error) takes it back."""
+    ip_key, user_key = f"ip:{ip}", f"user:{username.lower()}"
+    attempt = await limiter.reserve(ip_key, user_key)
+    if attempt is None:
+        raise too_many_attempts()
+    try:
+        user = await authenticate(db, username, password)
+    except Exception:
+        await limiter.release(attempt, ip_key, user_key)
+        raise
     if user is None:
-        await limiter.fail(*keys)
         raise AppError("bad_credentials", "用户名或密码错误", "wrong username or password", 401)
-    await limiter.reset(f"user:{username.lower()}")
+    await limiter.release(attempt, ip_key)
+    await limiter.reset(user_key)
     return user
 
 

@@ -11,6 +11,12 @@ Life of a connection (``/ws/chat/{id}?after_seq=N``):
 4. read frames until the socket closes.  A bad frame gets an ``error`` frame
    and the connection stays open.
 
+Every socket also listens on its session's topic
+(:func:`miaohui.accounts.service.session_topic`, see :class:`SessionWatch`)
+from before the session is checked: when the session ends (logout, in any
+process), the socket stops handling frames at once and is closed with 4401.
+Nothing is looked up per message.
+
 On uvicorn with :class:`~miaohui.chat.wsdirect.DirectProtocol` (the
 default) step 4 happens inside the protocol's ``data_received`` (see
 :func:`_run_frames`).  An outbound frame is written at once while the
@@ -78,6 +84,8 @@ class Connection:
         self.sender_task: asyncio.Task | None = None
         self.direct: DirectProtocol | None = None  # set while frames may be written at once
         self.inflight = False  # the sender task is writing a frame it took off the queue
+        self.revoked = False  # its session ended: no frame of its is handled any more
+        self._ending: asyncio.Task | None = None
 
     def deliver(self, data: str) -> None:
         """Broker callback: queue an event for this socket (never blocks)."""
@@ -106,7 +114,32 @@ class Connection:
         with contextlib.suppress(Exception):
             await self.ws.close(code)
 
+    def end_session(self) -> None:
+        """The session that opened this socket ended: handle none of its
+        frames from now on, deliver nothing more, and close it (4401) — at
+        once when live, else as soon as its sync is written."""
+        if self.revoked:
+            return
+        self.revoked = True
+        self.closed = True
+        if self.buffer is None:
+            self._ending = asyncio.get_running_loop().create_task(self._close_ended())
+
+    async def _close_ended(self) -> None:
+        task, self.sender_task = self.sender_task, None
+        if task is not None:  # no frame of its may follow the notice
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(_dumps(SESSION_ENDED_FRAME))
+            await self.ws.close(CLOSE_UNAUTHENTICATED)
+
     def start_sending(self) -> None:
+        if self.revoked:
+            self.buffer = None
+            self._ending = asyncio.get_running_loop().create_task(self._close_ended())
+            return
         for data in self.buffer or ():
             self.queue.put_nowait(data)
         self.buffer = None
@@ -133,6 +166,51 @@ class Connection:
             self.sender_task = None  # break the connection <-> task cycle for refcounting
 
 
+SESSION_ENDED_FRAME = {
+    "type": "error",
+    "code": str(CLOSE_UNAUTHENTICATED),
+    "message": "登录已失效，请重新登录",
+    "message_en": "your session has ended; please sign in again",
+}
+
+
+class SessionWatch:
+    """Ends a socket when the session that opened it ends.
+
+    Subscribed to the session's topic *before* the session is checked, so an
+    end announced at any moment after the check is seen (:attr:`ended`);
+    once a :class:`Connection` is attached, the end closes it
+    (:meth:`Connection.end_session`).  One subscription per socket, at
+    connect: the message path never looks at the session again."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.broker = ws.app.state.ctx.broker
+        token, _ = request_token(ws)
+        self.topic = accounts.session_topic(accounts.token_hash(token)) if token and len(token) <= 128 else None
+        self.ended = False
+        self.conn: Connection | None = None
+
+    def _on_end(self, _data: str) -> None:
+        self.ended = True
+        if self.conn is not None:
+            self.conn.end_session()
+
+    def attach(self, conn: Connection) -> None:
+        self.conn = conn
+        if self.ended:
+            conn.end_session()
+
+    async def __aenter__(self) -> SessionWatch:
+        if self.topic is not None:
+            await self.broker.subscribe(self.topic, self._on_end)
+        return self
+
+    async def __aexit__(self, *_exc) -> None:
+        if self.topic is not None:
+            await self.broker.unsubscribe(self.topic, self._on_end)
+        self.conn = None
+
+
 async def _authenticate(ws: WebSocket):
     ctx = ws.app.state.ctx
     token, _ = request_token(ws)
@@ -156,12 +234,17 @@ async def _receive(ws: WebSocket) -> str | bytes | None:
 
 @router.websocket("/ws/chat/{conversation_id}")
 async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
+    async with SessionWatch(ws) as watch:
+        await _chat_socket(ws, conversation_id, watch)
+
+
+async def _chat_socket(ws: WebSocket, conversation_id: str, watch: SessionWatch) -> None:
     ctx = ws.app.state.ctx
     settings = ctx.settings
     if not origin_allowed(ws, settings.allowed_origins):
         return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")
     user = await _authenticate(ws)
-    if user is None:
+    if user is None or watch.ended:
         return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
     after_raw = ws.query_params.get("after_seq")
     try:
@@ -177,6 +260,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
     topic = f"conv:{conversation_id}"
     private = private_topic(conversation_id, user.id)  # safety events meant for this person only
     conn = Connection(ws, user.id, settings.outbound_queue_max)
+    watch.attach(conn)
     await ctx.broker.subscribe(topic, conn.deliver)
     await ctx.broker.subscribe(private, conn.deliver)
     view = None
@@ -186,6 +270,8 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
                 view = await service.get_view(db, user.id, conversation_id)
             except AppError:
                 return await _refuse(ws, CLOSE_FORBIDDEN, "无权访问该会话", "you are not part of this conversation")
+            if watch.ended:  # logged out since the check
+                return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
             await ws.accept()
             await ctx.presence.set(user.id, conn.id, "online")
             _publish_presence(ctx, view, await ctx.presence.status(user.id))
@@ -331,6 +417,8 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
         """One inbound frame, handled now; frames that need I/O (presence,
         sync) come back as a coroutine for the caller to run in order."""
         nonlocal last_typing
+        if conn.revoked:  # the session ended: the socket is closing, nothing it sends counts
+            return None
         try:
             frame = parse_frame(raw, settings.max_frame_bytes)
             ftype = frame["type"]
@@ -474,13 +562,19 @@ async def inbox_socket(ws: WebSocket) -> None:
     """Per-person stream for the conversation list (listener console):
     ``activity`` when a conversation gets a message, ``conversation`` when one
     is opened with you, ``presence`` when a conversation peer comes or goes.  Being connected here also counts as online."""
+    async with SessionWatch(ws) as watch:
+        await _inbox_socket(ws, watch)
+
+
+async def _inbox_socket(ws: WebSocket, watch: SessionWatch) -> None:
     ctx = ws.app.state.ctx
     if not origin_allowed(ws, ctx.settings.allowed_origins):
         return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")
     user = await _authenticate(ws)
-    if user is None:
+    if user is None or watch.ended:
         return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
     conn = Connection(ws, user.id, ctx.settings.outbound_queue_max)
+    watch.attach(conn)
     topic = f"user:{user.id}"
     await ws.accept()
     await ctx.broker.subscribe(topic, conn.deliver)
@@ -493,6 +587,8 @@ async def inbox_socket(ws: WebSocket) -> None:
             raw = await _receive(ws)
             if raw is None:
                 return
+            if conn.revoked:  # the session ended: closing
+                continue
             try:
                 frame = parse_frame(raw, ctx.settings.max_frame_bytes)
                 if frame["type"] == "ping":

@@ -6,6 +6,12 @@ with Redis configured (:class:`RedisLoginLimiter`) the same interface counts
 across every server process, so spreading guesses over processes gains an
 attacker nothing.
 
+A login *reserves* its attempt (:meth:`LoginLimiter.reserve`) before the
+password is checked: the check and the count are one step (atomic in the
+event loop; one Lua script in Redis), so attempts sent in parallel cannot all
+pass the check while the first ones are still being verified.  A reservation
+stands as the failure it will most likely be; a correct password releases it.
+
 Sends: a token bucket per person (:class:`SendLimiter`), in-process and
 synchronous, because it runs on the chat socket's hot path for every message.
 
@@ -37,10 +43,37 @@ class LoginLimiter:
     async def blocked(self, *keys: str) -> bool:
         return any(len(self._prune(k)) >= self.max_failures for k in keys)
 
+    async def reserve(self, *keys: str) -> object | None:
+        """Count an attempt against every key now, before it is checked:
+        ``None`` (nothing counted) when any key is at its limit, else a handle
+        for :meth:`release`.  No ``await`` between the check and the count, so
+        concurrent attempts cannot slip in between."""
+        if any(len(self._prune(k)) >= self.max_failures for k in keys):
+            return None
+        t = self.clock.now().timestamp()
+        for k in keys:
+            self._prune(k).append(t)
+        self._bound()
+        return t
+
+    async def release(self, handle: object, *keys: str) -> None:
+        """Take back a reservation (the password was right, or it was never
+        checked)."""
+        for k in keys:
+            q = self._hits.get(k)
+            if q is not None:
+                try:
+                    q.remove(handle)
+                except ValueError:
+                    pass  # already slid out of the window, or reset
+
     async def fail(self, *keys: str) -> None:
         t = self.clock.now().timestamp()
         for k in keys:
             self._prune(k).append(t)
+        self._bound()
+
+    def _bound(self) -> None:
         if len(self._hits) > 100_000:  # bound memory under a spray attack
             for k in list(self._hits)[:50_000]:
                 del self._hits[k]
@@ -59,11 +92,41 @@ class RedisLoginLimiter(LoginLimiter):
 
     PREFIX = "miaohui:login:"
 
+    # KEYS: the counters; ARGV: window edge, now, limit, ttl, member.  Checks
+    # every key, then counts in all of them, or in none: one atomic step.
+    RESERVE = """
+for _, k in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[1])
+  if redis.call('ZCARD', k) >= tonumber(ARGV[3]) then return 0 end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('ZADD', k, ARGV[2], ARGV[5])
+  redis.call('EXPIRE', k, ARGV[4])
+end
+return 1
+"""
+
     def __init__(self, url: str, clock: Clock, max_failures: int, window_seconds: int) -> None:
         super().__init__(clock, max_failures, window_seconds)
         import redis.asyncio as redis
 
         self.redis = redis.from_url(url)
+        self._reserve = self.redis.register_script(self.RESERVE)
+
+    async def reserve(self, *keys: str) -> object | None:
+        now = self.clock.now().timestamp()
+        member = uuid.uuid4().hex
+        ok = await self._reserve(
+            keys=[self.PREFIX + k for k in keys],
+            args=[now - self.window, now, self.max_failures, self.window + 60, member],
+        )
+        return member if ok else None
+
+    async def release(self, handle: object, *keys: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.zrem(self.PREFIX + k, handle)
+        await pipe.execute()
 
     async def blocked(self, *keys: str) -> bool:
         edge = self.clock.now().timestamp() - self.window
