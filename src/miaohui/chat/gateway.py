@@ -84,7 +84,9 @@ class Connection:
         self.sender_task: asyncio.Task | None = None
         self.direct: DirectProtocol | None = None  # set while frames may be written at once
         self.inflight = False  # the sender task is writing a frame it took off the queue
-        self.revoked = False  # its session ended: no frame of its is handled any more
+        self.revoked = False  # its session ended or its person left: no frame of its is handled any more
+        self._revoked_with: tuple[int, dict] = (CLOSE_UNAUTHENTICATED, {})
+        self.recipients: tuple[str, ...] = ()  # who gets an inbox activity for what this socket sends
         self._ending: asyncio.Task | None = None
 
     def deliver(self, data: str) -> None:
@@ -115,30 +117,46 @@ class Connection:
             await self.ws.close(code)
 
     def end_session(self) -> None:
-        """The session that opened this socket ended: handle none of its
-        frames from now on, deliver nothing more, and close it (4401) — at
-        once when live, else as soon as its sync is written."""
+        """The session that opened this socket ended: :meth:`revoke` with 4401."""
+        self.revoke(CLOSE_UNAUTHENTICATED, SESSION_ENDED_FRAME)
+
+    def on_member_left(self, user_id: str) -> None:
+        """Broker callback (:func:`service.members_topic`): someone left the
+        conversation.  This socket's own person: :meth:`revoke` with 4403;
+        anyone else: no longer a recipient of what this socket sends."""
+        if user_id == self.user_id:
+            self.revoke(CLOSE_FORBIDDEN, NOT_A_MEMBER_FRAME)
+        else:
+            self.recipients = tuple(r for r in self.recipients if r != user_id)
+
+    def revoke(self, code: int, frame: dict) -> None:
+        """This socket may no longer be used (its session ended, its person left
+        the conversation): handle none of its frames from now on, deliver
+        nothing more, and close it with ``code`` after ``frame`` — at once when
+        live, else as soon as its sync is written."""
         if self.revoked:
             return
         self.revoked = True
         self.closed = True
+        self._revoked_with = (code, frame)
         if self.buffer is None:
-            self._ending = asyncio.get_running_loop().create_task(self._close_ended())
+            self._ending = asyncio.get_running_loop().create_task(self._close_revoked())
 
-    async def _close_ended(self) -> None:
+    async def _close_revoked(self) -> None:
+        code, frame = self._revoked_with
         task, self.sender_task = self.sender_task, None
         if task is not None:  # no frame of its may follow the notice
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
-            await self.ws.send_text(_dumps(SESSION_ENDED_FRAME))
-            await self.ws.close(CLOSE_UNAUTHENTICATED)
+            await self.ws.send_text(_dumps(frame))
+            await self.ws.close(code)
 
     def start_sending(self) -> None:
         if self.revoked:
             self.buffer = None
-            self._ending = asyncio.get_running_loop().create_task(self._close_ended())
+            self._ending = asyncio.get_running_loop().create_task(self._close_revoked())
             return
         for data in self.buffer or ():
             self.queue.put_nowait(data)
@@ -171,6 +189,12 @@ SESSION_ENDED_FRAME = {
     "code": str(CLOSE_UNAUTHENTICATED),
     "message": "登录已失效，请重新登录",
     "message_en": "your session has ended; please sign in again",
+}
+NOT_A_MEMBER_FRAME = {
+    "type": "error",
+    "code": str(CLOSE_FORBIDDEN),
+    "message": "你已不在这个会话中",
+    "message_en": "you are no longer part of this conversation",
 }
 
 
@@ -259,10 +283,12 @@ async def _chat_socket(ws: WebSocket, conversation_id: str, watch: SessionWatch)
     # published in between is missed; nothing is sent until authorized.
     topic = f"conv:{conversation_id}"
     private = private_topic(conversation_id, user.id)  # safety events meant for this person only
+    members = service.members_topic(conversation_id)  # who left (a supervisor, when the case is resolved)
     conn = Connection(ws, user.id, settings.outbound_queue_max)
     watch.attach(conn)
     await ctx.broker.subscribe(topic, conn.deliver)
     await ctx.broker.subscribe(private, conn.deliver)
+    await ctx.broker.subscribe(members, conn.on_member_left)
     view = None
     try:
         async with ctx.sessionmaker() as db:
@@ -283,6 +309,7 @@ async def _chat_socket(ws: WebSocket, conversation_id: str, watch: SessionWatch)
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
         await ctx.broker.unsubscribe(private, conn.deliver)
+        await ctx.broker.unsubscribe(members, conn.on_member_left)
         await conn.finish()
         if view is not None:
             with contextlib.suppress(Exception):
@@ -355,7 +382,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     topic = f"conv:{conv_id}"
     user_id = view.me.user_id
     role = view.me.role
-    recipients = tuple(p for p in (view.roles or {view.peer.user_id: ""}) if p != user_id)
+    conn.recipients = tuple(p for p in (view.roles or {view.peer.user_id: ""}) if p != user_id)
     peer_id = view.peer.user_id
     keyring = ctx.keyring
     writer = ctx.writer
@@ -432,7 +459,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
                 stored = sc.text if sc is not None else body
                 key_id, ct = keyring.encrypt(stored, message_aad(conv_id, user_id, client_id))
                 fut = writer.submit(
-                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, stored, recipients, conn.id)
+                    PendingMessage(conv_id, user_id, role, client_id, key_id, ct, stored, conn.recipients, conn.id)
                 )
                 fut.add_done_callback(on_stored(client_id, sc, body, stored if companion is not None else ""))
             elif ftype == "typing":

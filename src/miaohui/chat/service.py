@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -23,10 +23,20 @@ from miaohui.clock import Clock
 from miaohui.core.crypto import KeyRing, message_aad
 from miaohui.core.errors import AppError
 from miaohui.listeners import service as listeners
+from miaohui.orders import blocks
 
 
 def conversation_forbidden() -> AppError:
     return AppError("conversation_forbidden", "无权访问该会话", "you are not part of this conversation", 403)
+
+
+def listener_suspended() -> AppError:
+    return AppError(
+        "listener_suspended",
+        "你的倾听师资格已被平台暂停，暂时不能在会话中发消息。原因见「认证」页面；如有异议，请联系平台。",
+        "your listener account is suspended: you cannot message clients",
+        403,
+    )
 
 
 def readable_conversations(user_id: str) -> Select:
@@ -66,8 +76,36 @@ async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> Conv
     # supervisor who joined sees the seeker as the peer.
     others = sorted((p for p in parts if p.user_id != user_id), key=lambda p: _PEER_ORDER.get(p.role, 9))
     peer = others[0] if others else me
+    if conv.kind == "listener" and me.role in ("listener", "seeker"):
+        await _check_contact(db, conv.id, me, parts)
     peer_user = await accounts.get_user(db, peer.user_id)
     return ConversationView(conv, me, peer, peer_user, {p.user_id: p.role for p in parts})
+
+
+async def _check_contact(db: AsyncSession, conversation_id: str, me: Participant, parts: list[Participant]) -> None:
+    """The two sides of a listener conversation may stop being allowed to
+    talk: a suspended listener may not reach their clients, and a seeker the
+    listener blocked may not reach that listener.  REST (history, send,
+    read) and the WebSocket both come through :func:`get_view`, so both are
+    refused here, with a 403 that says why."""
+    if me.role == "listener":
+        profile = await listeners.get_profile(db, me.user_id)
+        if profile is not None and profile.status == "suspended":
+            raise listener_suspended()
+        return
+    listener_id = next((p.user_id for p in parts if p.role == "listener"), None)
+    if listener_id is not None and await blocks.is_blocked(db, listener_id, me.user_id):
+        await _refuse_blocked(db, conversation_id)
+
+
+async def _refuse_blocked(db: AsyncSession, conversation_id: str) -> None:
+    """A blocked seeker is refused, except while the conversation has an open
+    guardian case (a risk case at ideation or above): nothing cuts a person
+    in crisis off (docs/architecture.md, guardian mode)."""
+    from miaohui.supervision import service as supervision  # here: supervision imports this module
+
+    if await supervision.guardian_case(db, conversation_id) is None:
+        raise blocks.blocked_error()
 
 
 _PEER_ORDER = {"seeker": 0, "listener": 1, "supervisor": 2}
@@ -84,6 +122,8 @@ async def start_with_listener(db: AsyncSession, clock: Clock, seeker: User, list
     pair_key = f"{seeker.id}:{listener_id}"
     existing = await db.scalar(select(Conversation).where(Conversation.pair_key == pair_key))
     if existing is not None:
+        if await blocks.is_blocked(db, listener_id, seeker.id):  # no reopening after a block
+            await _refuse_blocked(db, existing.id)
         return existing, False
     now = clock.now()
     conv = Conversation(kind="listener", pair_key=pair_key, last_seq=0, created_at=now, last_activity_at=now)
@@ -187,7 +227,18 @@ async def history(
         has_more = len(rows) > limit
         rows = list(reversed(rows[:limit]))
     roles[SYSTEM_SENDER] = SYSTEM_SENDER
+    await _former_senders(db, roles, rows)
     return [to_dict(keyring, m, roles.get(m.sender_id, "")) for m in rows], has_more
+
+
+async def _former_senders(db: AsyncSession, roles: dict[str, str], rows: list[Message]) -> None:
+    """A supervisor leaves a conversation when their case is resolved
+    (:func:`remove_participants`); their messages still say who spoke."""
+    gone = list({m.sender_id for m in rows} - roles.keys())
+    if gone:
+        for uid, u in (await accounts.users_by_ids(db, gone)).items():
+            if u.role in ("supervisor", "admin"):
+                roles[uid] = "supervisor"
 
 
 def to_dict(keyring: KeyRing, m: Message, sender_role: str) -> dict:
@@ -259,6 +310,34 @@ async def add_participant(db: AsyncSession, clock: Clock, conversation_id: str, 
     return True
 
 
+async def remove_participants(db: AsyncSession, conversation_id: str, role: str) -> list[str]:
+    """Take everyone with ``role`` out of a conversation (the supervisors who
+    joined a case, when it is resolved): :func:`readable_conversations` no
+    longer selects it for them.  Returns their ids.  The caller commits."""
+    ids = list(await db.scalars(
+        select(Participant.user_id).where(Participant.conversation_id == conversation_id, Participant.role == role)
+    ))
+    if ids:
+        await db.execute(delete(Participant).where(Participant.conversation_id == conversation_id,
+                                                   Participant.user_id.in_(ids)))
+    return ids
+
+
+def members_topic(conversation_id: str) -> str:
+    """Broker topic of a conversation's membership changes: the id of each person
+    who left (:func:`announce_left`).  Chat sockets listen on it beside the
+    conversation's own topic, so the message path never looks at membership."""
+    return f"members:{conversation_id}"
+
+
+def announce_left(broker, conversation_id: str, user_ids: list[str]) -> None:
+    """After the commit that removed them: a socket such a person still holds on
+    the conversation is closed (4403), in every process; the others' sockets stop
+    counting them among the recipients of activity."""
+    for uid in user_ids:
+        broker.publish_nowait(members_topic(conversation_id), uid)
+
+
 async def staff_transcript(db: AsyncSession, keyring: KeyRing, conversation_id: str, limit: int = 200) -> list[dict]:
     """The latest ``limit`` messages of a conversation for a supervisor who is
     not a participant.  This bypasses :func:`readable_conversations` on
@@ -269,6 +348,7 @@ async def staff_transcript(db: AsyncSession, keyring: KeyRing, conversation_id: 
     rows = list(await db.scalars(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq.desc()).limit(limit)
     ))
+    await _former_senders(db, roles, rows)
     return [to_dict(keyring, m, roles.get(m.sender_id, "")) for m in reversed(rows)]
 
 

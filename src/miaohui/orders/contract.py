@@ -15,7 +15,7 @@ from datetime import datetime
 from miaohui.orders.pricing import KIND_LABELS, Quote, Tariff, value_of
 
 # Reasons that refund the time the listener did not serve.
-REFUND_UNSERVED = ("disappeared", "listener_ended", "blocked")
+REFUND_UNSERVED = ("disappeared", "listener_ended", "blocked", "suspended")
 END_REASON_LABELS = {
     "completed": "服务完成",
     "disappeared": "倾听师失联（10分钟未回复）",
@@ -23,6 +23,7 @@ END_REASON_LABELS = {
     "listener_ended": "倾听师提前结束",
     "blocked": "倾听师拉黑",
     "seeker_ended": "你提前结束",
+    "suspended": "倾听师被平台暂停服务",
 }
 
 
@@ -64,7 +65,7 @@ def text(t: dict) -> list[str]:
         f"超时一次扣减订单金额的 {t['breach_deduction_pct']}% 赔付给你，最多 {t['breach_cap_pct']}%。",
         f"失联：你的消息 {t['disappear_minutes']} 分钟无回复，订单提前结束，未服务时长全额退款（另计超时赔付）。",
         f"未到场：开始后 {t['no_show_minutes']} 分钟内倾听师未发出消息，全额退款。",
-        "倾听师提前结束或拉黑你：未服务时长全额退款。",
+        "倾听师提前结束、拉黑你或被平台暂停服务：未服务时长全额退款；尚未开始的订单全额退款。",
         f"结束后 {t['dispute_window_hours']} 小时内可申诉，由督导依据服务器记录裁决；期满自动结算，"
         f"平台从倾听师所得中收取 {t['commission_pct']}% 服务费。",
         "消息全程加密存储并以哈希链存证，任何改动都可被检测。",

@@ -13,7 +13,7 @@ from miaohui.core.db import Base, UTCDateTime, new_id
 # pauses settlement until a supervisor decides.
 STATUSES = ("scheduled", "active", "ended", "disputed", "settled", "refunded")
 LIVE = ("scheduled", "active")
-END_REASONS = ("completed", "disappeared", "no_show", "listener_ended", "blocked", "seeker_ended")
+END_REASONS = ("completed", "disappeared", "no_show", "listener_ended", "blocked", "seeker_ended", "suspended")
 
 
 class Offering(Base):
@@ -149,7 +149,8 @@ class Gift(Base):
 
 
 class Block(Base):
-    """A listener blocked a seeker: no new orders between them."""
+    """A listener blocked a seeker: no new orders between them, and no more
+    messages from the seeker in their conversation (``orders.blocks``)."""
 
     __tablename__ = "blocks"
 

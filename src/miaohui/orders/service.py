@@ -27,6 +27,7 @@ from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError, not_found
 from miaohui.ledger import service as ledger
 from miaohui.listeners import service as listeners
+from miaohui.orders import blocks
 from miaohui.orders import contract as terms
 from miaohui.orders.models import LIVE, Block, Dispute, Gift, Offering, Order, Turn
 from miaohui.orders.pricing import KINDS, Tariff, quote, windows_for
@@ -182,7 +183,7 @@ async def purchase(
         # only after real-name verification and the training quiz.
         await trust.require_adult_buyer(db, seeker.id, ctx.clock.now())
         await trust.require_can_serve(db, listener_id, ctx.clock.now())
-        if await db.get(Block, (listener_id, seeker.id)) is not None:
+        if await blocks.is_blocked(db, listener_id, seeker.id):
             raise AppError("blocked", "该倾听师暂时无法为你服务", "this listener cannot serve you", 403)
         if not profile.accepting and extends is None:
             raise AppError("not_accepting", "该倾听师暂停接单", "listener is not taking orders", 409)
@@ -343,7 +344,15 @@ async def tick(ctx, order_id: str) -> None:
             return
         c = order.contract
         if order.status == "scheduled" and order.starts_at <= now:
-            started = await _activate(db, order, now)
+            # Only a listener who may still serve starts a service (one suspended
+            # since the purchase may not): otherwise the seeker gets it all back.
+            # A plain read, no lock: a suspension locks the profile and then the
+            # orders, so waiting here for the profile could deadlock; if one
+            # commits after this read, it finds the order active and ends it.
+            if await listeners.get_listed(db, order.listener_id) is None:
+                posts.append((f"order:{order.id}:end", await _close_unservable(db, ctx, order, now)))
+            else:
+                started = await _activate(db, order, now)
         holding = False
         if order.status == "active":
             await _catch_up(db, order)
@@ -389,6 +398,65 @@ async def tick(ctx, order_id: str) -> None:
         except Exception:  # the notice is retried by nothing; the order state is what matters
             log.warning("system notice failed for an order")
     await _after_change(ctx, order, started=started)
+
+
+SUSPENDED_REFUND_NOTICE = ("平台已暂停该倾听师的服务，这笔订单已取消，费用已全额退回你的钱包。"
+                           "你可以选择其他倾听师，或随时使用 AI 陪伴。")
+SUSPENDED_END_NOTICE = ("平台已暂停该倾听师的服务，本次服务已提前结束。未服务的时长和超时赔付将全额退还给你；"
+                        "对已服务的部分有异议，可以在结束后 {hours} 小时内申诉。")
+
+
+async def close_for_suspension(db: AsyncSession, ctx, listener_id: str, now: datetime) -> list[tuple[Order, str]]:
+    """The listener has just been suspended, in the caller's transaction (the
+    conditional status change already made, so it happens once): every order
+    of theirs that has not finished is closed now, in that same transaction,
+    by :func:`_close_unservable`.  Returns ``(order, notice)`` pairs for
+    :func:`after_suspension`, once committed.
+
+    Locks, in this order: the profile row (the caller's UPDATE; a purchase
+    locks it first too), these orders in id order, then the ledger's
+    accounts.  Ticks and endings lock one order and then accounts, and never
+    wait for the profile (the tick reads it unlocked), so nothing waits in a
+    cycle."""
+    await begin_write(db)
+    rows = list(await db.scalars(
+        select(Order).where(Order.listener_id == listener_id, Order.status.in_(LIVE)).order_by(Order.id)
+        .with_for_update()
+    ))
+    return [(order, await _close_unservable(db, ctx, order, now)) for order in rows]
+
+
+async def after_suspension(ctx, closed: list[tuple[Order, str]]) -> None:
+    """After COMMIT: the notice in each conversation and the live order events."""
+    for order, notice in closed:
+        try:
+            await chat.post_system(ctx, order.conversation_id, f"order:{order.id}:end", notice)
+        except Exception:  # the order's state is what matters; the notice is only a courtesy
+            log.warning("system notice failed for an order")
+        await _after_change(ctx, order)
+
+
+async def _close_unservable(db: AsyncSession, ctx, order: Order, now: datetime) -> str:
+    """Close an order whose listener may no longer serve (suspended), row
+    locked, and return the notice for the seeker.  Not started, or started
+    but the listener never arrived: the hold is voided, everything back at
+    once.  Running and served: it ends now like a listener's early end
+    (``_end``, reason ``suspended``): unserved time and breach compensation
+    refunded, the served part paid after the dispute window, within which
+    the seeker may dispute it (a supervisor can refund the rest)."""
+    await _catch_up(db, order)  # messages up to now: did the listener arrive?
+    if order.status == "active" and order.listener_arrived_at is not None:
+        await _end(db, ctx, order, "suspended", now)
+        notice = SUSPENDED_END_NOTICE.format(hours=order.contract["dispute_window_hours"])
+    else:
+        if order.status == "active":
+            await chat.attach_order(db, order.conversation_id, None, only_if=order.id)
+        await ledger.void(db, ref=f"order:{order.id}", memo="倾听师被平台暂停，全额退款")
+        order.status, order.end_reason, order.ended_at, order.closed_at = "refunded", "suspended", now, now
+        order.refund_fen = order.unserved_fen = order.price_fen
+        notice = SUSPENDED_REFUND_NOTICE
+    order.next_due_at = next_due(order, ctx.settings)
+    return notice
 
 
 GUARDIAN_END_NOTICE = ("本次服务的付费时长已经结束。超出的陪伴时间由平台承担，不向你收费。"

@@ -30,7 +30,8 @@ EVENT_LABELS = {
     "opened": "立案", "escalated": "风险升高", "assessed": "风险评估", "flag": "边界信号", "worry": "倾听师求助",
     "seeker_request": "倾诉者请求真人督导",
     "acknowledged": "督导已接手", "transcript": "查看对话记录", "whisper": "悄悄话", "joined": "督导加入对话",
-    "taken_over": "督导接管对话", "guardian_started": "进入守护模式", "guardian_hold": "守护模式：订单到期不中断",
+    "taken_over": "督导接管对话", "left": "督导离开对话（结案）", "guardian_started": "进入守护模式",
+    "guardian_hold": "守护模式：订单到期不中断",
     "resolved": "结案", "guardian_paid": "平台支付守护时长", "debrief_offered": "提供复盘",
     "debrief_accepted": "倾听师预约复盘", "debrief_declined": "倾听师暂不复盘", "refused_end": "守护模式：拒绝结束",
 }

@@ -97,8 +97,9 @@ class CaseEvent(Base):
 
 class TranscriptAccess(Base):
     """Every time a supervisor or admin reads a conversation they are not
-    part of: who, when, which conversation, up to which message.  No foreign
-    key: the audit outlives the conversation."""
+    part of, or joins one (and so can read its history): who, when, which
+    conversation, up to which message.  No foreign key: the audit outlives
+    the conversation."""
 
     __tablename__ = "transcript_access"
 
@@ -108,7 +109,7 @@ class TranscriptAccess(Base):
     reader_id: Mapped[str] = mapped_column(String(32))
     reader_role: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    via: Mapped[str] = mapped_column(String(16))  # api | page | live
+    via: Mapped[str] = mapped_column(String(16))  # api | page | live | join (a participant until resolved)
     upto_seq: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (

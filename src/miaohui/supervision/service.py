@@ -7,6 +7,8 @@
 * Supervisors: :func:`queue` (risk, then waiting time), :func:`transcript`
   (every read audited in ``transcript_access`` before anything is returned),
   :func:`whisper`, :func:`join` / take over, :func:`acknowledge`, :func:`resolve`.
+  Joining gives a participant's access (the history too), so it is audited
+  like a transcript read; resolving takes every supervisor out again.
 * Guardian mode: :func:`guardian_for_order` is how the orders scheduler asks
   whether it may end an order; :func:`guardian_paid` records what the
   platform paid the listener for the time beyond the paid period.
@@ -586,6 +588,7 @@ async def whisper(ctx, staff: User, case_id: str, body: str) -> dict:
     now = ctx.clock.now()
     async with ctx.sessionmaker() as db:
         case = await _staff_case(db, staff, case_id)
+        _require_open(case)
         ev = _event(db, case, now, "whisper", staff.id, ctx.keyring, body)
         await db.commit()
         frame = {"type": "whisper", "conversation_id": case.conversation_id, "case_id": case.id, "id": ev.id,
@@ -599,24 +602,33 @@ async def whisper(ctx, staff: User, case_id: str, body: str) -> dict:
 JOIN_NOTICE = "平台督导加入了对话，会和倾听师一起陪着你。"
 JOIN_NOTICE_AI = "平台督导（真人）加入了对话，接下来由督导陪你聊，AI 陪伴先不说话。"  # an AI companion conversation
 TAKEOVER_NOTICE = "接下来由平台督导陪你聊，倾听师也还在。"
+LEAVE_NOTICE = "平台督导已离开对话，倾听师会继续陪着你。"
+LEAVE_NOTICE_AI = "平台督导已离开对话，AI 陪伴会继续陪你聊。"
 
 
 async def join(ctx, staff: User, case_id: str, *, takeover: bool = False) -> RiskCase:
     """The supervisor becomes a participant (role ``supervisor``) and can talk
-    in the conversation; taking over also tells the listener to step back."""
+    in the conversation; taking over also tells the listener to step back.
+
+    A participant reads the whole history through the chat API, so joining is
+    audited like a transcript read (``via="join"``, up to the last message
+    now), in the same transaction.  The access lasts while the case is open:
+    :func:`resolve` takes the supervisor out again."""
     now = ctx.clock.now()
     async with ctx.sessionmaker() as db:
         case = await _staff_case(db, staff, case_id)
         _require_open(case)
         first_join = await chat.add_participant(db, ctx.clock, case.conversation_id, staff.id, "supervisor")
         with_ai = "companion" in (await chat.participants(db, case.conversation_id)).values()
+        upto = (await chat.last_seqs(db, [case.conversation_id])).get(case.conversation_id, 0)
+        await audit_read(db, staff, case.conversation_id, case.id, "join", upto, now)
         case.joined_by = case.joined_by or staff.id
         if case.status == "open":
             case.status, case.acknowledged_at, case.acknowledged_by = "acknowledged", now, staff.id
         kind = "taken_over" if takeover else "joined"
         if takeover:
             case.taken_over_by = staff.id
-        _event(db, case, now, kind, staff.id)
+        _event(db, case, now, kind, staff.id, upto_seq=upto)
         await db.commit()
         await _publish(ctx, db, case, alarm=False, reason=kind)
     if takeover:
@@ -642,11 +654,14 @@ async def resolve(ctx, staff: User, case_id: str, note: str) -> RiskCase:
         case.status, case.open_key = "resolved", None
         case.resolved_at, case.resolved_by = now, staff.id
         _event(db, case, now, "resolved", staff.id, ctx.keyring, note)
+        left, with_ai = await _supervisors_leave(db, case, now)
         if case.rank >= g.ALARM_RANK:
             case.debrief = "offered"
             _event(db, case, now, "debrief_offered")
         await db.commit()
         await _publish(ctx, db, case, alarm=False, reason="resolved")
+    # After the commit: a socket a supervisor who left still holds is closed (4403), in every process.
+    chat.announce_left(ctx.broker, case.conversation_id, left)
     if case.debrief == "offered":
         data = dumps({"type": "debrief", "conversation_id": case.conversation_id, "case_id": case.id,
                       **g.DEBRIEF_OFFER})
@@ -655,7 +670,27 @@ async def resolve(ctx, staff: User, case_id: str, note: str) -> RiskCase:
     recheck = getattr(getattr(ctx, "orders", None), "recheck_conversation", None)
     if recheck is not None:
         recheck(case.conversation_id)
+    if left:  # the notice is the last step: the resolution above stands whatever happens to it
+        try:
+            await chat.post_system(ctx, case.conversation_id, f"case:{case.id}:left",
+                                   LEAVE_NOTICE_AI if with_ai else LEAVE_NOTICE)
+        except Exception:
+            log.exception("could not post the supervisor's leave notice (case %s)", case.id)
     return case
+
+
+async def _supervisors_leave(db: AsyncSession, case: RiskCase, now: datetime) -> tuple[list[str], bool]:
+    """A closing case takes every supervisor out of its conversation (in the
+    caller's transaction, which holds the case's lock, so no join slips in
+    between): joining gave them a participant's access for the case, not for
+    every later session of the pair (one conversation per seeker–listener
+    pair).  Reads after this are audited transcript reads again.  Returns who
+    left and whether the AI companion is the other side."""
+    left = await chat.remove_participants(db, case.conversation_id, "supervisor")
+    for uid in left:
+        _event(db, case, now, "left", uid)
+    with_ai = bool(left) and "companion" in (await chat.participants(db, case.conversation_id)).values()
+    return left, with_ai
 
 
 async def answer_debrief(ctx, listener: User, case_id: str, accept: bool) -> RiskCase:

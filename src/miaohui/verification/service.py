@@ -20,6 +20,7 @@ from miaohui.accounts.models import User
 from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError, not_found
 from miaohui.listeners import service as listeners
+from miaohui.orders import service as orders
 from miaohui.reviews import service as reviews
 from miaohui.verification import course, identity, proofs
 from miaohui.verification.models import (
@@ -310,6 +311,7 @@ async def decide_report(ctx, admin: User, report_id: str, action: str, note: str
     second decision is refused and changes nothing."""
     note = (note or "").strip()[:200]
     now = ctx.clock.now()
+    closed: list = []
     async with ctx.sessionmaker() as db:
         await begin_write(db)
         r = await db.get(Report, report_id)
@@ -332,18 +334,25 @@ async def decide_report(ctx, admin: User, report_id: str, action: str, note: str
                 Report.target_kind == "review", Report.target_id == r.target_id, Report.status == "open").values(
                 status="upheld", decided_at=now, decided_by=admin.id, decision_note=note))
         elif action == "suspend":
-            await _suspend(db, admin, r.target_id, note, now, report_id=r.id)
+            closed = await _suspend(ctx, db, admin, r.target_id, note, now, report_id=r.id)
         await db.commit()
         await db.refresh(r)
+    await orders.after_suspension(ctx, closed)
     return r
 
 
-async def _suspend(db: AsyncSession, admin: User, listener_id: str, reason: str, now: datetime,
-                   report_id: str | None = None) -> None:
+async def _suspend(ctx, db: AsyncSession, admin: User, listener_id: str, reason: str, now: datetime,
+                   report_id: str | None = None) -> list:
+    """Suspend, in the caller's transaction: the conditional status change
+    (a second suspension, or one racing it, is refused here and changes
+    nothing), the moderation record, and every order of theirs not yet
+    finished closed with its money (``orders.close_for_suspension``).
+    Returns what ``orders.after_suspension`` announces after COMMIT."""
     if not await listeners.set_status(db, listener_id, from_status="approved", to_status="suspended"):
         raise AppError("not_listed", "只能暂停已上架的倾听师", "only listed listeners can be suspended", 409)
     db.add(ModerationAction(listener_id=listener_id, action="suspend", reason=reason, actor_id=admin.id,
                             report_id=report_id, created_at=now))
+    return await orders.close_for_suspension(db, ctx, listener_id, now)
 
 
 async def suspend(ctx, admin: User, listener_id: str, reason: str) -> None:
@@ -352,9 +361,10 @@ async def suspend(ctx, admin: User, listener_id: str, reason: str) -> None:
         raise AppError("reason_required", "暂停倾听师需要写明原因", "a suspension needs a reason", 400)
     async with ctx.sessionmaker() as db:
         await begin_write(db)
-        await _suspend(db, admin, listener_id, reason, ctx.clock.now())
+        closed = await _suspend(ctx, db, admin, listener_id, reason, ctx.clock.now())
         await db.commit()
-    log.info("listener suspended id=%s by=%s", listener_id, admin.id)
+    log.info("listener suspended id=%s by=%s orders_closed=%d", listener_id, admin.id, len(closed))
+    await orders.after_suspension(ctx, closed)
 
 
 async def reinstate(ctx, admin: User, listener_id: str, reason: str) -> None:
