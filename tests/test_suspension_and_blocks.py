@@ -22,7 +22,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import websockets
 from sqlalchemy import func, select, update
 
 from miaohui.chat.models import Message
@@ -75,21 +74,32 @@ def refused(r: httpx.Response, code: str, status: int = 403) -> dict:
     return e
 
 
-def ws_refused(who: Api, conv: str) -> tuple[int, list[dict]]:
-    """Open the chat socket and try to send: returns (close code, frames seen)."""
+async def send_over(ws) -> dict:
+    """Send one message on an open chat socket; the first ack or error frame for it."""
+    client_id = uuid.uuid4().hex
+    await ws.send(json.dumps({"type": "send", "client_id": client_id, "body": "还在吗"}))
+    while True:
+        f = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if f.get("client_id") == client_id and f["type"] in ("ack", "error"):
+            return f
+
+
+def ws_refused(who: Api, conv: str, code: str) -> None:
+    """The chat socket opens (reading what was said is still theirs) and a send
+    on it is refused with ``code``; the socket stays open."""
 
     async def go():
-        frames = []
         ws = await who.ws(f"/ws/chat/{conv}?after_seq=0")
-        with pytest.raises(websockets.ConnectionClosed) as info:
-            while True:
-                f = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                frames.append(f)
-                if f["type"] == "synced":  # let in: try to send (must not be stored)
-                    await ws.send(json.dumps({"type": "send", "client_id": uuid.uuid4().hex, "body": "还在吗"}))
-        return info.value.rcvd.code if info.value.rcvd else None, frames
+        try:
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
+                pass
+            f = await send_over(ws)
+            assert f["type"] == "error" and f["code"] == code and f["message"] and f["message_en"], f
+            assert (await send_over(ws))["code"] == code  # still open, still refused
+        finally:
+            await ws.close()
 
-    return asyncio.run(go())
+    asyncio.run(go())
 
 
 # ---------------------------------------------------------------- suspension
@@ -229,9 +239,9 @@ def test_a_suspended_listener_cannot_send_rest_or_websocket(server, seeker, list
     n = stored(server, conversation)
 
     refused(send(server, listener, conversation, "我们加个微信吧"), "listener_suspended")
-    code, frames = ws_refused(listener, conversation)
-    assert code == 4403 and [f["type"] for f in frames] == ["error"]
+    ws_refused(listener, conversation, "listener_suspended")
     assert stored(server, conversation) == n  # nothing from the listener got through
+    assert history(server, listener, conversation)[-1]["body"] == "你好"  # what was said stays readable
     # The seeker keeps their conversation.
     assert [m["body"] for m in history(server, seeker, conversation)][-1] == "你好"
 
@@ -259,9 +269,9 @@ def test_a_blocked_seeker_cannot_send_or_reopen_the_conversation(server, seeker,
     assert "发消息" in e["message"]
     refused(httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id},
                        headers=seeker.headers), "blocked")
-    code, frames = ws_refused(seeker, conv)
-    assert code == 4403 and [f["type"] for f in frames] == ["error"]
+    ws_refused(seeker, conv, "blocked")
     assert stored(server, conv) == n
+    assert history(server, seeker, conv)[-1]["body"] == "在吗"  # their own words stay theirs to read
     # No new order either (as before).
     r = buy(server, seeker, listener)
     assert r.status_code == 403 and r.json()["error"]["code"] == "blocked"
@@ -302,3 +312,30 @@ def test_a_block_never_cuts_off_a_seeker_while_a_guardian_case_is_open(server, s
                    headers=sup.headers)
     assert r.status_code == 200, r.text
     refused(send(server, seeker, conv, "还在吗"), "blocked")
+
+
+def test_a_socket_open_when_the_listener_is_suspended_stops_sending_until_reinstated(
+        server, seeker, listener, admin, conversation):
+    """The suspension reaches a socket already open (in every process, through the
+    broker): its sends are refused at once, it stays open to read, and
+    reinstatement lets the same socket send again."""
+
+    async def go():
+        ws = await listener.ws(f"/ws/chat/{conversation}?after_seq=0")
+        try:
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
+                pass
+            assert (await send_over(ws))["type"] == "ack"
+            r = await asyncio.to_thread(suspend, server, admin, listener)
+            assert r.status_code == 204
+            n = await asyncio.to_thread(stored, server, conversation)
+            assert (await send_over(ws))["code"] == "listener_suspended"
+            assert await asyncio.to_thread(stored, server, conversation) == n
+            r = await asyncio.to_thread(httpx.post, f"{server.url}/api/admin/listeners/{listener.id}/reinstate",
+                                        json={"reason": "申诉成立"}, headers=admin.headers)
+            assert r.status_code == 204
+            assert (await send_over(ws))["type"] == "ack"
+        finally:
+            await ws.close()
+
+    asyncio.run(go())

@@ -87,6 +87,7 @@ class Connection:
         self.revoked = False  # its session ended or its person left: no frame of its is handled any more
         self._revoked_with: tuple[int, dict] = (CLOSE_UNAUTHENTICATED, {})
         self.recipients: tuple[str, ...] = ()  # who gets an inbox activity for what this socket sends
+        self.send_refusal: AppError | None = None  # why its sends are refused (ConversationView.send_refusal)
         self._ending: asyncio.Task | None = None
 
     def deliver(self, data: str) -> None:
@@ -120,14 +121,22 @@ class Connection:
         """The session that opened this socket ended: :meth:`revoke` with 4401."""
         self.revoke(CLOSE_UNAUTHENTICATED, SESSION_ENDED_FRAME)
 
-    def on_member_left(self, user_id: str) -> None:
-        """Broker callback (:func:`service.members_topic`): someone left the
-        conversation.  This socket's own person: :meth:`revoke` with 4403;
-        anyone else: no longer a recipient of what this socket sends."""
-        if user_id == self.user_id:
-            self.revoke(CLOSE_FORBIDDEN, NOT_A_MEMBER_FRAME)
-        else:
-            self.recipients = tuple(r for r in self.recipients if r != user_id)
+    def on_membership(self, data: str) -> None:
+        """Broker callback (:func:`service.members_topic`).  ``left:<id>``:
+        someone left the conversation; this socket's own person is
+        :meth:`revoke`-d with 4403, anyone else is no longer a recipient of
+        what this socket sends.  ``mute:<id>:<code>``: that person may no longer
+        send here (suspended, blocked); their socket stays open to read."""
+        kind, _, rest = data.partition(":")
+        user_id, _, code = rest.partition(":")
+        if kind == "left":
+            if user_id == self.user_id:
+                self.revoke(CLOSE_FORBIDDEN, NOT_A_MEMBER_FRAME)
+            else:
+                self.recipients = tuple(r for r in self.recipients if r != user_id)
+        elif kind == "mute" and user_id == self.user_id:
+            refusal = service.REFUSALS.get(code)
+            self.send_refusal = refusal() if refusal is not None else None
 
     def revoke(self, code: int, frame: dict) -> None:
         """This socket may no longer be used (its session ended, its person left
@@ -288,7 +297,7 @@ async def _chat_socket(ws: WebSocket, conversation_id: str, watch: SessionWatch)
     watch.attach(conn)
     await ctx.broker.subscribe(topic, conn.deliver)
     await ctx.broker.subscribe(private, conn.deliver)
-    await ctx.broker.subscribe(members, conn.on_member_left)
+    await ctx.broker.subscribe(members, conn.on_membership)
     view = None
     try:
         async with ctx.sessionmaker() as db:
@@ -309,7 +318,7 @@ async def _chat_socket(ws: WebSocket, conversation_id: str, watch: SessionWatch)
     finally:
         await ctx.broker.unsubscribe(topic, conn.deliver)
         await ctx.broker.unsubscribe(private, conn.deliver)
-        await ctx.broker.unsubscribe(members, conn.on_member_left)
+        await ctx.broker.unsubscribe(members, conn.on_membership)
         await conn.finish()
         if view is not None:
             with contextlib.suppress(Exception):
@@ -383,6 +392,7 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
     user_id = view.me.user_id
     role = view.me.role
     conn.recipients = tuple(p for p in (view.roles or {view.peer.user_id: ""}) if p != user_id)
+    conn.send_refusal = conn.send_refusal or view.send_refusal
     peer_id = view.peer.user_id
     keyring = ctx.keyring
     writer = ctx.writer
@@ -451,6 +461,9 @@ async def _read_loop(ws: WebSocket, ctx, conn: Connection, view: service.Convers
             ftype = frame["type"]
             if ftype == "send":
                 client_id, body = validate_send(frame, settings.max_message_chars)
+                if conn.send_refusal is not None:
+                    e = conn.send_refusal
+                    raise FrameError(e.code, e.message, e.message_en, client_id)
                 wait = take_send(user_id)
                 if wait:
                     raise too_fast(wait, client_id)

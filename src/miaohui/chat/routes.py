@@ -89,6 +89,8 @@ async def send(conversation_id: str, body: SendIn, response: Response, ctx: Ctx,
     ``client_id``: a retry returns the original ``seq`` with ``duplicate``."""
     view = await service.get_view(db, user.id, conversation_id)
     await db.close()
+    if view.send_refusal is not None:
+        raise view.send_refusal
     if not body.body.strip():
         raise AppError("empty_body", "不能发送空消息", "message is empty")
     if len(body.body) > ctx.settings.max_message_chars:

@@ -55,6 +55,9 @@ class ConversationView:
     peer: Participant
     peer_user: User
     roles: dict[str, str] | None = None  # every participant (a supervisor may have joined)
+    # Why this person may read but not send here (a suspended listener, a seeker the
+    # listener blocked), or None: every send path raises it (REST, WebSocket).
+    send_refusal: AppError | None = None
 
 
 def receipt_state(view: ConversationView, p: Participant) -> dict[str, int]:
@@ -76,36 +79,60 @@ async def get_view(db: AsyncSession, user_id: str, conversation_id: str) -> Conv
     # supervisor who joined sees the seeker as the peer.
     others = sorted((p for p in parts if p.user_id != user_id), key=lambda p: _PEER_ORDER.get(p.role, 9))
     peer = others[0] if others else me
+    refusal = None
     if conv.kind == "listener" and me.role in ("listener", "seeker"):
-        await _check_contact(db, conv.id, me, parts)
+        refusal = await _contact_refusal(db, conv.id, me, parts)
     peer_user = await accounts.get_user(db, peer.user_id)
-    return ConversationView(conv, me, peer, peer_user, {p.user_id: p.role for p in parts})
+    return ConversationView(conv, me, peer, peer_user, {p.user_id: p.role for p in parts}, refusal)
 
 
-async def _check_contact(db: AsyncSession, conversation_id: str, me: Participant, parts: list[Participant]) -> None:
+async def _contact_refusal(db: AsyncSession, conversation_id: str, me: Participant,
+                           parts: list[Participant]) -> AppError | None:
     """The two sides of a listener conversation may stop being allowed to
     talk: a suspended listener may not reach their clients, and a seeker the
-    listener blocked may not reach that listener.  REST (history, send,
-    read) and the WebSocket both come through :func:`get_view`, so both are
-    refused here, with a 403 that says why."""
+    listener blocked may not reach that listener.  They still read what was
+    said (it is theirs too); every send is refused with a 403 that says why
+    (:attr:`ConversationView.send_refusal`)."""
     if me.role == "listener":
         profile = await listeners.get_profile(db, me.user_id)
-        if profile is not None and profile.status == "suspended":
-            raise listener_suspended()
-        return
+        return listener_suspended() if profile is not None and profile.status == "suspended" else None
     listener_id = next((p.user_id for p in parts if p.role == "listener"), None)
     if listener_id is not None and await blocks.is_blocked(db, listener_id, me.user_id):
-        await _refuse_blocked(db, conversation_id)
+        return await _blocked_refusal(db, conversation_id)
+    return None
 
 
-async def _refuse_blocked(db: AsyncSession, conversation_id: str) -> None:
+async def _blocked_refusal(db: AsyncSession, conversation_id: str) -> AppError | None:
     """A blocked seeker is refused, except while the conversation has an open
     guardian case (a risk case at ideation or above): nothing cuts a person
     in crisis off (docs/architecture.md, guardian mode)."""
     from miaohui.supervision import service as supervision  # here: supervision imports this module
 
     if await supervision.guardian_case(db, conversation_id) is None:
-        raise blocks.blocked_error()
+        return blocks.blocked_error()
+    return None
+
+
+REFUSALS = {"listener_suspended": listener_suspended, "blocked": blocks.blocked_error}
+
+
+def announce_muted(broker, conversation_id: str, user_id: str, code: str) -> None:
+    """After the commit that suspended a listener or blocked a seeker: a socket
+    ``user_id`` holds on the conversation refuses their sends from now on (it
+    stays open: reading is still theirs), in every process.  ``code`` is a key
+    of :data:`REFUSALS`; ``""`` lifts it (a listener reinstated)."""
+    broker.publish_nowait(members_topic(conversation_id), f"mute:{user_id}:{code}")
+
+
+async def announce_muted_everywhere(ctx, user_id: str, code: str) -> None:
+    """:func:`announce_muted` on every listener conversation ``user_id`` takes part in."""
+    async with ctx.sessionmaker() as db:
+        ids = list(await db.scalars(
+            select(Participant.conversation_id).join(Conversation, Conversation.id == Participant.conversation_id)
+            .where(Participant.user_id == user_id, Conversation.kind == "listener")
+        ))
+    for conversation_id in ids:
+        announce_muted(ctx.broker, conversation_id, user_id, code)
 
 
 _PEER_ORDER = {"seeker": 0, "listener": 1, "supervisor": 2}
@@ -123,7 +150,9 @@ async def start_with_listener(db: AsyncSession, clock: Clock, seeker: User, list
     existing = await db.scalar(select(Conversation).where(Conversation.pair_key == pair_key))
     if existing is not None:
         if await blocks.is_blocked(db, listener_id, seeker.id):  # no reopening after a block
-            await _refuse_blocked(db, existing.id)
+            refusal = await _blocked_refusal(db, existing.id)
+            if refusal is not None:
+                raise refusal
         return existing, False
     now = clock.now()
     conv = Conversation(kind="listener", pair_key=pair_key, last_seq=0, created_at=now, last_activity_at=now)
@@ -324,9 +353,10 @@ async def remove_participants(db: AsyncSession, conversation_id: str, role: str)
 
 
 def members_topic(conversation_id: str) -> str:
-    """Broker topic of a conversation's membership changes: the id of each person
-    who left (:func:`announce_left`).  Chat sockets listen on it beside the
-    conversation's own topic, so the message path never looks at membership."""
+    """Broker topic of a conversation's membership changes: ``left:<user id>``
+    (:func:`announce_left`) and ``mute:<user id>:<code>`` (:func:`announce_muted`).
+    Chat sockets listen on it beside the conversation's own topic, so the
+    message path never looks at membership."""
     return f"members:{conversation_id}"
 
 
@@ -335,7 +365,7 @@ def announce_left(broker, conversation_id: str, user_ids: list[str]) -> None:
     the conversation is closed (4403), in every process; the others' sockets stop
     counting them among the recipients of activity."""
     for uid in user_ids:
-        broker.publish_nowait(members_topic(conversation_id), uid)
+        broker.publish_nowait(members_topic(conversation_id), f"left:{uid}")
 
 
 async def staff_transcript(db: AsyncSession, keyring: KeyRing, conversation_id: str, limit: int = 200) -> list[dict]:

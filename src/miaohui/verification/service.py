@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
+from miaohui.chat import service as chat
 from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError, not_found
 from miaohui.listeners import service as listeners
@@ -338,6 +339,8 @@ async def decide_report(ctx, admin: User, report_id: str, action: str, note: str
         await db.commit()
         await db.refresh(r)
     await orders.after_suspension(ctx, closed)
+    if action == "suspend":
+        await chat.announce_muted_everywhere(ctx, r.target_id, "listener_suspended")
     return r
 
 
@@ -365,6 +368,7 @@ async def suspend(ctx, admin: User, listener_id: str, reason: str) -> None:
         await db.commit()
     log.info("listener suspended id=%s by=%s orders_closed=%d", listener_id, admin.id, len(closed))
     await orders.after_suspension(ctx, closed)
+    await chat.announce_muted_everywhere(ctx, listener_id, "listener_suspended")  # open sockets: no more sends
 
 
 async def reinstate(ctx, admin: User, listener_id: str, reason: str) -> None:
@@ -376,6 +380,7 @@ async def reinstate(ctx, admin: User, listener_id: str, reason: str) -> None:
         db.add(ModerationAction(listener_id=listener_id, action="reinstate", reason=reason, actor_id=admin.id,
                                 created_at=ctx.clock.now()))
         await db.commit()
+    await chat.announce_muted_everywhere(ctx, listener_id, "")  # open sockets may send again
 
 
 async def last_action(db: AsyncSession, listener_id: str) -> ModerationAction | None:
