@@ -82,7 +82,7 @@ function renderEvents(events) {
 }
 
 function renderAccess(rows) {
-  const via = { page: "页面", api: "接口", live: "实时" };
+  const via = { page: "页面", api: "接口", live: "实时", join: "加入对话" };
   $("access-log").replaceChildren(
     ...rows.map((a) => el("li", {}, el("time", { text: clock(a.at) }), el("span", { text: `${a.reader}（${a.role}）· ${via[a.via] || a.via}` }))),
   );
