@@ -336,3 +336,12 @@ async def test_logout_in_one_process_closes_sockets_in_another(pg_server, pg_tem
         if keys:
             await r.delete(*keys)
         await r.aclose()
+
+
+async def test_logout_closes_the_supervision_socket(server):
+    sup = Api(server, "supervisor")
+    ws = await sup.ws("/ws/supervision")
+    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+    assert httpx.post(server.url + "/api/auth/logout", headers=sup.headers).status_code == 204
+    code, frames = await close_code(ws)
+    assert code == 4401 and frames and frames[-1]["type"] == "error"

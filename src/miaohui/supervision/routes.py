@@ -20,6 +20,7 @@ from miaohui.chat.gateway import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
     Connection,
+    SessionWatch,
     _authenticate,
     _dumps,
     _receive,
@@ -138,15 +139,21 @@ async def chat_state(conversation_id: str, ctx: Ctx, db: DB, user: CurrentUser) 
 
 @router.websocket("/ws/supervision")
 async def supervision_socket(ws: WebSocket) -> None:
+    async with SessionWatch(ws) as watch:  # logging out closes it (4401), like the chat sockets
+        await _supervision_socket(ws, watch)
+
+
+async def _supervision_socket(ws: WebSocket, watch: SessionWatch) -> None:
     ctx = ws.app.state.ctx
     if not origin_allowed(ws, ctx.settings.allowed_origins):
         return await _refuse(ws, CLOSE_FORBIDDEN, "来源不被允许", "origin not allowed")
     user = await _authenticate(ws)
-    if user is None:
+    if user is None or watch.ended:
         return await _refuse(ws, CLOSE_UNAUTHENTICATED, "请先登录", "please sign in")
     if user.role not in service.STAFF:
         return await _refuse(ws, CLOSE_FORBIDDEN, "仅督导可用", "supervisors only")
     conn = Connection(ws, user.id, ctx.settings.outbound_queue_max)
+    watch.attach(conn)
     watching: str | None = None
     await ws.accept()
     await ctx.broker.subscribe(SUPERVISION_TOPIC, conn.deliver)
@@ -157,6 +164,8 @@ async def supervision_socket(ws: WebSocket) -> None:
             raw = await _receive(ws)
             if raw is None:
                 return
+            if conn.revoked:  # the session ended: closing
+                continue
             try:
                 frame = parse_frame(raw, ctx.settings.max_frame_bytes, FRAME_TYPES)
                 if frame["type"] == "ping":
