@@ -323,6 +323,7 @@ def test_seeker_buys_30_minutes_chats_with_a_breach_and_sees_the_deduction(sqlit
         seeker.screenshot(path=str(tmp_path / "order_new.png"), full_page=True)
         seeker.get_by_test_id("buy").click()
         expect(seeker).to_have_url(re.compile(r"/chat/"))
+        chat_url = seeker.url
         expect(seeker.get_by_test_id("order-bar")).to_contain_text("30分钟 · 10秒回")
 
         # The listener's console shows the order; the seeker's message starts the reply clock.
@@ -347,6 +348,15 @@ def test_seeker_buys_30_minutes_chats_with_a_breach_and_sees_the_deduction(sqlit
         expect(seeker.get_by_test_id("receipt")).to_contain_text("非赠与")
         expect(seeker.get_by_test_id("latencies")).to_contain_text("15.0 秒")
         seeker.screenshot(path=str(tmp_path / "receipt.png"), full_page=True)
+
+        seeker.goto(chat_url)
+        # 续费: the price at this order's rate is shown and agreed to before anything is paid.
+        asked: list[str] = []
+        seeker.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        bar = seeker.get_by_test_id("order-bar")
+        bar.get_by_role("button", name="续费30分钟").click()
+        expect(bar.get_by_role("button", name="已续费")).to_be_disabled()
+        assert len(asked) == 1 and "¥30.00" in asked[0] and "按本单价格" in asked[0]
         assert errors == []
     finally:
         live.stop()

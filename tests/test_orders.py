@@ -54,9 +54,30 @@ def books_ok(server: LiveServer) -> None:
     assert report["ok"], report
 
 
+def quoted_total(server: LiveServer, who: Api, listener: Api, kind: str, start_at: str | None = None) -> int | None:
+    """The total the purchase page shows (``GET …/quote``), or None where there is no quote."""
+    params = {"kind": kind} | ({"start_at": start_at} if start_at else {})
+    r = httpx.get(f"{server.url}/api/listeners/{listener.id}/quote", params=params, headers=who.headers)
+    return r.json()["quote"]["total_fen"] if r.status_code == 200 else None
+
+
 def buy(server: LiveServer, who: Api, listener: Api, kind: str = "30m", **kw) -> httpx.Response:
+    """Buy as the purchase page does: for the total just quoted (unless the
+    test names ``expected_total_fen``); with no quote to be had (an unknown
+    listener, a bad start), any figure — the purchase is refused anyway."""
+    if "expected_total_fen" not in kw:
+        total = quoted_total(server, who, listener, kind, kw.get("start_at"))
+        kw["expected_total_fen"] = 100_000_000 if total is None else total
     return httpx.post(f"{server.url}/api/orders", json={"listener_id": listener.id, "kind": kind, **kw},
                       headers=who.headers)
+
+
+def extend(server: LiveServer, who: Api, order_id: str, kind: str = "30m", **kw) -> httpx.Response:
+    """Extend as the order bar does: quote first, then buy for that total."""
+    if "expected_total_fen" not in kw:
+        q = httpx.get(f"{server.url}/api/orders/{order_id}/extend/quote", params={"kind": kind}, headers=who.headers)
+        kw["expected_total_fen"] = q.json()["total_fen"] if q.status_code == 200 else 100_000_000
+    return httpx.post(f"{server.url}/api/orders/{order_id}/extend", json={"kind": kind, **kw}, headers=who.headers)
 
 
 def get_order(server: LiveServer, who: Api, order_id: str) -> dict:
@@ -261,6 +282,7 @@ def test_budget_warns_then_hard_cap_blocks(server, funded, listener):
     assert r.status_code == 200
     r = buy(server, funded, listener)  # ¥30 of ¥50 → 60 %: no warning
     assert r.status_code == 201 and "budget_warning" not in r.json()
+    say(server, listener, r.json()["order"]["conversation_id"], "在")  # served: ending early is not a no-show
     httpx.post(f"{server.url}/api/orders/{r.json()['order']['id']}/end", json={}, headers=funded.headers)
     r = httpx.put(f"{server.url}/api/me/budget", json={"monthly_limit_fen": 7000, "hard_cap": True},
                   headers=funded.headers)
@@ -345,7 +367,7 @@ def test_extension_continues_without_a_gap(server, funded, listener, clock):
     order = buy(server, funded, listener).json()["order"]
     conv = order["conversation_id"]
     say(server, listener, conv, "在")
-    r = httpx.post(f"{server.url}/api/orders/{order['id']}/extend", json={"kind": "30m"}, headers=funded.headers)
+    r = extend(server, funded, order["id"])
     assert r.status_code == 201, r.text
     ext = r.json()
     assert ext["status"] == "scheduled" and ext["starts_at"] == order["ends_at"]

@@ -103,8 +103,11 @@ async def live_orders(ctx: Ctx, db: DB, user: ListenerUser) -> list[dict]:
 
 @router.post("/orders", status_code=201)
 async def buy(body: PurchaseIn, ctx: Ctx, user: CurrentUser) -> dict:
+    """Buy a package for no more than ``expected_total_fen`` (the total shown
+    from the quote): a higher price is 409 ``price_changed`` with the new
+    quote (``total_fen``: what to confirm), and nothing is charged."""
     order, notes = await service.purchase(ctx, user, body.listener_id, body.kind, start_at=body.start_at,
-                                          confirm_token=body.confirm_token)
+                                          confirm_token=body.confirm_token, expected_total_fen=body.expected_total_fen)
     return {"order": service.summary(order, ctx.clock.now()), **notes}
 
 
@@ -149,10 +152,21 @@ async def block(order_id: str, body: EndIn, ctx: Ctx, user: ListenerUser) -> dic
     return service.summary(order, ctx.clock.now())
 
 
+@router.get("/orders/{order_id}/extend/quote")
+async def extension_quote(order_id: str, ctx: Ctx, user: CurrentUser,
+                          kind: str = Query(default="30m", pattern=r"^(30m|1h)$")) -> dict:
+    """What extending the running order costs, at the rate agreed in it."""
+    return await service.extension_offer(ctx, user, order_id, kind)
+
+
 @router.post("/orders/{order_id}/extend", status_code=201)
 async def extend(order_id: str, body: ExtendIn, ctx: Ctx, user: CurrentUser) -> dict:
-    order = await service.extend(ctx, user, order_id, body.kind)
-    return service.summary(order, ctx.clock.now())
+    """Extend the running order at its agreed rate, for no more than
+    ``expected_total_fen`` (from ``…/extend/quote``); late at night the same
+    second confirmation as a purchase (``confirm_token``)."""
+    order, notes = await service.extend(ctx, user, order_id, body.kind, expected_total_fen=body.expected_total_fen,
+                                        confirm_token=body.confirm_token)
+    return {**service.summary(order, ctx.clock.now()), **notes}
 
 
 @router.post("/orders/{order_id}/disputes", status_code=201)
@@ -163,8 +177,9 @@ async def dispute(order_id: str, body: DisputeIn, ctx: Ctx, user: CurrentUser) -
 
 @router.post("/orders/{order_id}/gifts", status_code=201)
 async def gift(order_id: str, body: GiftIn, ctx: Ctx, user: CurrentUser) -> dict:
-    g = await service.give_gift(ctx, user, order_id, body.amount_fen, body.note)
-    return {"id": g.id, "amount_fen": g.amount_fen, "status": g.status, "refundable_until": g.settle_at.isoformat()}
+    g, notes = await service.give_gift(ctx, user, order_id, body.amount_fen, body.note)
+    return {"id": g.id, "amount_fen": g.amount_fen, "status": g.status, "refundable_until": g.settle_at.isoformat(),
+            **notes}
 
 
 @router.post("/gifts/{gift_id}/refund")

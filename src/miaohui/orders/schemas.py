@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 Kind = Field(pattern=r"^(30m|1h|night|day|month)$")
 
@@ -18,15 +18,24 @@ class CapacityIn(BaseModel):
     capacity: int = Field(ge=1, le=50)
 
 
+# The total the buyer was shown, in fen: the order is never charged more
+# (409 ``price_changed`` with the new quote instead); required, so that no
+# client can buy without having shown a price.
+ExpectedTotal = Field(ge=0, le=100_000_000, description="the total shown to the buyer, in fen")
+
+
 class PurchaseIn(BaseModel):
     listener_id: str = Field(min_length=1, max_length=32)
     kind: str = Kind
     start_at: datetime | None = None
+    expected_total_fen: StrictInt = ExpectedTotal
     confirm_token: str | None = Field(default=None, max_length=80)
 
 
 class ExtendIn(BaseModel):
     kind: str = Field(default="30m", pattern=r"^(30m|1h)$")
+    expected_total_fen: StrictInt = ExpectedTotal
+    confirm_token: str | None = Field(default=None, max_length=80)
 
 
 class EndIn(BaseModel):

@@ -16,14 +16,16 @@ import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import orjson
 from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
 from miaohui.chat import service as chat
-from miaohui.core.db import begin_write
+from miaohui.core.db import begin_write, new_id
 from miaohui.core.errors import AppError, not_found
 from miaohui.ledger import service as ledger
 from miaohui.listeners import service as listeners
@@ -118,9 +120,64 @@ def quote_at(settings, base_fen: int, kind: str, start: datetime, offering: Offe
 
 # ------------------------------------------------------------------- purchase
 
+# A quote for a service starting now moves with the clock (30 minutes bought
+# at 22:50 hold more night every second).  When the total a seeker confirmed
+# is too low, the figure offered instead is the most the package can cost if
+# they confirm it within this long, so confirming it goes through; the charge
+# is always the price at the moment of purchase, never more than confirmed.
+PRICE_HOLD_SECONDS = 60
 
-def _confirm_token(secret: str, seeker_id: str, listener_id: str, kind: str, price: int, issued: int) -> str:
-    msg = f"{seeker_id}:{listener_id}:{kind}:{price}:{issued}".encode()
+
+def extension_quote(settings, base: Order, kind: str):
+    """The quote for extending ``base`` by ``kind`` (from its end), at the rate
+    the seeker agreed to in ``base``'s contract — its daytime base and night
+    rule — never at the listener's price of the day."""
+    c = base.contract
+    t = c["tariff"]
+    rule = Tariff(t["timezone"], t["night_start_hour"], t["night_end_hour"], t["night_surcharge_pct"])
+    wins = windows_for(kind, base.ends_at, rule)
+    return quote(kind, c["price"]["base_fen_per_hour"], wins, rule, settings.package_discounts.get(kind, 0))
+
+
+def _price_ceiling(settings, base_fen: int, kind: str, start_at: datetime | None, now: datetime, daily) -> int:
+    """The highest total ``kind`` can have if bought within
+    :data:`PRICE_HOLD_SECONDS` from ``now`` (the price is piecewise linear in
+    the start time and monotone on that scale: its ends bound it)."""
+    start = now if start_at is None else start_at.astimezone(UTC)
+    later = now + timedelta(seconds=PRICE_HOLD_SECONDS)
+    return max(quote_at(settings, base_fen, kind, max(start, t), daily).total_fen for t in (now, later))
+
+
+def _price_changed(q, ceiling: int, expected: int) -> AppError:
+    """409: the total the seeker confirmed is below today's price; nothing moved."""
+    label = terms.KIND_LABELS[q.kind]
+    now_zh = f"现在是 {ledger.yuan(q.total_fen)}"
+    if ceiling > q.total_fen:
+        now_zh += f"，{PRICE_HOLD_SECONDS} 秒内确认最多 {ledger.yuan(ceiling)}（按支付那一刻的价格收取）"
+    err = AppError(
+        "price_changed",
+        f"价格有变化：{label}{now_zh}，你确认的是 {ledger.yuan(expected)}。没有扣任何费用，请确认新价格后再支付。",
+        f"the price changed: {q.kind} now costs {q.total_fen} fen (at most {ceiling} fen if confirmed within "
+        f"{PRICE_HOLD_SECONDS} s), you confirmed {expected} fen; nothing was charged — confirm the new price to buy",
+        409,
+    )
+    err.extra = {"total_fen": ceiling, "expected_total_fen": expected, "quote": q.to_dict()}
+    return err
+
+
+def _slot(start_at: datetime | None, extends: Order | None) -> str:
+    """What a confirmation binds besides listener, kind and amount: the start
+    asked for (``now``, or the instant), or the order being extended."""
+    if extends is not None:
+        return f"after:{extends.id}"
+    if start_at is None:
+        return "now"
+    return start_at.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _confirm_token(secret: str, seeker_id: str, listener_id: str, kind: str, slot: str, price: int,
+                   issued: int) -> str:
+    msg = f"{seeker_id}:{listener_id}:{kind}:{slot}:{price}:{issued}".encode()
     return f"{issued}.{price}.{hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:32]}"
 
 
@@ -131,54 +188,85 @@ def _late_night(ctx, price: int) -> bool:
     return price > s.late_night_confirm_fen and a <= hour < b
 
 
-def _check_confirmation(ctx, seeker: User, listener_id: str, kind: str, price: int, token: str | None) -> None:
-    """Over ¥200 between 00:00 and 06:00: a second, deliberate confirmation
-    after a short pause — a speed bump for 3 a.m. impulse purchases."""
+def _confirm_required(ctx, seeker: User, listener_id: str, kind: str, slot: str, price: int, *,
+                      used: bool = False) -> AppError:
     s = ctx.settings
     now = int(ctx.clock.now().timestamp())
-    secret = s.effective_secret_key
+    pause = s.late_night_pause_seconds
+    if used:
+        zh = f"这次确认已经用于另一笔订单。深夜大额消费（{ledger.yuan(price)}）需要重新确认：先休息一下，{pause} 秒后再确认"
+        en = "that confirmation has already paid for an order; a late-night purchase needs a new one"
+    else:
+        zh = f"深夜大额消费（{ledger.yuan(price)}）需要二次确认：先休息一下，{pause} 秒后再确认"
+        en = f"late-night purchase over ¥{s.late_night_confirm_fen // 100} needs a second confirmation"
+    err = AppError("confirm_required", zh, en, 409)
+    err.extra = {"confirm_token": _confirm_token(s.effective_secret_key, seeker.id, listener_id, kind, slot, price, now),
+                 "wait_seconds": pause}
+    return err
+
+
+def _check_confirmation(ctx, seeker: User, listener_id: str, kind: str, slot: str, price: int,
+                        token: str | None) -> str:
+    """Over ¥200 between 00:00 and 06:00: a second, deliberate confirmation
+    after a short pause — a speed bump for 3 a.m. impulse purchases.  The
+    token binds seeker, listener, package, start (or the order extended) and
+    the amount shown; it is good for ten minutes and for one order (the
+    caller spends it).  Returns the accepted token's SHA-256."""
+    s = ctx.settings
+    now = int(ctx.clock.now().timestamp())
     if token:
         try:
             issued_s, price_s, _ = token.split(".", 2)
             issued, confirmed_price = int(issued_s), int(price_s)
         except ValueError:
             issued, confirmed_price = -1, -1
-        expected = _confirm_token(secret, seeker.id, listener_id, kind, confirmed_price, issued)
+        expected = _confirm_token(s.effective_secret_key, seeker.id, listener_id, kind, slot, confirmed_price, issued)
         # The confirmation covers the amount shown; a package priced by the
         # second (包夜 bought at night) may only have become cheaper since.
         good = hmac.compare_digest(token, expected) and price <= confirmed_price
         if good and issued + s.late_night_pause_seconds <= now <= issued + 600:
-            return
+            return hashlib.sha256(token.encode()).hexdigest()
         if good and now < issued + s.late_night_pause_seconds:
             wait = issued + s.late_night_pause_seconds - now
             raise AppError("confirm_too_soon", f"请再想想，{wait} 秒后可以确认", f"please wait {wait} s before confirming",
                            409)
-    err = AppError(
-        "confirm_required",
-        f"深夜大额消费（¥{price / 100:.2f}）需要二次确认：先休息一下，{s.late_night_pause_seconds} 秒后再确认",
-        f"late-night purchase over ¥{s.late_night_confirm_fen / 100:.0f} needs a second confirmation",
-        409,
-    )
-    err.extra = {"confirm_token": _confirm_token(secret, seeker.id, listener_id, kind, price, now),
-                 "wait_seconds": s.late_night_pause_seconds}
-    raise err
+    raise _confirm_required(ctx, seeker, listener_id, kind, slot, price)
 
 
 def _overlaps(order: Order, start: datetime, end: datetime) -> bool:
     return order.starts_at < end and start < order.ends_at
 
 
+def _cannot_extend() -> AppError:
+    return AppError("cannot_extend", "只能为进行中的订单续费 30 分钟或 1 小时", "only a running order can be extended", 409)
+
+
 async def purchase(
     ctx, seeker: User, listener_id: str, kind: str, *, start_at: datetime | None = None,
-    confirm_token: str | None = None, extends: Order | None = None,
+    confirm_token: str | None = None, extends: Order | None = None, expected_total_fen: int | None = None,
 ) -> tuple[Order, dict]:
     """Buy a package: contract, capacity check, escrow hold — one transaction.
-    Returns ``(order, notes)`` (notes: budget warning)."""
+    Returns ``(order, notes)`` (notes: budget warning).
+
+    ``expected_total_fen`` is the total the seeker was shown (the API requires
+    it): if the price is now higher, 409 ``price_changed`` with the new quote,
+    and nothing moves; a lower price is charged as it is.  ``extends``: an
+    extension of that running order, starting at its end and priced at its
+    contract's rate (:func:`extension_quote`).
+
+    Checks that only read run first (and fail fast); the write transaction
+    then locks the listener's profile (and the order extended), and repeats
+    every check whose answer another transaction could change: the price,
+    the base order still running, the confirmation not yet spent, the
+    budget (its row locked: one purchase per seeker at a time)."""
     s = ctx.settings
     if seeker.role != "seeker":
         raise AppError("seekers_only", "只有倾诉者可以购买服务", "only seekers can buy", 403)
+    slot = _slot(start_at, extends)
     async with ctx.sessionmaker() as db:
         q, offering, profile = await make_quote(db, ctx, listener_id, kind, start_at)
+        if extends is not None:
+            q = extension_quote(s, extends, kind)
         # Trust gates: a verified ID showing under 18 cannot buy; a listener serves
         # only after real-name verification and the training quiz.
         await trust.require_adult_buyer(db, seeker.id, ctx.clock.now())
@@ -189,43 +277,95 @@ async def purchase(
             raise AppError("not_accepting", "该倾听师暂停接单", "listener is not taking orders", 409)
         if q.total_fen <= 0:
             raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
-        if extends is None and _late_night(ctx, q.total_fen):
-            _check_confirmation(ctx, seeker, listener_id, kind, q.total_fen, confirm_token)
-        notes = await wellbeing.check_purchase(db, ctx, seeker.id, q.total_fen)
-        window_s, offering_id = offering.response_window_s, offering.id
+        daily = SimpleNamespace(daily_start=offering.daily_start, daily_minutes=offering.daily_minutes)
+        if expected_total_fen is not None and q.total_fen > expected_total_fen:
+            ceiling = q.total_fen if extends is not None else _price_ceiling(
+                s, profile.price_per_hour_fen, kind, start_at, ctx.clock.now(), daily)
+            raise _price_changed(q, ceiling, expected_total_fen)
+        if _late_night(ctx, q.total_fen):
+            used = _check_confirmation(ctx, seeker, listener_id, kind, slot, q.total_fen, confirm_token)
+            if await wellbeing.confirmation_used(db, used):
+                raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True)
+        await wellbeing.check_purchase(db, ctx, seeker.id, q.total_fen)
+        # An extension keeps the reply window of the order it extends (the promise agreed to).
+        window_s = extends.response_window_s if extends is not None else offering.response_window_s
+        offering_id = offering.id
         await db.rollback()  # the checks read; now write under the lock
 
         await begin_write(db)
         profile = await listeners.lock_for_purchase(db, listener_id)
         if profile is None:
             raise AppError("listener_unavailable", "该倾听师暂不可预约", "listener is not available", 404)
+        now = ctx.clock.now()
+        base = None
+        if extends is not None:
+            # The order extended, locked (after the profile, as the suspension
+            # does): it must still be running — a no-show, a block or an early
+            # end since the first check leaves nothing to extend.
+            base = await db.scalar(select(Order).where(Order.id == extends.id).with_for_update()
+                                   .execution_options(populate_existing=True))
+            if base is None or base.seeker_id != seeker.id or base.status != "active":
+                raise _cannot_extend()
+            q = extension_quote(s, base, kind)
+        else:
+            # Priced again from the locked profile: a price change that
+            # committed since the first look is seen here.
+            start = now if start_at is None else start_at.astimezone(UTC)
+            q = quote_at(s, profile.price_per_hour_fen, kind, max(start, now), daily)
+        if q.total_fen <= 0:
+            raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
+        if expected_total_fen is not None and q.total_fen > expected_total_fen:
+            ceiling = q.total_fen if base is not None else _price_ceiling(
+                s, profile.price_per_hour_fen, kind, start_at, now, daily)
+            raise _price_changed(q, ceiling, expected_total_fen)
+        order_id = new_id()
+        if _late_night(ctx, q.total_fen):
+            used = _check_confirmation(ctx, seeker, listener_id, kind, slot, q.total_fen, confirm_token)
+            # Spent now, first of all the writes: a concurrent purchase with the
+            # same token waits here for this transaction, then fails on the key.
+            if await wellbeing.confirmation_used(db, used):
+                raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True)
+            try:
+                await wellbeing.use_confirmation(db, used, seeker.id, order_id, now)
+            except IntegrityError:
+                raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True) from None
+        # The budget, under its row lock: concurrent purchases by this seeker
+        # are counted one at a time, each seeing the holds committed before it.
+        notes = await wellbeing.check_purchase(db, ctx, seeker.id, q.total_fen, lock=True)
         live = list(await db.scalars(select(Order).where(Order.listener_id == listener_id, Order.status.in_(LIVE))))
         overlapping = [o for o in live if _overlaps(o, q.starts_at, q.ends_at)]
-        if any(o.seeker_id == seeker.id and o.id != (extends.id if extends else None) for o in overlapping):
+        if any(o.seeker_id == seeker.id and o.id != (base.id if base else None) for o in overlapping):
             raise AppError("order_overlap", "你在这段时间已有该倾听师的订单", "you already have an order in this time", 409)
-        others = [o for o in overlapping if not (extends is not None and o.id == extends.id)]
+        others = [o for o in overlapping if not (base is not None and o.id == base.id)]
         if len(others) >= min(profile.capacity, s.max_concurrent_orders):
             raise AppError("listener_full", "该倾听师这段时间已满员，换个时间或换位倾听师吧",
                            "listener is at capacity for this time", 409)
         conv, _ = await chat.start_with_listener(db, ctx.clock, seeker, listener_id)
-        now = ctx.clock.now()
         card = listeners.card(profile, await db.get(User, listener_id), "offline")
         contract = terms.build(s, q, window_s=window_s, listener=card, seeker_id=seeker.id)
+        if base is not None:
+            # Priced under the base order's night rule: the contract says so.
+            contract["tariff"] = dict(base.contract["tariff"])
+            contract["extends_order_id"] = base.id
+            contract["text"] = terms.text(contract)
         order = Order(
-            seeker_id=seeker.id, listener_id=listener_id, conversation_id=conv.id, offering_id=offering_id,
-            kind=kind, status="scheduled", price_fen=q.total_fen, response_window_s=window_s,
+            id=order_id, seeker_id=seeker.id, listener_id=listener_id, conversation_id=conv.id,
+            offering_id=offering_id, kind=kind, status="scheduled", price_fen=q.total_fen, response_window_s=window_s,
             windows=[[a.isoformat(), b.isoformat()] for a, b in q.windows], starts_at=q.starts_at, ends_at=q.ends_at,
-            contract=contract, contract_hash=terms.digest(contract), extends_order_id=extends.id if extends else None,
+            contract=contract, contract_hash=terms.digest(contract), extends_order_id=base.id if base else None,
             created_at=now, sla_seq=0, turns=0, breaches=0, notice_sent=False, compensation_fen=0, unserved_fen=0,
             refund_fen=0, commission_fen=0, listener_net_fen=0,
-            listener_arrived_at=now if extends is not None else None,
+            # An extension continues a service the listener is already in —
+            # if they are: one bought before they arrived has its own no-show
+            # clock (and is refunded with the base order if that is a no-show).
+            listener_arrived_at=base.listener_arrived_at if base is not None else None,
         )
         db.add(order)
         await db.flush()
         await ledger.hold(db, ref=f"order:{order.id}", payer_id=seeker.id, amount=q.total_fen,
                           memo=f"{terms.KIND_LABELS[kind]} · {card['display_name']}")
         started = False
-        if order.starts_at <= now and (extends is None):
+        if order.starts_at <= now and base is None:
             started = await _activate(db, order, now)
         order.next_due_at = next_due(order, s)
         await db.commit()
@@ -337,6 +477,7 @@ async def tick(ctx, order_id: str) -> None:
     s = ctx.settings
     now = ctx.clock.now()
     posts: list[tuple[str, str]] = []
+    voided: list[Order] = []
     started = False
     async with ctx.sessionmaker() as db:
         order = await _lock(db, order_id)
@@ -350,9 +491,13 @@ async def tick(ctx, order_id: str) -> None:
             # orders, so waiting here for the profile could deadlock; if one
             # commits after this read, it finds the order active and ends it.
             if await listeners.get_listed(db, order.listener_id) is None:
-                posts.append((f"order:{order.id}:end", await _close_unservable(db, ctx, order, now)))
+                (_, notice), *rest = await _close_unservable(db, ctx, order, now)
+                posts.append((f"order:{order.id}:end", notice))
+                voided = [ext for ext, _ in rest]
             else:
                 started = await _activate(db, order, now)
+                if started:
+                    await _inherit_arrival(db, order)
         holding = False
         if order.status == "active":
             await _catch_up(db, order)
@@ -366,16 +511,16 @@ async def tick(ctx, order_id: str) -> None:
             if holding:
                 pass  # guardian mode: no end, no "time's up", no notice while the risk case is open
             elif order.listener_arrived_at is None and now >= order.starts_at + timedelta(minutes=c["no_show_minutes"]):
-                await _end(db, ctx, order, "no_show", now)
+                voided = await _end(db, ctx, order, "no_show", now)
             elif order.pending_since is not None and now >= order.pending_since + timedelta(
                 minutes=c["disappear_minutes"]
             ):
-                await _end(db, ctx, order, "disappeared", order.pending_since + timedelta(
+                voided = await _end(db, ctx, order, "disappeared", order.pending_since + timedelta(
                     minutes=c["disappear_minutes"]))
                 posts.append((f"order:{order.id}:end", "倾听师超过10分钟未回复，本次服务已提前结束；"
                               "未服务时长与超时赔付将自动退还给你。"))
             elif now >= order.ends_at:
-                await _end(db, ctx, order, "completed", order.ends_at)
+                voided = await _end(db, ctx, order, "completed", order.ends_at)
                 # Released from guardian mode: the platform pays the time beyond the paid end.
                 if guard is not None and await _pay_guardian_time(db, ctx, order, guard, now):
                     posts.append((f"order:{order.id}:end", GUARDIAN_END_NOTICE))
@@ -398,6 +543,19 @@ async def tick(ctx, order_id: str) -> None:
         except Exception:  # the notice is retried by nothing; the order state is what matters
             log.warning("system notice failed for an order")
     await _after_change(ctx, order, started=started)
+    await _after_voiding(ctx, voided)
+
+
+async def _inherit_arrival(db: AsyncSession, order: Order) -> None:
+    """An extension starting: if the listener has arrived in the order it
+    extends (by now ended or ending), they are already here — no no-show
+    clock.  A plain read of that order (it only ever goes from no arrival to
+    one)."""
+    if order.extends_order_id is None or order.listener_arrived_at is not None:
+        return
+    arrived = await db.scalar(select(Order.listener_arrived_at).where(Order.id == order.extends_order_id))
+    if arrived is not None:
+        order.listener_arrived_at = arrived
 
 
 SUSPENDED_REFUND_NOTICE = ("平台已暂停该倾听师的服务，这笔订单已取消，费用已全额退回你的钱包。"
@@ -414,16 +572,21 @@ async def close_for_suspension(db: AsyncSession, ctx, listener_id: str, now: dat
     :func:`after_suspension`, once committed.
 
     Locks, in this order: the profile row (the caller's UPDATE; a purchase
-    locks it first too), these orders in id order, then the ledger's
-    accounts.  Ticks and endings lock one order and then accounts, and never
-    wait for the profile (the tick reads it unlocked), so nothing waits in a
-    cycle."""
+    locks it first too), these orders by start (an order before the
+    extensions that follow it, the order in which endings lock a chain),
+    then the ledger's accounts.  Ticks and endings lock an order (and its
+    extensions) and then accounts, and never wait for the profile (the tick
+    reads it unlocked), so nothing waits in a cycle."""
     await begin_write(db)
     rows = list(await db.scalars(
-        select(Order).where(Order.listener_id == listener_id, Order.status.in_(LIVE)).order_by(Order.id)
-        .with_for_update()
+        select(Order).where(Order.listener_id == listener_id, Order.status.in_(LIVE))
+        .order_by(Order.starts_at, Order.id).with_for_update()
     ))
-    return [(order, await _close_unservable(db, ctx, order, now)) for order in rows]
+    closed: list[tuple[Order, str]] = []
+    for order in rows:
+        if order.status in LIVE:  # else voided above, with the order it extended
+            closed += await _close_unservable(db, ctx, order, now)
+    return closed
 
 
 async def after_suspension(ctx, closed: list[tuple[Order, str]]) -> None:
@@ -436,19 +599,22 @@ async def after_suspension(ctx, closed: list[tuple[Order, str]]) -> None:
         await _after_change(ctx, order)
 
 
-async def _close_unservable(db: AsyncSession, ctx, order: Order, now: datetime) -> str:
+async def _close_unservable(db: AsyncSession, ctx, order: Order, now: datetime) -> list[tuple[Order, str]]:
     """Close an order whose listener may no longer serve (suspended), row
-    locked, and return the notice for the seeker.  Not started, or started
-    but the listener never arrived: the hold is voided, everything back at
-    once.  Running and served: it ends now like a listener's early end
-    (``_end``, reason ``suspended``): unserved time and breach compensation
-    refunded, the served part paid after the dispute window, within which
-    the seeker may dispute it (a supervisor can refund the rest)."""
+    locked, and return ``(order, notice for the seeker)`` for it and for each
+    extension of it voided with it.  Not started, or started but the
+    listener never arrived: the hold is voided, everything back at once.
+    Running and served: it ends now like a listener's early end (``_end``,
+    reason ``suspended``): unserved time and breach compensation refunded,
+    the served part paid after the dispute window, within which the seeker
+    may dispute it (a supervisor can refund the rest).  Either way the
+    extensions that were to follow it are refunded whole."""
     await _catch_up(db, order)  # messages up to now: did the listener arrive?
     if order.status == "active" and order.listener_arrived_at is not None:
-        await _end(db, ctx, order, "suspended", now)
+        voided = await _end(db, ctx, order, "suspended", now)
         notice = SUSPENDED_END_NOTICE.format(hours=order.contract["dispute_window_hours"])
     else:
+        voided = await _void_extensions(db, order, "suspended", now)
         if order.status == "active":
             await chat.attach_order(db, order.conversation_id, None, only_if=order.id)
         await ledger.void(db, ref=f"order:{order.id}", memo="倾听师被平台暂停，全额退款")
@@ -456,7 +622,7 @@ async def _close_unservable(db: AsyncSession, ctx, order: Order, now: datetime) 
         order.refund_fen = order.unserved_fen = order.price_fen
         notice = SUSPENDED_REFUND_NOTICE
     order.next_due_at = next_due(order, ctx.settings)
-    return notice
+    return [(order, notice)] + [(ext, SUSPENDED_REFUND_NOTICE) for ext in voided]
 
 
 GUARDIAN_END_NOTICE = ("本次服务的付费时长已经结束。超出的陪伴时间由平台承担，不向你收费。"
@@ -507,19 +673,56 @@ async def due_now(ctx, conversation_id: str) -> int:
     return result.rowcount
 
 
-async def _end(db: AsyncSession, ctx, order: Order, reason: str, at: datetime) -> None:
-    """End the service (row already locked).  A no-show is refunded at once;
-    anything else waits out the dispute window before settling."""
+EXTENSION_VOID_NOTICE = "本次服务提前结束，你续费的时段随之取消，费用已全额退回你的钱包。"
+
+
+async def _void_extensions(db: AsyncSession, base: Order, reason: str, at: datetime) -> list[Order]:
+    """``base`` ends otherwise than by completing its time (row locked, before
+    any of its money moves): every extension bought to follow it that has
+    not started is voided — the whole amount back, nothing to the listener —
+    and so on down the chain.  Returns the orders voided.
+
+    Locks those rows after ``base``'s: every path that locks two orders of a
+    chain (endings, ticks, a suspension by ``starts_at``) goes from the
+    earlier to the later one, and only then to the ledger's accounts."""
+    rows = list(await db.scalars(
+        select(Order).where(Order.extends_order_id == base.id, Order.status == "scheduled")
+        .order_by(Order.starts_at, Order.id).with_for_update().execution_options(populate_existing=True)
+    ))
+    out: list[Order] = []
+    for ext in rows:
+        out += await _void_extensions(db, ext, reason, at)
+        await ledger.void(db, ref=f"order:{ext.id}", memo="原订单提前结束，续费全额退款")
+        ext.status, ext.end_reason, ext.ended_at, ext.closed_at = "refunded", reason, at, at
+        ext.refund_fen = ext.unserved_fen = ext.price_fen
+        ext.listener_arrived_at = None  # never served (nothing to review, no served time)
+        ext.next_due_at = None
+        out.append(ext)
+    return out
+
+
+async def _end(db: AsyncSession, ctx, order: Order, reason: str, at: datetime) -> list[Order]:
+    """End the service (row already locked, messages caught up).  If the
+    listener never arrived — a no-show, or an ending by anyone before their
+    first message — nothing was served: the hold is voided at once, the whole
+    amount back.  Anything else waits out the dispute window before settling.
+    Any ending but the service's own completion also voids the extensions
+    bought to follow it (:func:`_void_extensions`).  Returns those."""
     st = _state(order)
     engine.close_turn(st, at, order.response_window_s, None) if st.pending_since is not None else None
     _store_state(db, order, st)
+    unserved = order.listener_arrived_at is None
+    if unserved and reason == "completed":
+        reason = "no_show"
+    voided = await _void_extensions(db, order, reason, at) if reason != "completed" else []
     order.status = "ended"
     order.end_reason = reason
     order.ended_at = at
     order.settle_at = at + timedelta(hours=order.contract["dispute_window_hours"])
     await chat.attach_order(db, order.conversation_id, None, only_if=order.id)
-    if reason == "no_show":
-        await ledger.void(db, ref=f"order:{order.id}", memo="倾听师未到场，全额退款")
+    if unserved:
+        memo = "倾听师未到场，全额退款" if reason == "no_show" else "倾听师到场前结束，全额退款"
+        await ledger.void(db, ref=f"order:{order.id}", memo=memo)
         o = terms.outcome(order)
         order.status = "refunded"
         order.refund_fen = o["refund"]
@@ -529,6 +732,7 @@ async def _end(db: AsyncSession, ctx, order: Order, reason: str, at: datetime) -
         o = terms.outcome(order)
         order.compensation_fen = o["compensation"]
         order.unserved_fen = o["unserved"]
+    return voided
 
 
 async def _settle(db: AsyncSession, order: Order, refund_override: int | None, now: datetime) -> None:
@@ -575,31 +779,66 @@ async def end_by(ctx, user: User, order_id: str, *, block: bool = False, reason_
             reason = "blocked" if block else "listener_ended"
         if order.status == "scheduled":
             # Not started: cancelling is a full refund whoever cancels.
+            voided = await _void_extensions(db, order, reason, now)
             await ledger.void(db, ref=f"order:{order.id}", memo="订单开始前取消")
             order.status, order.end_reason, order.ended_at, order.closed_at = "refunded", reason, now, now
             order.refund_fen = order.price_fen
         else:
-            await _end(db, ctx, order, reason, now)
+            # Before the listener's first message, whoever ends it: a full refund (``_end``).
+            voided = await _end(db, ctx, order, reason, now)
         if block:
             if await db.get(Block, (order.listener_id, order.seeker_id)) is None:
                 db.add(Block(listener_id=order.listener_id, seeker_id=order.seeker_id, created_at=now,
                              reason=reason_text[:500]))
         order.next_due_at = next_due(order, ctx.settings)
         await db.commit()
+    if block:  # a socket the seeker already holds stops sending too (unless a guardian case keeps it open)
+        await chat.refresh_send_refusal(ctx, order.conversation_id, order.seeker_id)
     await _after_change(ctx, order)
+    await _after_voiding(ctx, voided)
     return order
 
 
-async def extend(ctx, seeker: User, order_id: str, kind: str = "30m") -> Order:
-    """One-click extension at the current price, starting when this order ends."""
+async def _after_voiding(ctx, voided: list[Order]) -> None:
+    """After COMMIT: tell the seeker their extension was refunded, and the clients."""
+    for ext in voided:
+        try:
+            await chat.post_system(ctx, ext.conversation_id, f"order:{ext.id}:end", EXTENSION_VOID_NOTICE)
+        except Exception:  # the order's state is what matters; the notice is only a courtesy
+            log.warning("system notice failed for an order")
+        await _after_change(ctx, ext)
+
+
+async def _extensible(ctx, seeker: User, order_id: str, kind: str) -> Order:
     async with ctx.sessionmaker() as db:
         order = await db.scalar(readable_orders(seeker).where(Order.id == order_id))
         if order is None or order.seeker_id != seeker.id:
             raise order_not_found()
     if order.status != "active" or kind not in ("30m", "1h"):
-        raise AppError("cannot_extend", "只能为进行中的订单续费 30 分钟或 1 小时", "only a running order can be extended", 409)
-    new, _ = await purchase(ctx, seeker, order.listener_id, kind, start_at=order.ends_at, extends=order)
-    return new
+        raise _cannot_extend()
+    return order
+
+
+async def extension_offer(ctx, seeker: User, order_id: str, kind: str = "30m") -> dict:
+    """What extending this running order by ``kind`` costs (the base order's
+    rate), for the client to show and send back as ``expected_total_fen``;
+    ``late_night_confirm``: a second confirmation will be asked for."""
+    order = await _extensible(ctx, seeker, order_id, kind)
+    q = extension_quote(ctx.settings, order, kind)
+    return {"order_id": order.id, "kind": kind, "kind_label": terms.KIND_LABELS[kind], "total_fen": q.total_fen,
+            "quote": q.to_dict(), "late_night_confirm": _late_night(ctx, q.total_fen)}
+
+
+async def extend(ctx, seeker: User, order_id: str, kind: str = "30m", *, expected_total_fen: int | None = None,
+                 confirm_token: str | None = None) -> tuple[Order, dict]:
+    """Extend a running order, starting when it ends, at the rate agreed in
+    its contract (not the listener's price of the day), for no more than the
+    ``expected_total_fen`` the seeker was shown; late at night the same
+    second confirmation as any purchase.  The base order is checked again
+    under its row lock (:func:`purchase`)."""
+    order = await _extensible(ctx, seeker, order_id, kind)
+    return await purchase(ctx, seeker, order.listener_id, kind, start_at=order.ends_at, extends=order,
+                          expected_total_fen=expected_total_fen, confirm_token=confirm_token)
 
 
 # ---------------------------------------------------------------- disputes
@@ -636,12 +875,16 @@ async def resolve_dispute(ctx, staff: User, order_id: str, refund_fen: int, note
         dispute = await db.scalar(select(Dispute).where(Dispute.order_id == order_id, Dispute.status == "open"))
         if order.status != "disputed" or dispute is None:
             raise AppError("no_open_dispute", "该订单没有待处理的申诉", "no open dispute on this order", 409)
+        # A full refund undoes the service: an extension that has not started yet goes with it.
+        voided = await _void_extensions(db, order, order.end_reason or "completed", now) \
+            if refund_fen >= order.price_fen else []
         await _settle(db, order, refund_fen, now)
         dispute.status, dispute.refund_fen, dispute.note = "resolved", refund_fen, note
         dispute.decided_by, dispute.resolved_at = staff.id, now
         order.next_due_at = None
         await db.commit()
     await _after_change(ctx, order)
+    await _after_voiding(ctx, voided)
     return order
 
 
@@ -656,7 +899,10 @@ async def open_disputes(db: AsyncSession) -> list[tuple[Dispute, Order]]:
 # ------------------------------------------------------------------- gifts
 
 
-async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str = "") -> Gift:
+async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str = "") -> tuple[Gift, dict]:
+    """A tip after a completed service, held like an order.  Spending like any
+    purchase: checked against the seeker's budget (hard cap) under the budget
+    row's lock, in this transaction.  Returns ``(gift, notes)``."""
     s = ctx.settings
     now = ctx.clock.now()
     async with ctx.sessionmaker() as db:
@@ -675,6 +921,7 @@ async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str
         if amount_fen <= 0 or given + amount_fen > cap:
             raise AppError("gift_cap", f"这笔订单的礼物总额最多 ¥{cap / 100:.2f}", f"gifts for this order are capped at {cap} fen",
                            400)
+        notes = await wellbeing.check_purchase(db, ctx, seeker.id, amount_fen, lock=True)
         gift = Gift(order_id=order_id, seeker_id=seeker.id, listener_id=order.listener_id, amount_fen=amount_fen,
                     note=note[:100], status="held", created_at=now,
                     settle_at=now + timedelta(hours=order.contract["dispute_window_hours"]))
@@ -682,7 +929,7 @@ async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str
         await db.flush()
         await ledger.hold(db, ref=f"gift:{gift.id}", payer_id=seeker.id, amount=amount_fen, memo="礼物")
         await db.commit()
-    return gift
+    return gift, notes
 
 
 async def refund_gift(ctx, seeker: User, gift_id: str) -> Gift:

@@ -3,7 +3,19 @@
 Spending is what the ledger says the seeker committed this natural month
 (platform time zone): holds for orders and gifts, minus what came back.  At
 ``budget_warn_pct`` the purchase goes through with a warning; with a hard
-cap, a purchase that would cross the limit is refused before any money moves.
+cap, a purchase or a gift that would cross the limit is refused before any
+money moves.
+
+The check that counts is the one made inside the purchase's (or gift's) own
+write transaction, with ``lock=True``: the budget row is locked ``FOR UPDATE``
+on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers), so two
+purchases by the same seeker are checked one after the other, the second
+seeing the first's hold.  Without a budget row there is no cap and nothing to
+lock.  Lock order: the listener's profile (a purchase) or the order (a gift)
+first, then this row, then the ledger's accounts.
+
+Late-night confirmations already used are recorded here too
+(:func:`confirmation_used`, :func:`use_confirmation`).
 """
 
 from __future__ import annotations
@@ -11,11 +23,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.core.errors import AppError
 from miaohui.ledger import service as ledger
-from miaohui.wellbeing.models import Budget
+from miaohui.wellbeing.models import Budget, UsedConfirmation
 
 MAX_LIMIT_FEN = 100_000_000
 
@@ -58,10 +71,15 @@ async def status(db: AsyncSession, ctx, user_id: str) -> dict:
     return out
 
 
-async def check_purchase(db: AsyncSession, ctx, user_id: str, amount_fen: int) -> dict:
+async def check_purchase(db: AsyncSession, ctx, user_id: str, amount_fen: int, *, lock: bool = False) -> dict:
     """Raise if a hard cap would be crossed; otherwise return notes for the
-    client (a warning at 80 % of the budget)."""
-    budget = await db.get(Budget, user_id)
+    client (a warning at 80 % of the budget).  ``lock``: inside the spending
+    transaction (after ``begin_write``), lock the budget row first so that
+    concurrent spending by the same seeker is checked one at a time."""
+    q = select(Budget).where(Budget.user_id == user_id)
+    if lock:
+        q = q.with_for_update().execution_options(populate_existing=True)
+    budget = await db.scalar(q)
     if budget is None:
         return {}
     spent = await ledger.spent_since(db, user_id, month_start(ctx.clock.now(), ctx.settings.timezone))
@@ -78,3 +96,16 @@ async def check_purchase(db: AsyncSession, ctx, user_id: str, amount_fen: int) -
     if pct >= ctx.settings.budget_warn_pct:
         return {"budget_warning": f"本月已用预算的 {pct}%，留意一下自己的开销哦。", "budget_used_pct": pct}
     return {}
+
+
+async def confirmation_used(db: AsyncSession, token_hash: str) -> bool:
+    return await db.get(UsedConfirmation, token_hash) is not None
+
+
+async def use_confirmation(db: AsyncSession, token_hash: str, user_id: str, order_id: str, now: datetime) -> None:
+    """Spend a late-night confirmation on ``order_id`` (in the purchase's
+    transaction).  A concurrent purchase with the same token fails on the
+    primary key at flush (``IntegrityError``; PostgreSQL makes it wait for
+    this transaction first) — the caller turns that into a 409."""
+    db.add(UsedConfirmation(token_hash=token_hash, user_id=user_id, order_id=order_id, used_at=now))
+    await db.flush()

@@ -135,6 +135,31 @@ export class OrderBar {
     p.hidden = false;
   }
 
+  /** 续费: the price first (the agreed rate of this order), a yes, then the
+   * purchase for no more than that; late at night the server asks for a
+   * second confirmation after a pause, as on the purchase page. */
+  async extend(o) {
+    const q = await api(`/api/orders/${o.id}/extend/quote?kind=30m`);
+    const price = `¥${(q.total_fen / 100).toFixed(2)}`;
+    if (!confirm(`续费${q.kind_label}，按本单价格 ${price}，从本次结束时接着开始。确定支付吗？`)) return;
+    const body = { kind: "30m", expected_total_fen: q.total_fen };
+    for (;;) {
+      try {
+        this.update(await api(`/api/orders/${o.id}/extend`, { method: "POST", body }));
+        return;
+      } catch (err) {
+        if (err.code === "confirm_required" && err.detail && !body.confirm_token) {
+          this.flash(err.message);
+          body.confirm_token = err.detail.confirm_token;
+          await new Promise((ok) => setTimeout(ok, err.detail.wait_seconds * 1000 + 500));
+          if (!confirm(`我想清楚了，确认续费 ${price}？`)) return;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
   async onClick(ev) {
     const btn = ev.target.closest("button[data-action]");
     const o = this.current();
@@ -142,8 +167,8 @@ export class OrderBar {
     btn.disabled = true;
     try {
       if (btn.dataset.action === "extend") {
-        const ext = await api(`/api/orders/${o.id}/extend`, { method: "POST", body: { kind: "30m" } });
-        this.update(ext);
+        await this.extend(o);
+        btn.disabled = false;
       } else if (btn.dataset.action === "end") {
         const msg = this.role === "listener" ? "提前结束会把未服务时长退还给对方，确定结束吗？" : "确定现在结束本次服务吗？";
         if (!confirm(msg)) {

@@ -17,6 +17,8 @@ function fail(err, id = "order-error") {
 }
 
 // ------------------------------------------------------------------ buying
+const yuan = (fen) => `¥${(fen / 100).toFixed(2)}`;
+
 const buy = $("#buy");
 if (buy) {
   let token = null;
@@ -24,13 +26,30 @@ if (buy) {
     show("buy-error", "");
     buy.disabled = true;
     try {
+      // The total shown on the button: the server never charges more (409 price_changed).
       const res = await api("/api/orders", {
         method: "POST",
-        body: { listener_id: buy.dataset.listenerId, kind: buy.dataset.kind, confirm_token: token },
+        body: {
+          listener_id: buy.dataset.listenerId,
+          kind: buy.dataset.kind,
+          expected_total_fen: Number(buy.dataset.total),
+          confirm_token: token,
+        },
       });
       if (res.budget_warning) sessionStorage.setItem("mh-budget-warning", res.budget_warning);
       location.href = `/chat/${res.order.conversation_id}`;
     } catch (err) {
+      if (err.code === "price_changed" && err.detail) {
+        // Nothing was charged: show the new figure; the next click agrees to it.
+        buy.dataset.total = String(err.detail.total_fen);
+        token = null;
+        const total = document.querySelector("[data-testid=quote-total]");
+        if (total) total.textContent = yuan(err.detail.quote.total_fen);
+        buy.textContent = `同意新价格并支付（最多 ${yuan(err.detail.total_fen)}）`;
+        show("buy-note", err.message);
+        buy.disabled = false;
+        return;
+      }
       if (err.code === "confirm_required" && err.detail) {
         token = err.detail.confirm_token;
         let left = err.detail.wait_seconds;
