@@ -339,3 +339,60 @@ def test_a_socket_open_when_the_listener_is_suspended_stops_sending_until_reinst
             await ws.close()
 
     asyncio.run(go())
+
+
+def test_a_socket_open_when_the_seeker_is_blocked_stops_sending(server, seeker, listener, clock):
+    """The block reaches the seeker's socket already open (through the broker):
+    their next send on it is refused and stored nowhere; the socket stays open."""
+    fund(server, seeker, 500)
+    order = buy(server, seeker, listener, "1h").json()["order"]
+    conv = order["conversation_id"]
+    say(server, listener, conv, "你好")
+
+    async def go():
+        ws = await seeker.ws(f"/ws/chat/{conv}?after_seq=0")
+        try:
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
+                pass
+            assert (await send_over(ws))["type"] == "ack"
+            r = await asyncio.to_thread(httpx.post, f"{server.url}/api/orders/{order['id']}/block",
+                                        json={"reason": "辱骂"}, headers=listener.headers)
+            assert r.status_code == 200
+            n = await asyncio.to_thread(stored, server, conv)
+            f = await send_over(ws)
+            assert f["type"] == "error" and f["code"] == "blocked" and f["message"], f
+            assert await asyncio.to_thread(stored, server, conv) == n
+        finally:
+            await ws.close()
+
+    asyncio.run(go())
+
+
+def test_resolving_the_guardian_case_mutes_a_blocked_seekers_open_socket(server, seeker, listener, clock):
+    """While the guardian case is open the blocked seeker's socket still sends;
+    the resolution reaches that same socket, which is refused from then on."""
+    fund(server, seeker, 500)
+    order = buy(server, seeker, listener, "30m", start_at=at(clock, hours=1)).json()["order"]
+    conv = order["conversation_id"]
+    r = httpx.post(f"{server.url}/api/supervision/worry", json={"conversation_id": conv, "note": "对方说不想活了"},
+                   headers=listener.headers)
+    case_id = r.json()["id"]
+
+    async def go():
+        ws = await seeker.ws(f"/ws/chat/{conv}?after_seq=0")
+        try:
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
+                pass
+            r = await asyncio.to_thread(httpx.post, f"{server.url}/api/orders/{order['id']}/block", json={},
+                                        headers=listener.headers)
+            assert r.status_code == 200
+            assert (await send_over(ws))["type"] == "ack"  # guardian mode: never cut off
+            sup = Api(server, "supervisor")
+            r = await asyncio.to_thread(httpx.post, f"{server.url}/api/supervision/cases/{case_id}/resolve",
+                                        json={"note": "已联系家人陪同"}, headers=sup.headers)
+            assert r.status_code == 200, r.text
+            assert (await send_over(ws))["code"] == "blocked"
+        finally:
+            await ws.close()
+
+    asyncio.run(go())

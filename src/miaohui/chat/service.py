@@ -124,6 +124,21 @@ def announce_muted(broker, conversation_id: str, user_id: str, code: str) -> Non
     broker.publish_nowait(members_topic(conversation_id), f"mute:{user_id}:{code}")
 
 
+async def refresh_send_refusal(ctx, conversation_id: str, user_id: str) -> None:
+    """After a commit that may have changed whether ``user_id`` may send in
+    this conversation (a block; a guardian case closing, which ends the
+    exception a block makes for a seeker in crisis): read the answer
+    :func:`get_view` now gives and :func:`announce_muted` it, so a socket
+    already open agrees with a new one."""
+    async with ctx.sessionmaker() as db:
+        try:
+            view = await get_view(db, user_id, conversation_id)
+        except AppError:  # no longer a participant: nothing of theirs to mute
+            return
+    refusal = view.send_refusal
+    announce_muted(ctx.broker, conversation_id, user_id, refusal.code if refusal is not None else "")
+
+
 async def announce_muted_everywhere(ctx, user_id: str, code: str) -> None:
     """:func:`announce_muted` on every listener conversation ``user_id`` takes part in."""
     async with ctx.sessionmaker() as db:

@@ -662,6 +662,8 @@ async def resolve(ctx, staff: User, case_id: str, note: str) -> RiskCase:
         await _publish(ctx, db, case, alarm=False, reason="resolved")
     # After the commit: a socket a supervisor who left still holds is closed (4403), in every process.
     chat.announce_left(ctx.broker, case.conversation_id, left)
+    # A blocked seeker could still write while the case was open: now their open socket cannot either.
+    await chat.refresh_send_refusal(ctx, case.conversation_id, case.seeker_id)
     if case.debrief == "offered":
         data = dumps({"type": "debrief", "conversation_id": case.conversation_id, "case_id": case.id,
                       **g.DEBRIEF_OFFER})
