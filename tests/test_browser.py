@@ -447,6 +447,12 @@ def test_after_the_service_a_review_settlement_withdrawal_and_payout(ended_order
     expect(seeker.locator("#order-note")).to_contain_text("谢谢你的心意")
     seeker.get_by_test_id("review-link").click()
     seeker.locator("label.star").nth(3).click()  # 4 stars
+    # Lit from the left up to the one chosen: the first four, not the fifth.
+    lit = seeker.locator("label.star").evaluate_all("ls => ls.map(l => getComputedStyle(l).color)")
+    assert len(set(lit[:4])) == 1 and lit[4] != lit[0], lit
+    assert seeker.locator("label.star input:checked").get_attribute("value") == "4"
+    box = seeker.locator(".star-row").bounding_box()
+    assert box["width"] <= seeker.viewport_size["width"]  # no overflow off the phone screen
     seeker.locator("label.chip-check").first.click()
     seeker.locator("textarea[name=text]").fill("很耐心，不评判")
     seeker.get_by_test_id("review-submit").click()

@@ -66,6 +66,10 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     expect(seeker.get_by_test_id("worry-button")).to_have_count(0)
 
     composer = seeker.get_by_test_id("composer")
+    for i in range(8):  # a conversation under way: the list is full, the newest line at its foot
+        composer.fill(f"这是我今天想说的第 {i + 1} 件小事")
+        composer.press("Enter")
+    expect(seeker.get_by_test_id("message")).to_have_count(8)
     composer.fill(PLAN)
     t0 = time.monotonic()
     composer.press("Enter")
@@ -91,6 +95,19 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     expect(card).to_contain_text("010-82951332")
     expect(card).to_contain_text("400-161-9995")
     expect(card.locator('a[href="tel:12356"]')).to_have_count(1)
+    # On a phone the whole card fits (every number tappable, none cut off by the
+    # area's edge) and the seeker's own message is still in sight below it.
+    seeker.wait_for_function("""() => {
+        const area = document.querySelector('.safety-area').getBoundingClientRect();
+        return [...document.querySelectorAll('[data-testid=hotline-card] a[href^="tel:"]')]
+            .every(a => { const b = a.getBoundingClientRect(); return b.top >= area.top && b.bottom <= area.bottom + 1; });
+    }""", timeout=2000)
+    seeker.wait_for_function("""() => {
+        const s = document.getElementById('messages').getBoundingClientRect();
+        const ms = document.querySelectorAll('[data-testid=message]');
+        const m = ms[ms.length - 1].getBoundingClientRect();
+        return m.top >= s.top - 1 && m.bottom <= s.bottom + 1;
+    }""", timeout=2000)
     # Risk guidance never reaches the seeker's page.
     expect(seeker.get_by_test_id("guidance-panel")).to_have_count(0)
     expect(listener.get_by_test_id("hotline-card")).to_have_count(0)

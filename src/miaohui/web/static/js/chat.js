@@ -323,6 +323,16 @@ els.newBelow.addEventListener("click", () => {
   scrollToBottom();
   markRead();
 });
+// The list loses height when a safety card, the order bar or the on-screen
+// keyboard takes room (its scrollTop stays, so the newest lines would slip
+// out of sight): a reader who was at the newest message stays there.
+// ResizeObserver runs before the IntersectionObserver reports the sentinel
+// gone, so atBottom still says where the reader was.
+if ("ResizeObserver" in window) {
+  new ResizeObserver(() => {
+    if (atBottom) scrollToBottom();
+  }).observe(els.scroller);
+}
 
 // ------------------------------------------------------------ receipts
 
