@@ -537,6 +537,12 @@ def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium
     errors: list[str] = []
     expect.set_options(timeout=10_000)
     zhouyan = Api(live, "zhouyan")
+    r = httpx.post(f"{base}/api/conversations", json={"listener_id": zhouyan.id}, headers=Api(live, "ahe").headers)
+    conv = r.json()["id"]
+    listener = phone(chromium, base, "zhouyan", errors)
+    listener.goto(f"{base}/chat/{conv}")
+    expect(listener.locator("html")).to_have_attribute("data-live", "open")
+    expect(listener.get_by_test_id("send-refusal")).to_be_hidden()
 
     admin = phone(chromium, base, "admin", errors)
     admin.goto(f"{base}/admin/listeners")
@@ -549,7 +555,16 @@ def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium
     seeker = phone(chromium, base, "ahe", errors)
     seeker.goto(f"{base}/listeners")
     expect(seeker.locator(f"a[href='/listeners/{zhouyan.id}']")).to_have_count(0)
-    listener = phone(chromium, base, "zhouyan", errors)
+    # The chat already open: the next send is refused, the page says why and stops offering to send.
+    send_box = listener.get_by_test_id("composer")
+    send_box.fill("还在吗")
+    send_box.press("Enter")
+    expect(listener.get_by_test_id("send-refusal")).to_contain_text("暂停")
+    expect(send_box).to_be_disabled()
+    expect(listener.get_by_test_id("send-button")).to_be_disabled()
+    listener.reload()  # and so does the page, from the start
+    expect(listener.get_by_test_id("send-refusal")).to_contain_text("暂停")
+    expect(listener.get_by_test_id("composer")).to_be_disabled()
     listener.goto(f"{base}/verification")
     expect(listener.get_by_test_id("suspended-notice")).to_contain_text("多次被投诉回复敷衍")
 
@@ -559,4 +574,7 @@ def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium
     expect(back.locator(".result")).to_have_text("已恢复上架")
     seeker.goto(f"{base}/listeners")
     expect(seeker.locator(f"a[href='/listeners/{zhouyan.id}']").first).to_be_visible()
+    listener.goto(f"{base}/chat/{conv}")
+    expect(listener.get_by_test_id("send-refusal")).to_be_hidden()
+    send(listener, "我回来了")
     assert errors == []

@@ -366,6 +366,9 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         ],
         # Guidance, whispers (listener), the hotline card (seeker): see supervision.service.chat_state.
         "safety": await supervision.chat_state(ctx, db, user, view.conversation.id, view.me.role),
+        # Why this person may read but not send here (suspended, blocked): the page says so up front.
+        "send_refusal": {"code": view.send_refusal.code, "message": view.send_refusal.message}
+        if view.send_refusal is not None else None,
     }
     return render(
         request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page"

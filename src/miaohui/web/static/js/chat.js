@@ -64,6 +64,8 @@ let peerDelivered = boot.receipts.peer.delivered_seq || 0;
 let peerRead = boot.receipts.peer.read_seq || 0;
 let deliveredSent = boot.receipts.me.delivered_seq || 0;
 let readSent = boot.receipts.me.read_seq || 0;
+let refused = !!boot.send_refusal; // may read, may not send (refuseSending)
+const REFUSALS = new Set(["blocked", "listener_suspended"]);
 let ready = false; // `synced` received on the current connection
 let syncInFlight = false;
 let atBottom = true;
@@ -437,7 +439,31 @@ function holdSending(ms) {
   }, holdUntil - Date.now());
 }
 
+// Reading stays open, sending does not: a listener suspended, a seeker the
+// listener blocked (the server refuses every send with the reason, REST and
+// socket alike, and tells a socket already open when it happens).
+function refuseSending(message) {
+  refused = true;
+  els.composer.disabled = true;
+  els.send.disabled = true;
+  els.composer.placeholder = "这里暂时不能发消息";
+  const note = $("send-refusal");
+  note.textContent = message;
+  note.hidden = false;
+}
+
 function onError(f) {
+  if (REFUSALS.has(f.code)) {
+    refuseSending(f.message);
+    const rec = f.client_id && byClient.get(f.client_id);
+    if (rec && rec.seq == null) {
+      rec.failed = true;
+      rec.error = "未发送";
+      removeFromOutbox(f.client_id);
+      syncElement(rec);
+    }
+    return;
+  }
   if (f.code === "too_fast") {
     holdSending(f.retry_after_ms || 1000);
   } else if (f.client_id) {
@@ -483,7 +509,7 @@ function updateComposer() {
   const n = codepoints(text);
   els.counter.textContent = `${n}/${MAX_CHARS}`;
   els.counter.classList.toggle("over", n > MAX_CHARS);
-  els.send.disabled = !text.trim() || n > MAX_CHARS;
+  els.send.disabled = refused || !text.trim() || n > MAX_CHARS;
   els.composer.style.height = "auto";
   els.composer.style.height = Math.min(els.composer.scrollHeight + 2, 160) + "px";
 }
