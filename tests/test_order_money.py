@@ -213,3 +213,47 @@ def test_a_late_night_confirmation_pays_for_one_order(server, funded, listener, 
     r = buy(server, funded, listener, "night", confirm_token=r.json()["error"]["confirm_token"], start_at=later)
     assert r.status_code == 409 and r.json()["error"]["code"] == "confirm_required"
     books_ok(server)
+
+
+def test_order_pages_speak_to_whoever_reads_them(server, funded, listener, clock):
+    """The seeker's receipt says 你与倾听师, the listener's 你与倾诉者 (with
+    the seeker's pseudonym, never the listener's own name as the other
+    party), staff see both; an early end shows when it really ended."""
+    order = buy(server, funded, listener).json()["order"]
+    say(server, listener, order["conversation_id"], "在的")
+    say(server, funded, order["conversation_id"], "今天好累")
+    clock.advance(3)
+    say(server, listener, order["conversation_id"], "我听着")
+    clock.advance(minutes=5)
+    assert httpx.post(f"{server.url}/api/orders/{order['id']}/end", json={}, headers=funded.headers).status_code == 200
+
+    def page(who: Api, path: str) -> str:
+        r = httpx.get(server.url + path, headers={**who.headers, "accept": "text/html"})
+        assert r.status_code == 200, r.text
+        return r.text
+
+    mine = page(funded, f"/orders/{order['id']}")
+    assert "你与倾听师「林晴」" in mine and "退还给你" in mine and "你发送于" in mine
+    served = page(listener, f"/orders/{order['id']}")
+    assert "你与倾诉者「小雨」" in served and "你的所得" in served and "退还给倾诉者" in served
+    assert "倾诉者发送于" in served and "你与倾听师" not in served
+    listing = page(listener, "/orders")
+    assert "倾诉者 小雨" in listing and "· 林晴" not in listing
+    assert "（提前结束）" in listing
+    staff = page(Api(server, "supervisor"), f"/orders/{order['id']}")
+    assert "倾诉者「小雨」与倾听师「林晴」" in staff
+
+
+def test_pages_read_times_in_the_platforms_time_zone(database_url, tmp_path, clock):
+    """``MIAOHUI_TIMEZONE`` decides what clock the pages show, not a constant."""
+    live = LiveServer(make_settings(database_url, tmp_path, timezone="UTC"), clock).start()
+    try:
+        seeker, listener = Api(live, "xiaoyu"), Api(live, "linqing")
+        fund(live, seeker, 500)
+        order = buy(live, seeker, listener).json()["order"]
+        start = datetime.fromisoformat(order["starts_at"]).astimezone(UTC).strftime("%m-%d %H:%M")
+        shanghai = datetime.fromisoformat(order["starts_at"]).astimezone(SH).strftime("%m-%d %H:%M")
+        html = httpx.get(f"{live.url}/orders", headers={**seeker.headers, "accept": "text/html"}).text
+        assert start in html and shanghai not in html
+    finally:
+        live.stop()

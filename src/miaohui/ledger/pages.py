@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from jinja2 import pass_context
 
 from miaohui.accounts.deps import DB, Ctx, csrf_ok
 from miaohui.core.errors import AppError
@@ -20,13 +21,14 @@ from miaohui.web.routes import MaybeUser, _field, error_page, form_user, gate, r
 
 router = APIRouter(include_in_schema=False)
 
-TZ = ZoneInfo("Asia/Shanghai")
 TOPUP_PRESETS = (5000, 10000, 20000)
 STALE_FORM = "页面已过期，请刷新后重试"
 
 
-def when(dt: datetime | None) -> str:
-    return dt.astimezone(TZ).strftime("%m-%d %H:%M") if dt else "—"
+@pass_context
+def when(context, dt: datetime | None) -> str:
+    """A time as the platform's clock reads it (``tz`` from ``render``)."""
+    return dt.astimezone(ZoneInfo(context.get("tz") or "Asia/Shanghai")).strftime("%m-%d %H:%M") if dt else "—"
 
 
 templates.env.filters["money"] = yuan

@@ -4,11 +4,14 @@ supervisors' dispute queue.  Rendering only; rules live in orders.service."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from jinja2 import pass_context
 
+from miaohui.accounts import service as accounts
 from miaohui.accounts.deps import DB, Ctx
 from miaohui.accounts.models import User
 from miaohui.core.errors import AppError
@@ -21,15 +24,17 @@ from miaohui.web.routes import MaybeUser, error_page, forbidden_page, gate, rend
 from miaohui.wellbeing import service as wellbeing
 
 router = APIRouter(include_in_schema=False)
+DEFAULT_TZ = "Asia/Shanghai"  # only for a template rendered without render()'s context
 
 
-def local_time(iso_or_dt, fmt: str = "%m-%d %H:%M") -> str:
+@pass_context
+def local_time(context, iso_or_dt, fmt: str = "%m-%d %H:%M") -> str:
+    """A time as the platform's clock reads it (``settings.timezone``, which
+    ``render`` puts in every page's context as ``tz``)."""
     if not iso_or_dt:
         return "—"
-    from datetime import datetime
-
     dt = datetime.fromisoformat(iso_or_dt) if isinstance(iso_or_dt, str) else iso_or_dt
-    return dt.astimezone(ZoneInfo("Asia/Shanghai")).strftime(fmt)
+    return dt.astimezone(ZoneInfo(context.get("tz") or DEFAULT_TZ)).strftime(fmt)
 
 
 def seconds_label(ms: int | None) -> str:
@@ -75,7 +80,17 @@ async def my_orders(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Resp
     now = ctx.clock.now()
     orders = [service.summary(o, now) for o in await service.list_for(db, user)]
     budget = await wellbeing.status(db, ctx, user.id) if user.role == "seeker" else None
-    return render(request, ctx, "orders.html", user, orders=orders, budget=budget)
+    return render(request, ctx, "orders.html", user, orders=orders, budget=budget,
+                  seeker_names=await _seeker_names(db, user, orders))
+
+
+async def _seeker_names(db, user: User, orders: list[dict]) -> dict[str, str]:
+    """Seekers' display names (pseudonyms, as in chat) for a listener's or
+    staff's view of orders; a seeker's own list names the listener only."""
+    if user.role == "seeker":
+        return {}
+    users = await accounts.users_by_ids(db, sorted({o["seeker_id"] for o in orders}))
+    return {uid: u.display_name for uid, u in users.items()}
 
 
 @router.get("/orders/{order_id}")
@@ -87,8 +102,9 @@ async def order_page(order_id: str, request: Request, ctx: Ctx, db: DB, user: Ma
     except AppError:
         return forbidden_page(request, ctx, user, "这笔订单不存在，或你无权查看。")
     data = await report.build(db, ctx, order)
+    names = await _seeker_names(db, user, [data["order"]])
     return render(request, ctx, "order.html", user, order=data["order"], report=data, contract=order.contract,
-                  now=ctx.clock.now())
+                  now=ctx.clock.now(), seeker_name=names.get(order.seeker_id, ""))
 
 
 @router.get("/orders/{order_id}/report")

@@ -133,7 +133,8 @@ def render(
     resp = templates.TemplateResponse(
         request,
         name,
-        {"user": user, "csrf_token": csrf, "path": request.url.path, **context},
+        # tz: the platform's time zone, for the time filters (orders.pages, ledger.pages).
+        {"user": user, "csrf_token": csrf, "path": request.url.path, "tz": ctx.settings.timezone, **context},
         status_code=status_code,
     )
     for key, value in scratch.raw_headers:
