@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -18,6 +17,7 @@ from miaohui.clock import Clock
 from miaohui.safety import assess
 from tests.conftest import Api, LiveServer, make_settings
 from tests.test_browser import CHROMIUM_ARGS, PHONE, chromium, login, watch_errors  # noqa: F401
+from tests.test_orders import buy, fund
 
 pytestmark = pytest.mark.browser
 
@@ -44,8 +44,10 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     errors: list[str] = []
     expect.set_options(timeout=10_000)
     seeker_api, listener_api = Api(live, "xiaoyu"), Api(live, "linqing")
-    r = httpx.post(f"{base}/api/conversations", json={"listener_id": listener_api.id}, headers=seeker_api.headers)
-    conv = r.json()["id"]
+    fund(live, seeker_api, 500)
+    r = buy(live, seeker_api, listener_api, "1h")  # a paid hour under way
+    assert r.status_code == 201, r.text
+    conv = r.json()["order"]["conversation_id"]
 
     pages = {}
     for who, username in (("seeker", "xiaoyu"), ("listener", "linqing"), ("supervisor", "supervisor")):
@@ -138,5 +140,22 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     listener.goto(f"{base}/console")
     expect(listener.get_by_test_id("console-case")).to_contain_text("小雨")
     listener.screenshot(path=str(shots / "listener_console.png"), full_page=True)
+
+    # The supervisor joins: the chat shows the order, but only its parties may extend or end it,
+    # and the way back leads to the supervision desk.
+    supervisor.get_by_test_id("join-button").click()
+    supervisor.locator("#open-chat").click()
+    expect(supervisor).to_have_url(f"{base}/chat/{conv}")
+    bar = supervisor.get_by_test_id("order-bar")
+    expect(bar).to_contain_text("1小时")
+    expect(bar.locator("button")).to_have_count(0)
+    expect(supervisor.locator(".chat-back")).to_have_attribute("href", "/supervision")
+    expect(seeker.get_by_test_id("order-bar").get_by_role("button", name="续费30分钟")).to_be_visible()
+    # Opened with cards above the list, the page still starts at the newest line (the join notice).
+    supervisor.wait_for_function("""() => {
+        const s = document.getElementById('messages');
+        return s.scrollHeight - s.scrollTop - s.clientHeight < 2;
+    }""", timeout=2000)
+    supervisor.screenshot(path=str(shots / "supervisor_chat.png"), full_page=True)
     assert not errors, errors
 

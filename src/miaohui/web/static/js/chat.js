@@ -310,9 +310,14 @@ if ("IntersectionObserver" in window) {
     { root: els.scroller, threshold: 0 },
   ).observe(els.sentinel);
 }
+// The list's height as last seen by the ResizeObserver below: a scroll event
+// that finds another height comes from a layout change (a card taking room),
+// not from the reader, and must not decide whether they are at the bottom.
+let seenHeight = els.scroller.clientHeight;
 els.scroller.addEventListener(
   "scroll",
   () => {
+    if (els.scroller.clientHeight !== seenHeight) return;
     atBottom = nearBottom();
     if (atBottom) {
       els.newBelow.hidden = true;
@@ -329,9 +334,11 @@ els.newBelow.addEventListener("click", () => {
 // keyboard takes room (its scrollTop stays, so the newest lines would slip
 // out of sight): a reader who was at the newest message stays there.
 // ResizeObserver runs before the IntersectionObserver reports the sentinel
-// gone, so atBottom still says where the reader was.
+// gone, and the scroll handler above ignores the layout's own scroll events,
+// so atBottom still says where the reader was.
 if ("ResizeObserver" in window) {
   new ResizeObserver(() => {
+    seenHeight = els.scroller.clientHeight;
     if (atBottom) scrollToBottom();
   }).observe(els.scroller);
 }

@@ -88,7 +88,7 @@ export class OrderBar {
       clock.setAttribute("data-testid", "reply-clock");
       this.clockEl = clock;
       this.el.append(clock);
-    } else {
+    } else if (this.role === "seeker") {
       const ext = document.createElement("button");
       ext.type = "button";
       ext.className = "btn btn-small";
@@ -97,12 +97,15 @@ export class OrderBar {
       ext.disabled = !!next;
       this.el.append(ext);
     }
-    const end = document.createElement("button");
-    end.type = "button";
-    end.className = "btn btn-quiet btn-small";
-    end.dataset.action = "end";
-    end.textContent = "结束";
-    this.el.append(end);
+    if (this.role === "seeker" || this.role === "listener") {
+      // A supervisor who joined sees the order, but it is not theirs to extend or end.
+      const end = document.createElement("button");
+      end.type = "button";
+      end.className = "btn btn-quiet btn-small";
+      end.dataset.action = "end";
+      end.textContent = "结束";
+      this.el.append(end);
+    }
     this.tick();
   }
 
