@@ -578,3 +578,24 @@ def test_an_admin_suspends_and_reinstates_a_listener_in_the_pages(live, chromium
     expect(listener.get_by_test_id("send-refusal")).to_be_hidden()
     send(listener, "我回来了")
     assert errors == []
+
+
+def test_offerings_answer_beside_the_button_that_saved(live, chromium, tmp_path):
+    """服务与价格: each form says 已保存 (or why not) next to its own button —
+    on a phone the page's foot is screens away — and the change is stored."""
+    base = live.url
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    listener = phone(chromium, base, "linqing", errors)
+    listener.goto(f"{base}/console/offerings")
+    form = listener.get_by_test_id("offering-1h")
+    form.locator("select[name=response_window_s]").select_option("30")
+    form.get_by_role("button", name="保存").click()
+    result = form.get_by_test_id("form-result")
+    expect(result).to_have_text("已保存")
+    expect(result).to_be_in_viewport()
+    expect(listener.get_by_test_id("offering-30m").get_by_test_id("form-result")).to_have_text("")
+    listener.screenshot(path=str(tmp_path / "offerings_saved.png"))
+    offers = httpx.get(f"{base}/api/listeners/{Api(live, 'linqing').id}/offerings").json()["offerings"]
+    assert any(o["kind"] == "1h" and o["response_window_s"] == 30 for o in offers), offers
+    assert errors == []

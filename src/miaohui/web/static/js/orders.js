@@ -125,6 +125,23 @@ if (giftForm) {
 }
 
 // -------------------------------------------------------------- offerings
+/** The answer beside the form's own button (else at the foot of the page). */
+function answer(form, text, bad = false) {
+  const out = form.querySelector(".form-result");
+  if (!out) {
+    if (bad) fail({ message: text });
+    else show("order-note", text);
+    return;
+  }
+  out.textContent = text;
+  out.classList.toggle("bad", bad);
+}
+
+// A change since the last save: the old 已保存 no longer holds.
+for (const form of document.querySelectorAll(".offering-form, #capacity-form")) {
+  form.addEventListener("input", () => answer(form, ""));
+}
+
 for (const form of document.querySelectorAll(".offering-form")) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -135,10 +152,9 @@ for (const form of document.querySelectorAll(".offering-form")) {
     }
     try {
       await api(`/api/listener/offerings/${form.dataset.kind}`, { method: "PUT", body });
-      show("order-error", "");
-      show("order-note", "已保存");
+      answer(form, "已保存");
     } catch (err) {
-      fail(err);
+      answer(form, err.message || "保存失败，请重试", true);
     }
   });
 }
@@ -149,10 +165,9 @@ if (capacityForm) {
     ev.preventDefault();
     try {
       await api("/api/listener/capacity", { method: "PUT", body: { capacity: Number(capacityForm.capacity.value) } });
-      show("order-error", "");
-      show("order-note", "已保存");
+      answer(capacityForm, "已保存");
     } catch (err) {
-      fail(err);
+      answer(capacityForm, err.message || "保存失败，请重试", true);
     }
   });
 }
