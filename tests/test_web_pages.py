@@ -332,6 +332,12 @@ def test_console_pages_roles(server, anon):
     assert re.search(r'data-testid="price-night">现在售出：¥[0-9.]+（含夜间 8 小时）', r.text)
     assert listener.get("/conversations").status_code == 303
 
+    # A listener not yet listed (审核中) is not told they are taking orders: nobody can find them yet.
+    pending = signed_in(server, "newlistener")
+    text = text_of(pending.get("/console").text)
+    assert "审核中" in text and "未上架" in text and "接单中" not in text
+    assert ' id="accepting-toggle"' not in pending.get("/console").text  # no switch to flip
+
 
 # ------------------------------------------------------------ error pages
 
