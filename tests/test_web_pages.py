@@ -339,6 +339,23 @@ def test_console_pages_roles(server, anon):
     assert ' id="accepting-toggle"' not in pending.get("/console").text  # no switch to flip
 
 
+def test_purchase_page_leads_to_the_top_up_when_the_wallet_is_short(server):
+    """A pay button that could only be refused is not offered: the page says how
+    much is missing and links to the wallet instead."""
+    seeker = signed_in(server, "xiaoyu")
+    linqing = Api(server, "linqing").id
+    wallet = seeker.get("/api/wallet").json()["available_fen"]
+    r = seeker.get(f"/orders/new?listener={linqing}&kind=month")
+    assert r.status_code == 200
+    total = int(re.search(r'data-testid="quote-total">¥([0-9.]+)<', r.text).group(1).replace(".", ""))
+    assert total > wallet
+    assert 'id="buy"' not in r.text and 'data-testid="topup-first"' in r.text
+    missing = total - wallet
+    assert f"还差 <strong>¥{missing // 100}.{missing % 100:02d}</strong>" in r.text
+    r = seeker.get(f"/orders/new?listener={linqing}&kind=30m")
+    assert 'id="buy"' in r.text and "还差" not in r.text
+
+
 # ------------------------------------------------------------ error pages
 
 PAGE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
