@@ -55,6 +55,8 @@ def test_ai_conversation_with_tool_and_handoff(live, chromium):  # noqa: F811 - 
     greeting = page.locator("li.msg.from-ai").first
     expect(greeting).to_contain_text("不是真人")
     expect(greeting.get_by_test_id("ai-badge")).to_have_text("AI")
+    # The mark is legible: white on violet, as in the header (not the grey of sender labels).
+    assert greeting.get_by_test_id("ai-badge").evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
 
     # A reply streams in (provisional bubble), then becomes the stored message.
     send(page, "叫我小雨吧。最近工作压力好大，老板肯定觉得我很没用")
