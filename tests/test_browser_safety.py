@@ -113,6 +113,7 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     # Risk guidance never reaches the seeker's page.
     expect(seeker.get_by_test_id("guidance-panel")).to_have_count(0)
     expect(listener.get_by_test_id("hotline-card")).to_have_count(0)
+    expect(listener.get_by_test_id("worry-button")).to_have_text("督导跟进中")  # the case is open
     listener.screenshot(path=str(shots / "listener_guidance.png"), full_page=True)
     seeker.screenshot(path=str(shots / "seeker_hotline.png"), full_page=True)
     supervisor.screenshot(path=str(shots / "supervisor_queue_alarm.png"), full_page=True)
@@ -135,6 +136,9 @@ def test_plan_message_reaches_listener_supervisor_and_seeker_within_a_second(liv
     supervisor.screenshot(path=str(shots / "supervisor_case.png"), full_page=True)
     listener.screenshot(path=str(shots / "listener_whisper.png"), full_page=True)
     expect(seeker.get_by_test_id("whisper")).to_have_count(0)
+
+    listener.reload()  # the button still knows, from the page's first render
+    expect(listener.get_by_test_id("worry-button")).to_have_text("督导跟进中")
 
     # The listener's console shows the open case.
     listener.goto(f"{base}/console")

@@ -67,6 +67,14 @@ function showDebrief(d) {
   put("debrief", card({ cls: "debrief-card", testid: "debrief-offer", title: d.title, body: [el("p", { text: d.text }), el("div", { class: "actions" }, yes, no), status] }));
 }
 
+/** The 我担心对方 button says whether supervisors are already on this conversation
+ * (after a reload too); pressing it again still reaches them. */
+function markWorry(open) {
+  if (!worryBtn) return;
+  worryBtn.classList.toggle("sent", open);
+  worryBtn.textContent = open ? "督导跟进中" : "我担心对方";
+}
+
 function onCase(c) {
   if (!c || c.conversation_id !== convId) return;
   if (c.status === "resolved") {
@@ -74,8 +82,10 @@ function onCase(c) {
     put("takeover", null);
     guidanceRank = 0;
     if (role === "supervisor") put("case", null);
+    markWorry(false);
     return;
   }
+  if (role === "listener") markWorry(true);
   if (role === "listener" && c.taken_over_by) {
     put("takeover", card({ cls: "whisper", testid: "takeover-note", title: "督导已接管这段对话",
       body: [el("p", { text: `${c.taken_over_by.display_name} 正在和对方交流。请留在对话里，先不要回复，有需要督导会用悄悄话告诉你。` })] }));
@@ -148,8 +158,7 @@ if (worryBtn) {
     worryBtn.disabled = true;
     try {
       await api("/api/supervision/worry", { method: "POST", body: { conversation_id: convId } });
-      worryBtn.classList.add("sent");
-      worryBtn.textContent = "已呼叫督导";
+      markWorry(true);
       put("case", card({ cls: "whisper", testid: "worry-sent", title: "督导已收到你的求助",
         body: [el("p", { text: "督导马上会进入对话。先留在这里，继续陪着对方。" })] }));
       area.scrollTop = 0;
