@@ -173,6 +173,7 @@ def test_books_check_is_one_snapshot_while_money_moves(database_url, tag):
                     await ledger.topup(db, payment_id=f"{p}-pay", user_id=p, amount=1_000_000)
                 await db.commit()
             stop = asyncio.Event()
+            cycles = [0]  # holds opened and voided so far, by all payers
 
             async def churn(payer):
                 n = 0
@@ -185,19 +186,24 @@ def test_books_check_is_one_snapshot_while_money_moves(database_url, tag):
                         await ledger.void(db, ref=ref)
                         await db.commit()
                     n += 1
+                    cycles[0] += 1
                 return n
 
-            async def check(times):
-                bad = []
-                for _ in range(times):
+            async def check(times, moves):
+                """At least ``times`` checks, and on until ``moves`` holds came and
+                went under them (a loaded machine moves money slowly), within a minute."""
+                bad, done = [], 0
+                deadline = asyncio.get_running_loop().time() + 60
+                while done < times or (cycles[0] < moves and asyncio.get_running_loop().time() < deadline):
                     async with sm() as db:
                         books = await ledger.check_books(db)
                         if not books["ok"]:
                             bad.append(books["problems"])
+                    done += 1
                 stop.set()
                 return bad
 
-            *moved, bad = await asyncio.gather(*(churn(p) for p in payers), check(60))
+            *moved, bad = await asyncio.gather(*(churn(p) for p in payers), check(60, 40))
             assert sum(moved) >= 20, moved
             assert bad == [], bad[:3]
         finally:
