@@ -1,17 +1,24 @@
-"""Migration 0007 (each side's last sent sequence number on the conversation
-row) up and down on SQLite and PostgreSQL: going down folds those counters
-back into the participant rows, so no read or delivery state is lost."""
+"""Migrations up and down on SQLite and PostgreSQL: 0007 (each side's last
+sent sequence number on the conversation row; going down folds those
+counters back into the participant rows, so no read or delivery state is
+lost), 0008 (supervisors leave resolved cases), 0010 (free text encrypted:
+plaintext rows at 0009 become ciphertext and read back the same)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from miaohui.core.db import make_engine
+from miaohui.core.crypto import KeyRing
+from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.migrate import alembic_config, upgrade
-from tests.conftest import run_sync
+from miaohui.orders.models import Block, Dispute
+from miaohui.payments.models import Withdrawal
+from miaohui.verification.models import ModerationAction, Qualification, Report
+from tests.conftest import KEYS, run_sync
 
 
 def sql(url: str, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
@@ -30,6 +37,13 @@ def sql(url: str, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
     return run_sync(go())
 
 
+def one_of_each(url: str, *roles: str) -> list[str]:
+    """A user id of each of these roles (the seed has several seekers and listeners: any one)."""
+    (users,) = sql(url, [("SELECT id, role FROM users ORDER BY role", {})])
+    by_role = {r: u for u, r in users}
+    return [by_role[r] for r in roles]
+
+
 def test_0007_down_folds_sent_counters_into_participants_and_up_again(database_url):
     (users,) = sql(database_url, [("SELECT id, role FROM users WHERE role IN ('seeker', 'listener') ORDER BY role", {})])
     listener = next(u for u, r in users if r == "listener")
@@ -42,23 +56,20 @@ def test_0007_down_folds_sent_counters_into_participants_and_up_again(database_u
          " VALUES ('mig7', :s, 'seeker', 6, 3, :now), ('mig7', :l, 'listener', 2, 2, :now)",
          {"s": seeker, "l": listener, "now": now}),
     ])
-    command.downgrade(alembic_config(database_url), "0006")
+    command.downgrade(alembic_config(database_url, KEYS), "0006")
     (rows,) = sql(database_url, [("SELECT user_id, last_delivered_seq, last_read_seq FROM participants"
                                   " WHERE conversation_id = 'mig7'", {})])
     assert dict((u, (d, r)) for u, d, r in rows) == {seeker: (6, 5), listener: (7, 7)}
-    upgrade(database_url)
+    upgrade(database_url, keys=KEYS)
     (conv,) = sql(database_url, [("SELECT last_seq, seeker_sent_seq, listener_sent_seq FROM conversations"
                                   " WHERE id = 'mig7'", {})])
     assert conv == [(7, 0, 0)]
 
 
 def test_0008_takes_supervisors_out_of_conversations_without_an_open_case(database_url):
-    (users,) = sql(database_url, [("SELECT id, role FROM users WHERE role IN ('seeker', 'listener', 'supervisor')"
-                                   " ORDER BY role", {})])
-    by_role = {r: u for u, r in users}
-    seeker, listener, sup = by_role["seeker"], by_role["listener"], by_role["supervisor"]
+    seeker, listener, sup = one_of_each(database_url, "seeker", "listener", "supervisor")
     now = datetime(2026, 11, 24, 1, tzinfo=UTC)
-    command.downgrade(alembic_config(database_url), "0007")
+    command.downgrade(alembic_config(database_url, KEYS), "0007")
     statements = []
     for conv, open_key in (("mig8open", "mig8open"), ("mig8done", None)):
         p = {"c": conv, "k": open_key, "s": seeker, "l": listener, "sup": sup, "now": now}
@@ -74,8 +85,86 @@ def test_0008_takes_supervisors_out_of_conversations_without_an_open_case(databa
              " 0, :now, :now, 0, 0)", p),
         ]
     sql(database_url, statements)
-    upgrade(database_url)
+    upgrade(database_url, keys=KEYS)
     (rows,) = sql(database_url, [("SELECT conversation_id, role FROM participants WHERE conversation_id LIKE 'mig8%'"
                                   " ORDER BY conversation_id, role", {})])
     assert rows == [("mig8done", "listener"), ("mig8done", "seeker"),
                     ("mig8open", "listener"), ("mig8open", "seeker"), ("mig8open", "supervisor")]
+
+
+# Text written before 0010, one per sealed column (and a decision with no note).
+PLAIN = {
+    "dispute": "倾听师一直在敷衍我", "dispute_note": "督导决定退一半", "block": "来访者反复辱骂",
+    "report": "要求加微信私下转账", "suspension": "核实有平台外交易", "withdrawal": "收款账户信息不完整",
+}
+
+
+def revision(url: str) -> str:
+    (rows,) = sql(url, [("SELECT version_num FROM alembic_version", {})])
+    return rows[0][0]
+
+
+def test_0010_encrypts_the_free_text_written_before_it(database_url):
+    seeker, listener, admin = one_of_each(database_url, "seeker", "listener", "admin")
+    now = datetime(2026, 11, 25, 1, tzinfo=UTC)
+    # Down to 0009 decrypts what the seed wrote (admins' notes on the demo qualifications).
+    command.downgrade(alembic_config(database_url, KEYS), "0009")
+    (notes,) = sql(database_url, [("SELECT DISTINCT review_note FROM qualifications WHERE status = 'verified'", {})])
+    assert notes == [("演示数据",)]
+    p = {"s": seeker, "l": listener, "a": admin, "now": now, **PLAIN}
+    sql(database_url, [
+        ("INSERT INTO conversations (id, kind, pair_key, last_seq, created_at, last_activity_at, seeker_sent_seq,"
+         " listener_sent_seq) VALUES ('mig10', 'listener', 'mig10', 0, :now, :now, 0, 0)", p),
+        ("INSERT INTO orders (id, seeker_id, listener_id, conversation_id, kind, status, price_fen, response_window_s,"
+         " windows, starts_at, ends_at, contract, contract_hash, created_at, sla_seq, turns, breaches, notice_sent,"
+         " compensation_fen, unserved_fen, refund_fen, commission_fen, listener_net_fen) VALUES ('mig10', :s, :l,"
+         " 'mig10', '30m', 'settled', 3000, 30, '[]', :now, :now, '{}', '', :now, 0, 0, 0, false, 0, 0, 0, 0, 0)", p),
+        ("INSERT INTO disputes (id, order_id, seeker_id, reason, status, refund_fen, note, decided_by, created_at,"
+         " resolved_at) VALUES ('mig10', 'mig10', :s, :dispute, 'resolved', 1500, :dispute_note, :a, :now, :now)", p),
+        ("INSERT INTO blocks (listener_id, seeker_id, created_at, reason) VALUES (:l, :s, :now, :block)", p),
+        ("INSERT INTO reports (id, target_kind, target_id, reporter_id, reason, status, created_at, decided_at,"
+         " decided_by, decision_note) VALUES ('mig10', 'listener', :l, :s, :report, 'upheld', :now, :now, :a, '')", p),
+        ("INSERT INTO moderation_actions (id, listener_id, action, reason, actor_id, report_id, created_at)"
+         " VALUES ('mig10', :l, 'suspend', :suspension, :a, 'mig10', :now)", p),
+        ("INSERT INTO withdrawals (id, user_id, amount_fen, status, reason, payout_ref, created_at, decided_at,"
+         " decided_by) VALUES ('mig10', :l, 5000, 'rejected', :withdrawal, '', :now, :now, :a)", p),
+    ])
+    # Without the key ring the revision refuses, and changes nothing.
+    with pytest.raises(RuntimeError, match="0010"):
+        upgrade(database_url)
+    assert revision(database_url) == "0009"
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0010"
+
+    # No plaintext left anywhere in those tables; every row with text has its ciphertext and key id.
+    tables = ("disputes", "blocks", "reports", "moderation_actions", "withdrawals", "qualifications")
+    dumps = sql(database_url, [(f"SELECT * FROM {t}", {}) for t in tables])
+    for rows in dumps:
+        for row in rows:
+            for value in row:
+                raw = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+                for plain in [*PLAIN.values(), "演示数据"]:
+                    assert plain.encode() not in raw
+    (kids,) = sql(database_url, [("SELECT key_id, reason_ct IS NULL, note_ct IS NULL FROM disputes"
+                                  " WHERE id = 'mig10'", {})])
+    assert kids == [("t1", False, False)]
+
+    # Read back through the app's models: the same text.
+    async def read(db):
+        d, b = await db.get(Dispute, "mig10"), await db.get(Block, (listener, seeker))
+        r, m, w = await db.get(Report, "mig10"), await db.get(ModerationAction, "mig10"), await db.get(Withdrawal,
+                                                                                                      "mig10")
+        qs = list(await db.scalars(select(Qualification).where(Qualification.status == "verified")))
+        return {"dispute": d.reason, "dispute_note": d.note, "block": b.reason, "report": r.reason,
+                "decision": r.decision_note, "suspension": m.reason, "withdrawal": w.reason,
+                "review_notes": {q.review_note for q in qs}}
+
+    async def go():
+        engine = make_engine(database_url)
+        try:
+            async with make_sessionmaker(engine, keyring=KeyRing(KEYS))() as db:
+                return await read(db)
+        finally:
+            await engine.dispose()
+
+    assert run_sync(go()) == {**PLAIN, "decision": "", "review_notes": {"演示数据"}}

@@ -60,12 +60,13 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def build_context(settings: Settings, clock: Clock) -> AppContext:
     engine = make_engine(settings.resolved_database_url)
+    keyring = KeyRing(settings.effective_message_keys)
     ctx = AppContext(
         settings=settings,
         clock=clock,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine, clock),
-        keyring=KeyRing(settings.effective_message_keys),
+        sessionmaker=make_sessionmaker(engine, clock, keyring),
+        keyring=keyring,
         broker=make_broker(settings.redis_url),
         login_limiter=make_login_limiter(
             settings.redis_url, clock, settings.login_max_failures, settings.login_window_seconds

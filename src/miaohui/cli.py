@@ -13,7 +13,8 @@ from miaohui.config import Settings, uvicorn_ws
 def _migrate(settings: Settings) -> None:
     from miaohui.migrate import upgrade
 
-    upgrade(settings.resolved_database_url)
+    # The key ring: revisions that encrypt existing text need it (0010).
+    upgrade(settings.resolved_database_url, keys=settings.effective_message_keys)
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

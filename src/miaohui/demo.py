@@ -106,7 +106,7 @@ async def seed_trust(db, tctx, user: User, admin: User, index: int) -> None:
         q = await trust.add_qualification(db, tctx, user.id, kind, title or KINDS[kind].label,
                                           demo_certificate(index * 7 + n), "image/png")
         if n < len(verified):
-            await trust.decide_qualification(db, admin.id, q.id, approve=True, note="演示数据",
+            await trust.decide_qualification(db, tctx.keyring, admin.id, q.id, approve=True, note="演示数据",
                                              expires=now + timedelta(days=tctx.settings.qualification_valid_days),
                                              now=now)
 

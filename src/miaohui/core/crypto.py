@@ -48,5 +48,11 @@ def message_aad(conversation_id: str, sender_id: str, client_id: str) -> bytes:
     return f"{conversation_id}|{sender_id}|{client_id}".encode()
 
 
+def field_aad(table: str, row_key: str, field: str) -> bytes:
+    """Free text kept in a row (``core.sealed``): bound to its table, row and
+    field, so a ciphertext moved to another row or column fails to decrypt."""
+    return f"{table}|{row_key}|{field}".encode()
+
+
 def generate_key_spec(kid: str = "k1") -> str:
     return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"

@@ -125,10 +125,13 @@ def make_sync_engine(url) -> Engine:
     return engine
 
 
-def make_sessionmaker(engine: AsyncEngine, clock=None) -> async_sessionmaker[AsyncSession]:
+def make_sessionmaker(engine: AsyncEngine, clock=None, keyring=None) -> async_sessionmaker[AsyncSession]:
     """Sessions carry the platform clock in ``session.info["clock"]`` so
-    services that only get a session (the ledger) stamp rows with it."""
-    return async_sessionmaker(engine, expire_on_commit=False, info={"clock": clock} if clock else None)
+    services that only get a session (the ledger) stamp rows with it, and
+    the key ring in ``session.info["keyring"]``, so encrypted free text
+    (``core.sealed``) reads back as text from rows loaded through them."""
+    info = {k: v for k, v in (("clock", clock), ("keyring", keyring)) if v is not None}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or None)
 
 
 async def begin_write(session: AsyncSession) -> None:

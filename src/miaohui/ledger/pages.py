@@ -181,7 +181,7 @@ async def withdrawal_decide(withdrawal_id: str, action: str, request: Request, c
         if action == "approve":
             await payments.approve_withdrawal(db, ctx.clock, ctx.gateway, user, withdrawal_id)
         else:
-            await payments.reject_withdrawal(db, ctx.clock, user, withdrawal_id, _field(form, "reason", 200))
+            await payments.reject_withdrawal(db, ctx.clock, ctx.keyring, user, withdrawal_id, _field(form, "reason", 200))
         await db.commit()
     except AppError as e:
         await _undo(db, user)

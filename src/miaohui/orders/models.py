@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from miaohui.core.db import Base, UTCDateTime, new_id
+from miaohui.core.sealed import Sealed, SealedText
 
 # Order life cycle.  ``scheduled`` (paid, not started) → ``active`` → ``ended``
 # (service over, money still held for the dispute window) → ``settled``; or
@@ -114,16 +115,22 @@ class Turn(Base):
     __table_args__ = (Index("ix_order_turns_listener", "listener_id"),)
 
 
-class Dispute(Base):
+class Dispute(Sealed, Base):
+    """A seeker's dispute of an order and the supervisor's decision; the
+    seeker's reason and the decision's note are encrypted (``core.sealed``)."""
+
     __tablename__ = "disputes"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
     seeker_id: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="open")  # open | resolved
     refund_fen: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    note: Mapped[str] = mapped_column(Text, default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    note_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason = SealedText()
+    note = SealedText()
     decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -148,13 +155,17 @@ class Gift(Base):
     __table_args__ = (Index("ix_gifts_due", "status", "settle_at"),)
 
 
-class Block(Base):
+class Block(Sealed, Base):
     """A listener blocked a seeker: no new orders between them, and no more
-    messages from the seeker in their conversation (``orders.blocks``)."""
+    messages from the seeker in their conversation (``orders.blocks``).
+    The listener's reason is encrypted (``core.sealed``)."""
 
     __tablename__ = "blocks"
+    SEALED_KEY = ("listener_id", "seeker_id")
 
     listener_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     seeker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason = SealedText()

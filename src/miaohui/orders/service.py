@@ -788,8 +788,9 @@ async def end_by(ctx, user: User, order_id: str, *, block: bool = False, reason_
             voided = await _end(db, ctx, order, reason, now)
         if block:
             if await db.get(Block, (order.listener_id, order.seeker_id)) is None:
-                db.add(Block(listener_id=order.listener_id, seeker_id=order.seeker_id, created_at=now,
-                             reason=reason_text[:500]))
+                b = Block(listener_id=order.listener_id, seeker_id=order.seeker_id, created_at=now)
+                b.seal(ctx.keyring, reason=reason_text[:500])
+                db.add(b)
         order.next_due_at = next_due(order, ctx.settings)
         await db.commit()
     if block:  # a socket the seeker already holds stops sending too (unless a guardian case keeps it open)
@@ -858,7 +859,8 @@ async def open_dispute(ctx, seeker: User, order_id: str, reason: str) -> Dispute
             if order is None:
                 raise order_not_found()
             raise AppError("cannot_dispute", "该订单不在可申诉期内", "this order cannot be disputed now", 409)
-        d = Dispute(order_id=order_id, seeker_id=seeker.id, reason=reason, status="open", note="", created_at=now)
+        d = Dispute(id=new_id(), order_id=order_id, seeker_id=seeker.id, status="open", created_at=now)
+        d.seal(ctx.keyring, reason=reason, note="")
         db.add(d)
         await db.commit()
     return d
@@ -879,7 +881,8 @@ async def resolve_dispute(ctx, staff: User, order_id: str, refund_fen: int, note
         voided = await _void_extensions(db, order, order.end_reason or "completed", now) \
             if refund_fen >= order.price_fen else []
         await _settle(db, order, refund_fen, now)
-        dispute.status, dispute.refund_fen, dispute.note = "resolved", refund_fen, note
+        dispute.status, dispute.refund_fen = "resolved", refund_fen
+        dispute.seal(ctx.keyring, note=note)
         dispute.decided_by, dispute.resolved_at = staff.id, now
         order.next_due_at = None
         await db.commit()

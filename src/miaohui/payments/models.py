@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from miaohui.core.db import Base, UTCDateTime, new_id
+from miaohui.core.sealed import Sealed, SealedText
 from miaohui.ledger.models import Int64
 
 PAYMENT_STATUSES = ("pending", "succeeded", "failed")
@@ -49,10 +50,11 @@ class SandboxIntent(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class Withdrawal(Base):
+class Withdrawal(Sealed, Base):
     """A listener's request to be paid out: ``requested`` (pending transfer
     earnings → payouts, ref ``withdrawal:<id>``), then ``paid`` by an admin's
-    approval or ``rejected`` (the pending transfer is voided)."""
+    approval or ``rejected`` (the pending transfer is voided).  The admin's
+    reason for a rejection is encrypted (``core.sealed``)."""
 
     __tablename__ = "withdrawals"
 
@@ -60,7 +62,9 @@ class Withdrawal(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     amount_fen: Mapped[int] = mapped_column(Int64)
     status: Mapped[str] = mapped_column(String(16), default="requested")
-    reason: Mapped[str] = mapped_column(String(200), default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason = SealedText()
     payout_ref: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

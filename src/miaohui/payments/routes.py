@@ -109,6 +109,6 @@ async def approve_withdrawal(withdrawal_id: str, ctx: Ctx, db: DB, user: AdminUs
 @router.post("/api/admin/withdrawals/{withdrawal_id}/reject", response_model=WithdrawalOut)
 async def reject_withdrawal(withdrawal_id: str, body: RejectIn, ctx: Ctx, db: DB, user: AdminUser) -> dict:
     await service.end_reads(db)
-    w = await service.reject_withdrawal(db, ctx.clock, user, withdrawal_id, body.reason)
+    w = await service.reject_withdrawal(db, ctx.clock, ctx.keyring, user, withdrawal_id, body.reason)
     await db.commit()
     return service.withdrawal_dict(w)

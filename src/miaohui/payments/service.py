@@ -17,6 +17,7 @@ from miaohui.accounts import service as accounts
 from miaohui.accounts.models import User
 from miaohui.clock import Clock
 from miaohui.config import Settings
+from miaohui.core.crypto import KeyRing
 from miaohui.core.db import begin_write, new_id
 from miaohui.core.errors import AppError, not_found
 from miaohui.ledger import service as ledger
@@ -199,9 +200,13 @@ async def approve_withdrawal(
     return w
 
 
-async def reject_withdrawal(db: AsyncSession, clock: Clock, admin: User, withdrawal_id: str, reason: str) -> Withdrawal:
-    """requested → rejected: void the reserved transfer.  Caller commits."""
-    w = await _decide(db, clock, admin, withdrawal_id, "rejected", reason=reason.strip()[:200])
+async def reject_withdrawal(
+    db: AsyncSession, clock: Clock, keyring: KeyRing, admin: User, withdrawal_id: str, reason: str
+) -> Withdrawal:
+    """requested → rejected: void the reserved transfer; the reason is
+    stored encrypted (``core.sealed``).  Caller commits."""
+    sealed = Withdrawal.sealed_values(keyring, withdrawal_id, reason=reason.strip()[:200])
+    w = await _decide(db, clock, admin, withdrawal_id, "rejected", **sealed)
     await ledger.cancel_withdrawal(db, ref=withdrawal_ref(w.id), memo="rejected", clock=clock)
     log.info("withdrawal %s rejected", w.id)
     return w

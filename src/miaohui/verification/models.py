@@ -10,16 +10,20 @@ HMAC (so one ID cannot run two listener accounts, and cannot be brute-forced
 from the table without the key), and ``adult_on`` — the day the person turns
 18 — is the only thing the age rules need in the clear.  Proof files are
 encrypted on disk under the data directory and never served publicly.
+What admins and reporters write (review notes, report reasons and
+decisions, suspension reasons) is encrypted too (``core.sealed``); a
+qualification's title is not: it is shown publicly as a badge.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from miaohui.core.db import Base, UTCDateTime, new_id
+from miaohui.core.sealed import Sealed, SealedText
 
 
 class IdentityCheck(Base):
@@ -56,9 +60,10 @@ class IdentityAttempt(Base):
     __table_args__ = (Index("ix_identity_attempts_user", "user_id", "created_at"),)
 
 
-class Qualification(Base):
+class Qualification(Sealed, Base):
     """A qualification a listener declared with an uploaded proof.  Only
-    ``verified`` and unexpired ones show as badges."""
+    ``verified`` and unexpired ones show as badges (``title`` is public text
+    there; the admin's ``review_note`` is encrypted)."""
 
     __tablename__ = "qualifications"
 
@@ -74,7 +79,9 @@ class Qualification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    review_note: Mapped[str] = mapped_column(String(200), default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    review_note_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    review_note = SealedText()
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
@@ -100,7 +107,7 @@ class TrainingAttempt(Base):
     __table_args__ = (Index("ix_training_attempts_user", "user_id", "passed", "created_at"),)
 
 
-class Report(Base):
+class Report(Sealed, Base):
     """Something a user asked an admin to look at: an abusive review, or a
     listener.  One report per reporter and target."""
 
@@ -110,12 +117,15 @@ class Report(Base):
     target_kind: Mapped[str] = mapped_column(String(12))  # review | listener
     target_id: Mapped[str] = mapped_column(String(32))
     reporter_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="open")  # open | upheld | dismissed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    decision_note: Mapped[str] = mapped_column(String(200), default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    decision_note_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason = SealedText()
+    decision_note = SealedText()
 
     __table_args__ = (
         UniqueConstraint("target_kind", "target_id", "reporter_id", name="uq_reports_target_reporter"),
@@ -123,7 +133,7 @@ class Report(Base):
     )
 
 
-class ModerationAction(Base):
+class ModerationAction(Sealed, Base):
     """Every suspension and reinstatement of a listener, with its reason
     (the profile's status says what is in force; this says why)."""
 
@@ -132,7 +142,9 @@ class ModerationAction(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     listener_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     action: Mapped[str] = mapped_column(String(12))  # suspend | reinstate
-    reason: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reason = SealedText()
     actor_id: Mapped[str] = mapped_column(String(32))
     report_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
 from miaohui.chat import service as chat
-from miaohui.core.db import begin_write
+from miaohui.core.crypto import KeyRing
+from miaohui.core.db import begin_write, new_id
 from miaohui.core.errors import AppError, not_found
 from miaohui.listeners import service as listeners
 from miaohui.orders import service as orders
@@ -196,7 +197,7 @@ async def review_qualification(ctx, admin: User, qual_id: str, *, approve: bool,
             raise AppError("bad_expiry", "有效期必须晚于今天", "expiry must be in the future", 400)
     async with ctx.sessionmaker() as db:
         await begin_write(db)
-        q = await decide_qualification(db, admin.id, qual_id, approve=approve, note=note,
+        q = await decide_qualification(db, ctx.keyring, admin.id, qual_id, approve=approve, note=note,
                                        expires=expires if approve else None, now=now)
         await db.commit()
         await db.refresh(q)
@@ -204,12 +205,12 @@ async def review_qualification(ctx, admin: User, qual_id: str, *, approve: bool,
     return q
 
 
-async def decide_qualification(db: AsyncSession, admin_id: str, qual_id: str, *, approve: bool, note: str,
-                               expires: datetime | None, now: datetime) -> Qualification:
+async def decide_qualification(db: AsyncSession, keyring: KeyRing, admin_id: str, qual_id: str, *, approve: bool,
+                               note: str, expires: datetime | None, now: datetime) -> Qualification:
     result = await db.execute(
         update(Qualification).where(Qualification.id == qual_id, Qualification.status == "pending").values(
-            status="verified" if approve else "rejected", reviewed_at=now, reviewed_by=admin_id,
-            review_note=(note or "").strip()[:200], expires_at=expires)
+            status="verified" if approve else "rejected", reviewed_at=now, reviewed_by=admin_id, expires_at=expires,
+            **_review_note(keyring, qual_id, note))
     )
     q = await db.get(Qualification, qual_id)
     if q is None:
@@ -219,13 +220,18 @@ async def decide_qualification(db: AsyncSession, admin_id: str, qual_id: str, *,
     return q
 
 
+def _review_note(keyring: KeyRing, qual_id: str, note: str | None) -> dict:
+    """The admin's note as the columns that hold it (encrypted, ``core.sealed``)."""
+    return Qualification.sealed_values(keyring, qual_id, review_note=(note or "").strip()[:200])
+
+
 async def revoke_qualification(ctx, admin: User, qual_id: str, note: str) -> Qualification:
     async with ctx.sessionmaker() as db:
         await begin_write(db)
         result = await db.execute(update(Qualification).where(
             Qualification.id == qual_id, Qualification.status == "verified").values(
-            status="revoked", review_note=(note or "").strip()[:200], reviewed_by=admin.id,
-            reviewed_at=ctx.clock.now()))
+            status="revoked", reviewed_by=admin.id, reviewed_at=ctx.clock.now(),
+            **_review_note(ctx.keyring, qual_id, note)))
         q = await db.get(Qualification, qual_id)
         if q is None:
             raise not_found("资质", "qualification")
@@ -292,8 +298,9 @@ async def report(ctx, user: User, target_kind: str, target_id: str, reason: str)
                 raise not_found("倾听师", "listener")
         else:
             raise AppError("bad_target", "无法举报该内容", "unknown report target", 400)
-        r = Report(target_kind=target_kind, target_id=target_id, reporter_id=user.id, reason=reason,
-                   status="open", created_at=ctx.clock.now())
+        r = Report(id=new_id(), target_kind=target_kind, target_id=target_id, reporter_id=user.id, status="open",
+                   created_at=ctx.clock.now())
+        r.seal(ctx.keyring, reason=reason, decision_note="")
         db.add(r)
         try:
             await db.commit()
@@ -323,17 +330,15 @@ async def decide_report(ctx, admin: User, report_id: str, action: str, note: str
             raise AppError("bad_action", "不支持的处理方式", "action does not fit this report", 400)
         if action == "suspend" and not note:
             raise AppError("reason_required", "暂停倾听师需要写明原因", "a suspension needs a reason", 400)
-        result = await db.execute(update(Report).where(Report.id == report_id, Report.status == "open").values(
-            status="dismissed" if action == "dismiss" else "upheld", decided_at=now, decided_by=admin.id,
-            decision_note=note))
-        if result.rowcount == 0:
+        if not await _close_report(ctx.keyring, db, r, "dismissed" if action == "dismiss" else "upheld", admin,
+                                   note, now):
             raise AppError("report_closed", "这条举报已经处理过了", "report already decided", 409)
         if action == "hide":
             await reviews.hide(db, r.target_id)
             # Other open reports of the same review are settled by this decision.
-            await db.execute(update(Report).where(
-                Report.target_kind == "review", Report.target_id == r.target_id, Report.status == "open").values(
-                status="upheld", decided_at=now, decided_by=admin.id, decision_note=note))
+            for other in list(await db.scalars(select(Report).where(
+                    Report.target_kind == "review", Report.target_id == r.target_id, Report.status == "open"))):
+                await _close_report(ctx.keyring, db, other, "upheld", admin, note, now)
         elif action == "suspend":
             closed = await _suspend(ctx, db, admin, r.target_id, note, now, report_id=r.id)
         await db.commit()
@@ -342,6 +347,15 @@ async def decide_report(ctx, admin: User, report_id: str, action: str, note: str
     if action == "suspend":
         await chat.announce_muted_everywhere(ctx, r.target_id, "listener_suspended")
     return r
+
+
+async def _close_report(keyring: KeyRing, db: AsyncSession, r: Report, status: str, admin: User, note: str,
+                        now: datetime) -> bool:
+    """Decide one open report (a conditional UPDATE: False if it was no longer open)."""
+    result = await db.execute(update(Report).where(Report.id == r.id, Report.status == "open").values(
+        status=status, decided_at=now, decided_by=admin.id,
+        **Report.sealed_values(keyring, r.id, reason=r.reason, decision_note=note)))
+    return result.rowcount == 1
 
 
 async def _suspend(ctx, db: AsyncSession, admin: User, listener_id: str, reason: str, now: datetime,
@@ -353,8 +367,7 @@ async def _suspend(ctx, db: AsyncSession, admin: User, listener_id: str, reason:
     Returns what ``orders.after_suspension`` announces after COMMIT."""
     if not await listeners.set_status(db, listener_id, from_status="approved", to_status="suspended"):
         raise AppError("not_listed", "只能暂停已上架的倾听师", "only listed listeners can be suspended", 409)
-    db.add(ModerationAction(listener_id=listener_id, action="suspend", reason=reason, actor_id=admin.id,
-                            report_id=report_id, created_at=now))
+    _moderation(ctx, db, listener_id, "suspend", reason, admin, now, report_id)
     return await orders.close_for_suspension(db, ctx, listener_id, now)
 
 
@@ -377,10 +390,17 @@ async def reinstate(ctx, admin: User, listener_id: str, reason: str) -> None:
         await begin_write(db)
         if not await listeners.set_status(db, listener_id, from_status="suspended", to_status="approved"):
             raise AppError("not_suspended", "该倾听师没有被暂停", "listener is not suspended", 409)
-        db.add(ModerationAction(listener_id=listener_id, action="reinstate", reason=reason, actor_id=admin.id,
-                                created_at=ctx.clock.now()))
+        _moderation(ctx, db, listener_id, "reinstate", reason, admin, ctx.clock.now())
         await db.commit()
     await chat.announce_muted_everywhere(ctx, listener_id, "")  # open sockets may send again
+
+
+def _moderation(ctx, db: AsyncSession, listener_id: str, action: str, reason: str, admin: User, now: datetime,
+                report_id: str | None = None) -> None:
+    act = ModerationAction(id=new_id(), listener_id=listener_id, action=action, actor_id=admin.id,
+                           report_id=report_id, created_at=now)
+    act.seal(ctx.keyring, reason=reason)
+    db.add(act)
 
 
 async def last_action(db: AsyncSession, listener_id: str) -> ModerationAction | None:
