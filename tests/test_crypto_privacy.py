@@ -119,6 +119,7 @@ FREE_TEXT = {
     "reinstatement": "倾听师申诉成立，恢复上架处理完毕",
     "withdrawal": "收款账户姓名与实名认证信息不一致",
     "qualification": "证书照片模糊看不清编号请重新上传",
+    "gift": "谢谢你那天凌晨一直陪我说话",
 }
 
 
@@ -175,6 +176,9 @@ def test_free_text_is_encrypted_at_rest_shown_to_who_may_read_it_and_not_logged(
     r = post(staff, f"/api/admin/disputes/{order['id']}/resolve", json={"refund_fen": 0,
                                                                           "note": FREE_TEXT["dispute_note"]})
     assert r.status_code == 200, r.text
+    # A gift with a note, after the service.
+    r = post(seeker, f"/api/orders/{order['id']}/gifts", json={"amount_fen": 500, "note": FREE_TEXT["gift"]})
+    assert r.status_code == 201, r.text
 
     # A block with a reason.
     order = buy(server, seeker, listener).json()["order"]
@@ -221,7 +225,8 @@ def test_free_text_is_encrypted_at_rest_shown_to_who_may_read_it_and_not_logged(
                       else plain in str(v))]
         assert not leaks, (what, leaks)
     sealed = {t: [v for tt, c, v in dump if tt == t and c == "key_id" and v is not None]
-              for t in ("disputes", "blocks", "reports", "moderation_actions", "withdrawals", "qualifications")}
+              for t in ("disputes", "blocks", "reports", "moderation_actions", "withdrawals", "qualifications",
+                        "gifts")}
     assert all(ids and set(ids) == {"t1"} for ids in sealed.values()), sealed
 
     # Read back through a keyed session: the same text; without the key ring, nothing readable.

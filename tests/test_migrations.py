@@ -1,8 +1,8 @@
 """Migrations up and down on SQLite and PostgreSQL: 0007 (each side's last
 sent sequence number on the conversation row; going down folds those
 counters back into the participant rows, so no read or delivery state is
-lost), 0008 (supervisors leave resolved cases), 0010 (free text encrypted:
-plaintext rows at 0009 become ciphertext and read back the same)."""
+lost), 0008 (supervisors leave resolved cases), 0010 and 0011 (free text
+encrypted: plaintext rows before them become ciphertext and read back the same)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker
 from miaohui.migrate import alembic_config, upgrade
-from miaohui.orders.models import Block, Dispute
+from miaohui.orders.models import Block, Dispute, Gift
 from miaohui.payments.models import Withdrawal
 from miaohui.verification.models import ModerationAction, Qualification, Report
 from tests.conftest import KEYS, run_sync
@@ -131,9 +131,9 @@ def test_0010_encrypts_the_free_text_written_before_it(database_url):
     ])
     # Without the key ring the revision refuses, and changes nothing.
     with pytest.raises(RuntimeError, match="0010"):
-        upgrade(database_url)
+        upgrade(database_url, "0010")
     assert revision(database_url) == "0009"
-    upgrade(database_url, keys=KEYS)
+    upgrade(database_url, "0010", keys=KEYS)
     assert revision(database_url) == "0010"
 
     # No plaintext left anywhere in those tables; every row with text has its ciphertext and key id.
@@ -168,3 +168,45 @@ def test_0010_encrypts_the_free_text_written_before_it(database_url):
             await engine.dispose()
 
     assert run_sync(go()) == {**PLAIN, "decision": "", "review_notes": {"演示数据"}}
+
+
+def test_0011_encrypts_the_notes_sent_with_gifts(database_url):
+    seeker, listener = one_of_each(database_url, "seeker", "listener")
+    now = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    command.downgrade(alembic_config(database_url, KEYS), "0010")
+    p = {"s": seeker, "l": listener, "now": now, "note": "谢谢你那晚一直陪着我"}
+    sql(database_url, [
+        ("INSERT INTO conversations (id, kind, pair_key, last_seq, created_at, last_activity_at, seeker_sent_seq,"
+         " listener_sent_seq) VALUES ('mig11', 'listener', 'mig11', 0, :now, :now, 0, 0)", p),
+        ("INSERT INTO orders (id, seeker_id, listener_id, conversation_id, kind, status, price_fen, response_window_s,"
+         " windows, starts_at, ends_at, contract, contract_hash, created_at, sla_seq, turns, breaches, notice_sent,"
+         " compensation_fen, unserved_fen, refund_fen, commission_fen, listener_net_fen) VALUES ('mig11', :s, :l,"
+         " 'mig11', '30m', 'settled', 3000, 30, '[]', :now, :now, '{}', '', :now, 0, 0, 0, false, 0, 0, 0, 0, 0)", p),
+        ("INSERT INTO gifts (id, order_id, seeker_id, listener_id, amount_fen, note, status, created_at, settle_at)"
+         " VALUES ('mig11', 'mig11', :s, :l, 500, :note, 'settled', :now, :now),"
+         " ('mig11b', 'mig11', :s, :l, 300, '', 'settled', :now, :now)", p),
+    ])
+    with pytest.raises(RuntimeError, match="0011"):
+        upgrade(database_url)
+    assert revision(database_url) == "0010"
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0011"
+    (rows,) = sql(database_url, [("SELECT * FROM gifts WHERE order_id = 'mig11'", {})])
+    for row in rows:
+        for value in row:
+            raw = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+            assert p["note"].encode() not in raw
+
+    async def go():
+        engine = make_engine(database_url)
+        try:
+            async with make_sessionmaker(engine, keyring=KeyRing(KEYS))() as db:
+                return (await db.get(Gift, "mig11")).note, (await db.get(Gift, "mig11b")).note
+        finally:
+            await engine.dispose()
+
+    assert run_sync(go()) == (p["note"], "")
+    # And back down: the note is plaintext again at 0010.
+    command.downgrade(alembic_config(database_url, KEYS), "0010")
+    (notes,) = sql(database_url, [("SELECT note FROM gifts WHERE id = 'mig11'", {})])
+    assert notes == [(p["note"],)]

@@ -136,9 +136,10 @@ class Dispute(Sealed, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class Gift(Base):
+class Gift(Sealed, Base):
     """A tip after a session: held like an order and settled with it, so it
-    stays refundable within the dispute window."""
+    stays refundable within the dispute window.  The seeker's note with it
+    is encrypted (``core.sealed``)."""
 
     __tablename__ = "gifts"
 
@@ -147,7 +148,9 @@ class Gift(Base):
     seeker_id: Mapped[str] = mapped_column(String(32))
     listener_id: Mapped[str] = mapped_column(String(32))
     amount_fen: Mapped[int] = mapped_column(Integer)
-    note: Mapped[str] = mapped_column(String(100), default="")
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    note_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    note = SealedText()
     status: Mapped[str] = mapped_column(String(12), default="held")  # held | settled | refunded
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     settle_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -925,9 +925,10 @@ async def give_gift(ctx, seeker: User, order_id: str, amount_fen: int, note: str
             raise AppError("gift_cap", f"这笔订单的礼物总额最多 ¥{cap / 100:.2f}", f"gifts for this order are capped at {cap} fen",
                            400)
         notes = await wellbeing.check_purchase(db, ctx, seeker.id, amount_fen, lock=True)
-        gift = Gift(order_id=order_id, seeker_id=seeker.id, listener_id=order.listener_id, amount_fen=amount_fen,
-                    note=note[:100], status="held", created_at=now,
+        gift = Gift(id=new_id(), order_id=order_id, seeker_id=seeker.id, listener_id=order.listener_id,
+                    amount_fen=amount_fen, status="held", created_at=now,
                     settle_at=now + timedelta(hours=order.contract["dispute_window_hours"]))
+        gift.seal(ctx.keyring, note=note[:100])
         db.add(gift)
         await db.flush()
         await ledger.hold(db, ref=f"gift:{gift.id}", payer_id=seeker.id, amount=amount_fen, memo="礼物")
