@@ -84,15 +84,21 @@ async def send_over(ws) -> dict:
             return f
 
 
+async def synced_socket(who: Api, conv: str):
+    """``who``'s chat socket on ``conv``, opened and caught up (``synced``)."""
+    ws = await who.ws(f"/ws/chat/{conv}?after_seq=0")
+    while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
+        pass
+    return ws
+
+
 def ws_refused(who: Api, conv: str, code: str) -> None:
     """The chat socket opens (reading what was said is still theirs) and a send
     on it is refused with ``code``; the socket stays open."""
 
     async def go():
-        ws = await who.ws(f"/ws/chat/{conv}?after_seq=0")
+        ws = await synced_socket(who, conv)
         try:
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
-                pass
             f = await send_over(ws)
             assert f["type"] == "error" and f["code"] == code and f["message"] and f["message_en"], f
             assert (await send_over(ws))["code"] == code  # still open, still refused
@@ -321,10 +327,8 @@ def test_a_socket_open_when_the_listener_is_suspended_stops_sending_until_reinst
     reinstatement lets the same socket send again."""
 
     async def go():
-        ws = await listener.ws(f"/ws/chat/{conversation}?after_seq=0")
+        ws = await synced_socket(listener, conversation)
         try:
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
-                pass
             assert (await send_over(ws))["type"] == "ack"
             r = await asyncio.to_thread(suspend, server, admin, listener)
             assert r.status_code == 204
@@ -350,10 +354,8 @@ def test_a_socket_open_when_the_seeker_is_blocked_stops_sending(server, seeker, 
     say(server, listener, conv, "你好")
 
     async def go():
-        ws = await seeker.ws(f"/ws/chat/{conv}?after_seq=0")
+        ws = await synced_socket(seeker, conv)
         try:
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
-                pass
             assert (await send_over(ws))["type"] == "ack"
             r = await asyncio.to_thread(httpx.post, f"{server.url}/api/orders/{order['id']}/block",
                                         json={"reason": "辱骂"}, headers=listener.headers)
@@ -379,10 +381,8 @@ def test_resolving_the_guardian_case_mutes_a_blocked_seekers_open_socket(server,
     case_id = r.json()["id"]
 
     async def go():
-        ws = await seeker.ws(f"/ws/chat/{conv}?after_seq=0")
+        ws = await synced_socket(seeker, conv)
         try:
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "synced":
-                pass
             r = await asyncio.to_thread(httpx.post, f"{server.url}/api/orders/{order['id']}/block", json={},
                                         headers=listener.headers)
             assert r.status_code == 200

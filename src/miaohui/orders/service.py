@@ -233,6 +233,25 @@ def _check_confirmation(ctx, seeker: User, listener_id: str, kind: str, slot: st
     raise _confirm_required(ctx, seeker, listener_id, kind, slot, price)
 
 
+async def _check_figure(db: AsyncSession, ctx, seeker: User, listener_id: str, kind: str, slot: str, q,
+                        expected_total_fen: int | None, confirm_token: str | None, ceiling) -> str | None:
+    """The checks on the figure itself, made on the first look and again under
+    the purchase's locks: priced at all, not above what the seeker confirmed
+    (409 ``price_changed`` offering ``ceiling()``), and, late at night, a
+    confirmation that is valid and not yet spent.  Returns that
+    confirmation's hash (for the caller to spend), or None."""
+    if q.total_fen <= 0:
+        raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
+    if expected_total_fen is not None and q.total_fen > expected_total_fen:
+        raise _price_changed(q, ceiling(), expected_total_fen)
+    if not _late_night(ctx, q.total_fen):
+        return None
+    used = _check_confirmation(ctx, seeker, listener_id, kind, slot, q.total_fen, confirm_token)
+    if await wellbeing.confirmation_used(db, used):
+        raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True)
+    return used
+
+
 def _overlaps(order: Order, start: datetime, end: datetime) -> bool:
     return order.starts_at < end and start < order.ends_at
 
@@ -275,17 +294,10 @@ async def purchase(
             raise AppError("blocked", "该倾听师暂时无法为你服务", "this listener cannot serve you", 403)
         if not profile.accepting and extends is None:
             raise AppError("not_accepting", "该倾听师暂停接单", "listener is not taking orders", 409)
-        if q.total_fen <= 0:
-            raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
         daily = SimpleNamespace(daily_start=offering.daily_start, daily_minutes=offering.daily_minutes)
-        if expected_total_fen is not None and q.total_fen > expected_total_fen:
-            ceiling = q.total_fen if extends is not None else _price_ceiling(
-                s, profile.price_per_hour_fen, kind, start_at, ctx.clock.now(), daily)
-            raise _price_changed(q, ceiling, expected_total_fen)
-        if _late_night(ctx, q.total_fen):
-            used = _check_confirmation(ctx, seeker, listener_id, kind, slot, q.total_fen, confirm_token)
-            if await wellbeing.confirmation_used(db, used):
-                raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True)
+        await _check_figure(db, ctx, seeker, listener_id, kind, slot, q, expected_total_fen, confirm_token,
+                            lambda: q.total_fen if extends is not None else _price_ceiling(
+                                s, profile.price_per_hour_fen, kind, start_at, ctx.clock.now(), daily))
         await wellbeing.check_purchase(db, ctx, seeker.id, q.total_fen)
         # An extension keeps the reply window of the order it extends (the promise agreed to).
         window_s = extends.response_window_s if extends is not None else offering.response_window_s
@@ -312,19 +324,13 @@ async def purchase(
             # committed since the first look is seen here.
             start = now if start_at is None else start_at.astimezone(UTC)
             q = quote_at(s, profile.price_per_hour_fen, kind, max(start, now), daily)
-        if q.total_fen <= 0:
-            raise AppError("unpriced", "该倾听师尚未定价", "listener has no price", 409)
-        if expected_total_fen is not None and q.total_fen > expected_total_fen:
-            ceiling = q.total_fen if base is not None else _price_ceiling(
-                s, profile.price_per_hour_fen, kind, start_at, now, daily)
-            raise _price_changed(q, ceiling, expected_total_fen)
+        used = await _check_figure(db, ctx, seeker, listener_id, kind, slot, q, expected_total_fen, confirm_token,
+                                   lambda: q.total_fen if base is not None else _price_ceiling(
+                                       s, profile.price_per_hour_fen, kind, start_at, now, daily))
         order_id = new_id()
-        if _late_night(ctx, q.total_fen):
-            used = _check_confirmation(ctx, seeker, listener_id, kind, slot, q.total_fen, confirm_token)
+        if used is not None:
             # Spent now, first of all the writes: a concurrent purchase with the
             # same token waits here for this transaction, then fails on the key.
-            if await wellbeing.confirmation_used(db, used):
-                raise _confirm_required(ctx, seeker, listener_id, kind, slot, q.total_fen, used=True)
             try:
                 await wellbeing.use_confirmation(db, used, seeker.id, order_id, now)
             except IntegrityError:
