@@ -230,8 +230,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path), clock).start()
+def server(request, database_url, tmp_path, clock):
+    """The platform in a thread on a free port. A module or test changes its
+    settings with ``pytest.mark.server_settings(name=value, ...)``."""
+    marker = request.node.get_closest_marker("server_settings")
+    s = LiveServer(make_settings(database_url, tmp_path, **(marker.kwargs if marker else {})), clock).start()
     yield s
     s.stop()
 

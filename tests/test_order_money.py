@@ -28,12 +28,8 @@ from tests.test_orders import (
     wait_for,
 )
 
-
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 @pytest.fixture

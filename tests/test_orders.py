@@ -20,16 +20,13 @@ from sqlalchemy import select
 
 from miaohui.demo import PASSWORD
 from miaohui.ledger import service as ledger
-from tests.conftest import KEYS, SECRET, Api, LiveServer, make_settings
+from tests.conftest import KEYS, SECRET, Api, LiveServer
 
 SH = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 def fund(server: LiveServer, user: Api, yuan: int) -> None:

@@ -10,16 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import Api
 from tests.test_orders import buy, fund, say, wait_for
 from tests.test_web_pages import signed_in, text_of
 
-
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 def review(server, who: Api, order_id: str, **body) -> httpx.Response:

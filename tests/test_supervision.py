@@ -20,7 +20,7 @@ from miaohui.chat import service as chat
 from miaohui.chat.models import Message
 from miaohui.safety import assess
 from miaohui.supervision.models import CaseEvent, RiskCase, TranscriptAccess
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import Api
 from tests.test_chat_ws import cid, connect, drain_sync, recv_until
 from tests.test_orders import available, books_ok, buy, earnings, fund, get_order, history, say, wait_for
 
@@ -31,11 +31,8 @@ DISTRESS = "我好难过，男朋友跟我分手了"
 RANK = {"none": 0, "distress": 1, "ideation": 2, "plan": 3, "imminent": 4}
 
 
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 @pytest.fixture

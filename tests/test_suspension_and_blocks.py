@@ -27,15 +27,11 @@ from sqlalchemy import func, select, update
 from miaohui.chat.models import Message
 from miaohui.ledger.models import Transfer
 from miaohui.listeners.models import ListenerProfile
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import Api
 from tests.test_orders import available, books_ok, buy, earnings, fund, get_order, history, say, wait_for
 
-
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 def at(clock, **delta) -> str:

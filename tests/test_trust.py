@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from miaohui.verification import course, identity
 from miaohui.verification.models import IdentityAttempt, IdentityCheck, Qualification
-from tests.conftest import Api, LiveServer, make_settings
+from tests.conftest import Api
 from tests.test_orders import buy, fund
 from tests.test_web_pages import signed_in, text_of
 
@@ -23,11 +23,8 @@ ADULT_ID = identity.make_id("310104", date(1995, 6, 18), 235)
 TODAY = date(2026, 1, 1)  # FakeClock's day
 
 
-@pytest.fixture
-def server(database_url, tmp_path, clock):
-    s = LiveServer(make_settings(database_url, tmp_path, sla_tick_seconds=0.05), clock).start()
-    yield s
-    s.stop()
+# The scheduler ticks every 50 ms, so a step of the fake clock is acted on at once.
+pytestmark = pytest.mark.server_settings(sla_tick_seconds=0.05)
 
 
 def call(server, who: Api | None, method: str, path: str, **kw) -> httpx.Response:
