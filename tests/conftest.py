@@ -68,13 +68,8 @@ def make_settings(database_url: str, data_dir: Path, **kw) -> Settings:
     # Many tests send tens to hundreds of messages at once under a frozen clock;
     # the per-person send limit has its own tests (tests/test_send_limit.py).
     kw.setdefault("chat_send_burst", 100_000)
-    return Settings(
-        database_url=database_url,
-        data_dir=data_dir,
-        secret_key=SECRET,
-        message_keys=KEYS,
-        **kw,
-    )
+    kw.setdefault("message_keys", KEYS)
+    return Settings(database_url=database_url, data_dir=data_dir, secret_key=SECRET, **kw)
 
 
 @dataclass
@@ -173,21 +168,33 @@ class Api:
 # ----------------------------------------------------------------- databases
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("tmpl")
-    path = d / "template.db"
+def seed_files(tmp_path_factory) -> Path:
+    """The seeded data's files (uploaded qualification proofs), from both
+    templates; each test's data directory gets a copy (:func:`with_seed_files`)."""
+    return tmp_path_factory.mktemp("seed-files")
+
+
+def with_seed_files(request, data_dir: Path) -> None:
+    src = request.getfixturevalue("seed_files") / "proofs"
+    if src.exists():
+        shutil.copytree(src, data_dir / "proofs", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory, seed_files) -> Path:
+    path = tmp_path_factory.mktemp("tmpl") / "template.db"
     url = f"sqlite+aiosqlite:///{path}"
     upgrade(url)
-    run_sync(seed(make_settings(url, d)))
+    run_sync(seed(make_settings(url, seed_files)))
     return path
 
 
 @pytest.fixture(scope="session")
-def pg_template(pg_server) -> str:
+def pg_template(pg_server, seed_files) -> str:
     name = f"tmpl_{uuid.uuid4().hex[:8]}"
     url = pg_server.create_database(name)
     upgrade(url)
-    run_sync(seed(make_settings(url, Path("/tmp"))))
+    run_sync(seed(make_settings(url, seed_files)))
     return name
 
 
@@ -212,15 +219,18 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "miaohui.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    pg = request.getfixturevalue("pg_server")
-    return _clone_pg(pg, request.getfixturevalue("pg_template"))
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = _clone_pg(request.getfixturevalue("pg_server"), request.getfixturevalue("pg_template"))
+    with_seed_files(request, tmp_path)  # after the template: seeding writes them
+    return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path, sqlite_template) -> str:
+def sqlite_url(request, tmp_path, sqlite_template) -> str:
     path = tmp_path / "miaohui.db"
     shutil.copy(sqlite_template, path)
+    with_seed_files(request, tmp_path)
     return f"sqlite+aiosqlite:///{path}"
 
 

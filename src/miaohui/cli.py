@@ -1,4 +1,4 @@
-"""The ``miaohui`` command: serve, migrate, demo."""
+"""The ``miaohui`` command: serve, migrate, demo, and tools (orders, keys, safety, nlp)."""
 
 from __future__ import annotations
 
@@ -82,11 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     orders_sub = p_orders.add_subparsers(dest="orders_cmd", required=True)
     p_verify = orders_sub.add_parser("verify", help="check an order report (JSON) against the database")
     p_verify.add_argument("report")
+    from miaohui.keys.cli import add_parser as add_keys_parser
     from miaohui.nlp.cli import add_parser as add_nlp_parser
     from miaohui.safety.cli import add_parser as add_safety_parser
 
     add_safety_parser(sub)
     add_nlp_parser(sub)
+    add_keys_parser(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -96,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         _ = settings.effective_secret_key, settings.effective_message_keys
     if args.cmd == "orders":
         sys.exit(_verify_report(settings, args.report))
+    if args.cmd == "keys":
+        from miaohui.keys.cli import run as run_keys
+
+        sys.exit(run_keys(args, settings))
     if args.cmd == "nlp":
         from miaohui.nlp.cli import run as run_nlp
 

@@ -419,3 +419,11 @@ async def post_system(ctx, conversation_id: str, client_id: str, body: str) -> S
         PendingMessage(conversation_id, SYSTEM_SENDER, SYSTEM_SENDER, client_id, key_id, ct, body, recipients)
     )
     return await fut
+
+
+def encrypted_stores() -> list:
+    """Message bodies (human and AI conversations alike), for key rotation."""
+    from miaohui.core.rekey import EncryptedColumns
+
+    return [EncryptedColumns("messages", Message.__table__, ("body_ct",),
+                             lambda r, _: message_aad(r["conversation_id"], r["sender_id"], r["client_id"]))]

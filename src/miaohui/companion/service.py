@@ -647,3 +647,14 @@ def _state_aad(user_id: str) -> bytes:
 
 def _mem_aad(user_id: str, memory_id: str) -> bytes:
     return f"companion-memory|{user_id}|{memory_id}".encode()
+
+
+def encrypted_stores() -> list:
+    """The companion's memories and per-person state, for key rotation (its
+    messages are chat's)."""
+    from miaohui.core.rekey import EncryptedColumns
+
+    return [EncryptedColumns("companion_memories", CompanionMemory.__table__, ("body_ct",),
+                             lambda r, _: _mem_aad(r["user_id"], r["id"])),
+            EncryptedColumns("companion_profiles", CompanionProfile.__table__, ("state_ct",),
+                             lambda r, _: _state_aad(r["user_id"]), key="state_key")]

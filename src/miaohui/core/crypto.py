@@ -2,7 +2,8 @@
 
 Each ciphertext is stored with the id of the key that made it.  The key ring's
 first key encrypts; every key decrypts, so rotating means putting a new key
-first and keeping the old ones until old rows are re-encrypted or expire.
+first and keeping the old ones until ``miaohui keys rotate`` has re-encrypted
+the rows under them (``core.rekey``) and ``miaohui keys status`` counts none.
 The associated data binds a ciphertext to its conversation and sender, so a
 row copied into another conversation fails to decrypt instead of lying.
 """
@@ -28,6 +29,11 @@ class KeyRing:
             self.active_id = self.active_id or kid
         if not self._keys:
             raise ValueError("empty message key ring")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every key id, the active one first."""
+        return tuple(self._keys)
 
     def encrypt(self, plaintext: str, aad: bytes) -> tuple[str, bytes]:
         return self.encrypt_bytes(plaintext.encode(), aad)

@@ -102,3 +102,15 @@ def _take_ring(row: Sealed, context, attrs=None) -> None:
     ring = session.info.get("keyring") if session is not None else None
     if ring is not None:
         row.__dict__["_sealed_ring"] = ring
+
+
+def sealed_columns(model: type[Sealed]):
+    """A sealed model's ciphertext, for ``miaohui keys rotate`` (``core.rekey``)."""
+    from miaohui.core.rekey import EncryptedColumns
+
+    table = model.__table__
+
+    def aad(row, column: str) -> bytes:
+        return field_aad(table.name, "|".join(str(row[c]) for c in model.SEALED_KEY), column.removesuffix("_ct"))
+
+    return EncryptedColumns(table.name, table, tuple(f"{f}_ct" for f in model.SEALED), aad)

@@ -1115,3 +1115,10 @@ async def _after_change(ctx, order: Order, started: bool = False) -> None:
     ctx.broker.publish_nowait(f"conv:{order.conversation_id}", data)
     ctx.broker.publish_nowait(f"user:{order.listener_id}", data)
     ctx.broker.publish_nowait(f"user:{order.seeker_id}", data)
+
+
+def encrypted_stores() -> list:
+    """Dispute, gift and block texts, for key rotation."""
+    from miaohui.core.sealed import sealed_columns
+
+    return [sealed_columns(m) for m in (Dispute, Gift, Block)]

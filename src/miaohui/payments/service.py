@@ -257,3 +257,10 @@ def payment_dict(p: Payment) -> dict:
         "created_at": p.created_at,
         "completed_at": p.completed_at,
     }
+
+
+def encrypted_stores() -> list:
+    """Why a withdrawal was refused, for key rotation."""
+    from miaohui.core.sealed import sealed_columns
+
+    return [sealed_columns(Withdrawal)]

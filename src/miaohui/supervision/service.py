@@ -844,3 +844,11 @@ def _publish_summary(ctx, case: RiskCase, s: dict, *, alarm: bool, reason: str) 
     ctx.broker.publish_nowait(f"user:{case.listener_id}", data)
     if case.joined_by:
         ctx.broker.publish_nowait(private_topic(case.conversation_id, case.joined_by), data)
+
+
+def encrypted_stores() -> list:
+    """Supervisors' notes on case events, for key rotation."""
+    from miaohui.core.rekey import EncryptedColumns
+
+    return [EncryptedColumns("case_events", CaseEvent.__table__, ("body_ct",),
+                             lambda r, _: _note_aad(r["case_id"], r["kind"]))]

@@ -6,6 +6,7 @@ the qualification id, so a file copied onto another record does not
 decrypt.  The type is decided from the bytes (PNG, JPEG, WebP, PDF), never
 from the client's ``Content-Type`` or file name; the file name is not kept.
 No route serves this directory: only the admin proof view decrypts a file.
+Key rotation re-encrypts the files too (``service.ProofFiles``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
 
 from miaohui.core.errors import AppError
 
@@ -68,12 +71,28 @@ def store(keyring, data_dir: Path, qual_id: str, data: bytes) -> tuple[str, str]
 
 
 def load(keyring, data_dir: Path, qual_id: str, key_id: str) -> bytes:
+    """Decrypt with the key the record names; if that fails, with the ring's
+    other keys: ``miaohui keys rotate`` replaces the file before it updates
+    the record, and may stop in between."""
     path = _dir(data_dir) / f"{qual_id}.bin"
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
         raise AppError("proof_missing", "证明文件不存在", "proof file missing", 404) from None
-    return keyring.decrypt_bytes(key_id, blob, _aad(qual_id))
+    tried = [key_id] if key_id in keyring.ids else []
+    for kid in tried + [k for k in keyring.ids if k != key_id]:
+        try:
+            return keyring.decrypt_bytes(kid, blob, _aad(qual_id))
+        except InvalidTag:
+            continue
+    raise InvalidTag
+
+
+def rekey(keyring, data_dir: Path, qual_id: str, key_id: str) -> str:
+    """Re-encrypt a proof file under the active key (atomically replaced);
+    returns the active key id for the record."""
+    data = load(keyring, data_dir, qual_id, key_id)
+    return store(keyring, data_dir, qual_id, data)[0]
 
 
 def remove(data_dir: Path, qual_id: str) -> None:

@@ -431,3 +431,62 @@ async def queue(ctx, db: AsyncSession) -> dict:
 async def suspended(db: AsyncSession) -> list[tuple]:
     rows = await listeners.with_status(db, "suspended")
     return [(p, u, await last_action(db, p.user_id)) for p, u in rows]
+
+
+class ProofFiles:
+    """Uploaded proofs (files named by qualification, key id on the record),
+    for key rotation: the file is replaced atomically first, then the record
+    is updated if it still names the old key.  ``proofs.load`` tries every
+    key, so a rotation stopped in between loses nothing."""
+
+    name = "qualification_proofs"
+
+    def __init__(self, data_dir) -> None:
+        self.data_dir = data_dir
+
+    async def count(self, db: AsyncSession) -> dict[str, int]:
+        from miaohui.core.rekey import count_by_key
+
+        return await count_by_key(db, Qualification.proof_key_id)
+
+    async def rekey(self, db: AsyncSession, keyring: KeyRing, cursor, limit: int, progress):
+        from cryptography.exceptions import InvalidTag
+
+        from miaohui.core.rekey import next_cursor, rows_to_move
+
+        t = Qualification.__table__
+        rows = await rows_to_move(db, keyring, t, t.c.proof_key_id, cursor, limit)
+        for row in rows:
+            old = row["proof_key_id"]
+            try:
+                new = proofs.rekey(keyring, self.data_dir, row["id"], old)
+            except AppError:  # proof_missing: nothing on disk to move
+                progress.missing_files.append(row["id"])
+                continue
+            except InvalidTag:
+                if old not in keyring.ids:
+                    progress.missing_key[old] = progress.missing_key.get(old, 0) + 1
+                else:
+                    progress.undecryptable.append(row["id"])
+                continue
+            done = (await db.execute(update(Qualification).where(
+                Qualification.id == row["id"], Qualification.proof_key_id == old).values(proof_key_id=new))).rowcount
+            if done:
+                progress.rekeyed += 1
+            else:
+                progress.changed += 1
+        await db.commit()
+        return next_cursor(t, rows, limit)
+
+
+def encrypted_stores(data_dir) -> list:
+    """Real-name checks, admins' notes, reports, moderation reasons and the
+    uploaded proof files, for key rotation."""
+    from miaohui.core.rekey import EncryptedColumns
+    from miaohui.core.sealed import sealed_columns
+
+    return [EncryptedColumns("identity_checks", IdentityCheck.__table__, ("name_ct", "number_ct"),
+                             lambda r, c: _aad(r["user_id"], c.removesuffix("_ct"))),
+            *(sealed_columns(m) for m in (Qualification, Report, ModerationAction)),
+            ProofFiles(data_dir)]
+
