@@ -282,3 +282,36 @@ def test_a_proof_file_replaced_before_its_record_was_updated_still_loads(tmp_pat
     assert proofs.load(KeyRing(T2), tmp_path, "q1", "t1") == b"%PDF-1.4 proof"  # even with t1 gone
     with pytest.raises(InvalidTag):
         proofs.load(old, tmp_path, "q1", "t1")  # a ring without t2 cannot read it
+
+
+def test_batches_walk_a_two_column_key_in_order(database_url):
+    """Blocks are keyed by (listener, seeker): the cursor is a row value."""
+    old, ring = KeyRing(KEYS), KeyRing(f"{T2},{KEYS}")
+    store = sealed_columns(Block)
+
+    async def go():
+        engine = make_engine(database_url)
+        sm = make_sessionmaker(engine, keyring=ring)
+        try:
+            async with sm() as db:
+                for listener_id, seeker_id in (("a", "2"), ("a", "1"), ("b", "1"), ("a", "3")):
+                    b = Block(listener_id=listener_id, seeker_id=seeker_id, created_at=datetime.now(UTC))
+                    b.seal(old, reason=f"理由{listener_id}{seeker_id}")
+                    db.add(b)
+                await db.commit()
+            progress, cursor, cursors = Progress(), None, []
+            while True:
+                async with sm() as db:
+                    cursor = await store.rekey(db, ring, cursor, 1, progress)
+                if cursor is None:
+                    break
+                cursors.append(cursor)
+            async with sm() as db:
+                rows = (await db.scalars(select(Block))).all()
+                return progress.rekeyed, cursors, {(r.listener_id, r.seeker_id): (r.key_id, r.reason) for r in rows}
+        finally:
+            await engine.dispose()
+
+    rekeyed, cursors, rows = run_sync(go())
+    assert rekeyed == 4 and cursors == [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1")]
+    assert rows == {(a, b): ("t2", f"理由{a}{b}") for a, b in rows} and len(rows) == 4
