@@ -599,3 +599,34 @@ def test_offerings_answer_beside_the_button_that_saved(live, chromium, tmp_path)
     offers = httpx.get(f"{base}/api/listeners/{Api(live, 'linqing').id}/offerings").json()["offerings"]
     assert any(o["kind"] == "1h" and o["response_window_s"] == 30 for o in offers), offers
     assert errors == []
+
+
+def test_times_in_the_chat_and_the_list_are_the_platforms_wherever_the_device_is(sqlite_url, tmp_path, chromium):
+    """A message stored at 17:30 UTC on 10 March is 01:30 on 11 March in
+    Shanghai (the platform's zone, as every server-rendered page writes it)
+    and 13:30 on 10 March in New York, where this browser thinks it is."""
+    from datetime import UTC, datetime
+
+    from miaohui.clock import FakeClock
+
+    live = LiveServer(make_settings(sqlite_url, tmp_path), FakeClock(datetime(2026, 3, 10, 17, 30, tzinfo=UTC))).start()
+    try:
+        expect.set_options(timeout=10_000)
+        seeker_api, listener_api = Api(live, "xiaoyu"), Api(live, "linqing")
+        r = httpx.post(f"{live.url}/api/conversations", json={"listener_id": listener_api.id}, headers=seeker_api.headers)
+        conversation_id = r.json()["id"]
+        say(live, listener_api, conversation_id, "我在，慢慢说")
+        ctx = chromium.new_context(**PHONE, timezone_id="America/New_York")
+        page = ctx.new_page()
+        errors: list[str] = []
+        watch_errors(page, errors, "seeker")
+        assert page.evaluate("new Date('2026-03-10T17:30:00Z').getHours()") == 13  # the device is elsewhere
+        login(page, live.url, "xiaoyu")
+        page.goto(f"{live.url}/conversations")
+        expect(page.get_by_test_id("conversation-item").locator("time")).to_have_text(re.compile(r"^(2026/)?3/11$|3月11日"))
+        page.goto(f"{live.url}/chat/{conversation_id}")
+        expect(page.get_by_test_id("message").locator("time")).to_have_text(re.compile(r"3月11日 01:30$"))
+        assert errors == []
+        ctx.close()
+    finally:
+        live.stop()

@@ -80,3 +80,32 @@ def test_help_me_find_someone_from_request_to_started_conversation(live, chromiu
     assert errors == [], errors
     listener_ctx.close()
     seeker_ctx.close()
+
+
+def test_a_topic_row_wider_than_the_phone_shows_the_chosen_topic_and_fades_where_more_are(live, chromium):  # noqa: F811
+    ctx = chromium.new_context(**PHONE)
+    page = ctx.new_page()
+    errors: list[str] = []
+    watch_errors(page, errors, "visitor")
+    row = page.locator(".chips-scroll")
+
+    def seen(name: str) -> bool:  # the chip lies wholly inside the row's visible width
+        return page.evaluate("""(name) => {
+            const row = document.querySelector('.chips-scroll');
+            const chip = [...row.querySelectorAll('.chip')].find((c) => c.textContent.trim() === name);
+            const r = row.getBoundingClientRect(), c = chip.getBoundingClientRect();
+            return c.left >= r.left && c.right <= r.right;
+        }""", name)
+
+    page.goto(live.url + "/listeners")
+    expect(row).to_have_attribute("data-more", "end")
+    assert seen("全部") and not seen("自我成长")
+    page.goto(live.url + "/listeners?topic=自我成长")  # the last topic: scrolled to on arrival
+    expect(row).to_have_attribute("data-more", re.compile("start"))
+    assert seen("自我成长")
+    row.evaluate("(r) => { r.scrollLeft = 0; }")
+    expect(row).to_have_attribute("data-more", "end")
+    box = page.locator(".chip-active").bounding_box()
+    assert box["height"] >= 40
+    assert errors == []
+    ctx.close()

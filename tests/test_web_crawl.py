@@ -80,7 +80,7 @@ def walk(client: httpx.Client, server: LiveServer, seeds: list[str]) -> dict[str
         seen[path] = r.status_code
         if r.status_code >= 500 or not r.headers.get("content-type", "").startswith("text/html"):
             continue
-        assert '<html lang="zh-CN">' in r.text, path
+        assert '<html lang="zh-CN" data-tz="Asia/Shanghai">' in r.text, path
         for href in HREF.findall(r.text):
             url = urlsplit(urljoin(server.url + path, href))
             if url.netloc != urlsplit(server.url).netloc:

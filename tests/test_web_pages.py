@@ -55,7 +55,7 @@ def test_public_pages_render_in_chinese(server, anon):
     r = anon.get("/")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert '<html lang="zh-CN">' in r.text
+    assert '<html lang="zh-CN" data-tz="Asia/Shanghai">' in r.text
     assert 'name="viewport"' in r.text
     text = text_of(r.text)
     assert "找倾听师" in text
@@ -364,7 +364,7 @@ PAGE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 def test_browsers_get_error_pages_in_chinese_and_the_api_gets_json(server, anon):
     r = anon.get("/no-such-page", headers=PAGE)
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
-    assert '<html lang="zh-CN">' in r.text and "页面不存在" in r.text and HOTLINE in text_of(r.text)
+    assert '<html lang="zh-CN" data-tz="Asia/Shanghai">' in r.text and "页面不存在" in r.text and HOTLINE in text_of(r.text)
     assert "Content-Security-Policy" in r.headers
 
     r = anon.get("/no-such-page")  # no Accept: text/html, so not a page
@@ -374,7 +374,7 @@ def test_browsers_get_error_pages_in_chinese_and_the_api_gets_json(server, anon)
 
     seeker = signed_in(server, "xiaoyu")
     r = seeker.get("/orders/new", headers=PAGE)  # a link without its listener
-    assert r.status_code == 422 and "链接有误" in r.text and '<html lang="zh-CN">' in r.text
+    assert r.status_code == 422 and "链接有误" in r.text and '<html lang="zh-CN" data-tz="Asia/Shanghai">' in r.text
     assert "退出" in text_of(r.text) and "注册" not in text_of(r.text)  # her own navigation, signed in
     r = seeker.get("/orders/new?listener=" + "x" * 40, headers=PAGE)
     assert r.status_code == 422 and "链接有误" in r.text
@@ -404,10 +404,38 @@ def test_a_crash_is_a_500_in_chinese_and_the_server_goes_on(server, anon):
     server.app.add_api_route("/crash-for-test", crash)
     server.app.add_api_route("/api/crash-for-test", crash)
     r = anon.get("/crash-for-test", headers=PAGE)
-    assert r.status_code == 500 and "出了点问题" in r.text and '<html lang="zh-CN">' in r.text
+    assert r.status_code == 500 and "出了点问题" in r.text and '<html lang="zh-CN" data-tz="Asia/Shanghai">' in r.text
     assert "a bug" not in r.text and "Traceback" not in r.text
     r = anon.get("/api/crash-for-test")
     assert r.status_code == 500 and r.json()["error"] == {
         "code": "internal", "message": "服务器出错了，请稍后再试", "message_en": "internal error"
     }
     assert anon.get("/healthz").status_code == 200
+
+
+def current_nav(html: str) -> list[str]:
+    nav = re.search(r'<nav class="nav".*?</nav>', html, flags=re.S).group(0)
+    return re.findall(r'<a href="[^"]*"[^>]*aria-current="page"[^>]*>([^<]+)</a>', nav)
+
+
+def test_the_navigation_lights_the_section_a_page_belongs_to(server, seeker, listener, anon):
+    conv = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id},
+                      headers=seeker.headers).json()["id"]
+    cases = {
+        None: {"/listeners": "找倾听师", f"/listeners/{listener.id}": "找倾听师", "/login": "登录", "/": None},
+        "xiaoyu": {"/conversations": "我的会话", f"/chat/{conv}": "我的会话",
+                   "/companion/memory": "我的会话", "/match": "找倾听师", "/orders": "订单", "/wallet": "钱包",
+                   "/listeners": "找倾听师", "/": None},
+        "linqing": {"/console": "工作台", f"/chat/{conv}": "工作台", "/console/profile": "资料",
+                    "/console/offerings": "资料", "/verification/training": "认证", "/console/earnings": "收入",
+                    "/orders": "订单"},
+        "admin": {"/admin": "审核", "/admin/review": "审核", "/admin/listeners": "审核", "/admin/withdrawals": "提现",
+                  "/admin/disputes": "申诉", "/supervision": "督导台"},
+        "supervisor": {"/supervision": "督导台", "/admin/disputes": "申诉", "/listeners": "倾听师"},
+    }
+    for who, pages in cases.items():
+        client = anon if who is None else signed_in(server, who)
+        for path, section in pages.items():
+            r = client.get(path)
+            assert r.status_code == 200, (who, path, r.status_code)
+            assert current_nav(r.text) == ([section] if section else []), (who, path)

@@ -119,6 +119,38 @@ def _security_headers(request: Request, resp: Response, private: bool) -> None:
         resp.headers["Cache-Control"] = "no-store"
 
 
+# Each role's top navigation: (link, its label, the paths that belong to it).
+# The link owning the longest matching path is the current one, so a chat
+# opened from the console lights 工作台 and an offering lights 资料.
+NAV: dict[str | None, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    None: (("/listeners", "找倾听师", ("/listeners", "/match")), ("/login", "登录", ("/login",)),
+           ("/signup", "注册", ("/signup",))),
+    "listener": (("/console", "工作台", ("/console", "/chat")),
+                 ("/console/profile", "资料", ("/console/profile", "/console/offerings")),
+                 ("/verification", "认证", ("/verification",)), ("/orders", "订单", ("/orders",)),
+                 ("/console/earnings", "收入", ("/console/earnings",))),
+    "supervisor": (("/supervision", "督导台", ("/supervision", "/chat")),
+                   ("/admin/disputes", "申诉", ("/admin/disputes", "/orders")),
+                   ("/listeners", "倾听师", ("/listeners",))),
+    "admin": (("/admin", "审核", ("/admin",)), ("/supervision", "督导台", ("/supervision", "/chat")),
+              ("/admin/disputes", "申诉", ("/admin/disputes", "/orders")), ("/listeners", "倾听师", ("/listeners",)),
+              ("/admin/withdrawals", "提现", ("/admin/withdrawals",))),
+    "seeker": (("/listeners", "找倾听师", ("/listeners", "/match")),
+               ("/conversations", "我的会话", ("/conversations", "/chat", "/companion")),
+               ("/orders", "订单", ("/orders",)), ("/wallet", "钱包", ("/wallet", "/sandbox/pay"))),
+}
+
+
+def nav_current(role: str | None, path: str) -> str | None:
+    """The link of ``role``'s navigation that ``path`` belongs to."""
+    best, depth = None, -1
+    for href, _, prefixes in NAV.get(role, NAV["seeker"]):
+        for p in prefixes:
+            if (path == p or path.startswith(p + "/")) and len(p) > depth:
+                best, depth = href, len(p)
+    return best
+
+
 def render(
     request: Request,
     ctx,
@@ -134,7 +166,9 @@ def render(
         request,
         name,
         # tz: the platform's time zone, for the time filters (orders.pages, ledger.pages).
-        {"user": user, "csrf_token": csrf, "path": request.url.path, "tz": ctx.settings.timezone, **context},
+        {"user": user, "csrf_token": csrf, "path": request.url.path, "tz": ctx.settings.timezone,
+         "nav": NAV.get(user.role if user else None, NAV["seeker"]),
+         "nav_current": nav_current(user.role if user else None, request.url.path), **context},
         status_code=status_code,
     )
     for key, value in scratch.raw_headers:

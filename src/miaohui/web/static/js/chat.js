@@ -13,6 +13,7 @@ import {
   ApiError,
   LiveSocket,
   api,
+  dateTimeLabel,
   dayKey,
   newClientId,
   readBoot,
@@ -123,9 +124,7 @@ function statusOf(rec) {
 
 function stampLabel(iso) {
   if (!iso) return "";
-  if (dayKey(iso) === dayKey(new Date().toISOString())) return timeLabel(iso);
-  const d = new Date(iso);
-  return `${d.getMonth() + 1}月${d.getDate()}日 ${timeLabel(iso)}`;
+  return dayKey(iso) === dayKey(new Date()) ? timeLabel(iso) : dateTimeLabel(iso);
 }
 
 function buildElement(rec) {

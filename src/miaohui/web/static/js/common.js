@@ -92,30 +92,53 @@ export function presenceEl(status) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
+// Times read in the platform's zone (settings.timezone, on <html data-tz>),
+// as the server-rendered pages write them, whatever zone the device is in.
+function zoneFormat() {
+  const opts = { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", hourCycle: "h23" };
+  try {
+    return new Intl.DateTimeFormat("en-US", { ...opts, timeZone: document.documentElement.dataset.tz || undefined });
+  } catch {
+    return new Intl.DateTimeFormat("en-US", opts); // an unknown zone name: the device's
+  }
+}
+let fmt = null;
+
+/** {y, mo, d, h, mi} of an instant in the platform's zone, or null. */
+export function zoned(when) {
+  const d = when instanceof Date ? when : new Date(when);
+  if (Number.isNaN(d.getTime())) return null;
+  fmt ||= zoneFormat();
+  const p = Object.fromEntries(fmt.formatToParts(d).map((x) => [x.type, x.value]));
+  return { y: +p.year, mo: +p.month, d: +p.day, h: +p.hour % 24, mi: +p.minute };
+}
+
 export function timeLabel(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const z = zoned(iso);
+  return z ? `${pad(z.h)}:${pad(z.mi)}` : "";
 }
 
 export function dayKey(iso) {
-  const d = new Date(iso);
-  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+  const z = zoned(iso);
+  return z ? `${z.y}-${z.mo}-${z.d}` : "";
+}
+
+/** 11月24日 21:05 (the year too when it is not this year). */
+export function dateTimeLabel(iso) {
+  const z = zoned(iso);
+  if (!z) return "";
+  const year = z.y === zoned(new Date()).y ? "" : `${z.y}年`;
+  return `${year}${z.mo}月${z.d}日 ${pad(z.h)}:${pad(z.mi)}`;
 }
 
 export function relativeLabel(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
+  const z = zoned(iso);
+  if (!z) return "";
   const now = new Date();
-  const diff = (now - d) / 1000;
-  if (diff < 60) return "刚刚";
-  if (dayKey(iso) === dayKey(now.toISOString())) return timeLabel(iso);
-  const y = new Date(now);
-  y.setDate(now.getDate() - 1);
-  if (dayKey(iso) === dayKey(y.toISOString())) return "昨天";
-  return d.getFullYear() === now.getFullYear()
-    ? `${d.getMonth() + 1}月${d.getDate()}日`
-    : `${d.getFullYear()}/${d.getMonth() + 1}/${d.getDate()}`;
+  if ((now - new Date(iso)) / 1000 < 60) return "刚刚";
+  if (dayKey(iso) === dayKey(now)) return timeLabel(iso);
+  if (dayKey(iso) === dayKey(new Date(now.getTime() - 86400000))) return "昨天";
+  return z.y === zoned(now).y ? `${z.mo}月${z.d}日` : `${z.y}/${z.mo}/${z.d}`;
 }
 
 /**

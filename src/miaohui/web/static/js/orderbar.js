@@ -2,7 +2,7 @@
 // countdown for the listener (amber at 70 % of the window, red at breach),
 // one-click extension, ending early.  Times come from the server; the
 // countdown only interpolates between its updates.
-import { api } from "./common.js";
+import { api, dateTimeLabel } from "./common.js";
 
 function fmt(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -65,7 +65,7 @@ export class OrderBar {
         this.el.hidden = false;
       } else if (next) {
         const p = document.createElement("p");
-        p.textContent = `已预约：${next.kind_label}，${new Date(next.starts_at).toLocaleString("zh-CN")} 开始`;
+        p.textContent = `已预约：${next.kind_label}，${dateTimeLabel(next.starts_at)} 开始`;
         this.el.append(p);
         this.el.hidden = false;
       } else {

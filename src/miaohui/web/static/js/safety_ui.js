@@ -1,6 +1,8 @@
 // Building blocks for the safety UI (chat page, listener console, supervisor
 // console).  Everything is built with textContent: never user data in innerHTML.
 
+import { zoned } from "./common.js";
+
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
@@ -117,10 +119,9 @@ export function whisperItem(w) {
   );
 }
 
-const pad = (n) => String(n).padStart(2, "0");
 export function clock(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : `${d.getMonth() + 1}/${d.getDate()} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const z = zoned(iso);
+  return z ? `${z.mo}/${z.d} ${String(z.h).padStart(2, "0")}:${String(z.mi).padStart(2, "0")}` : "";
 }
 
 export function waited(seconds) {
