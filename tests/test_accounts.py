@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from miaohui.clock import FakeClock
+from miaohui.config import Settings
 from miaohui.demo import PASSWORD
+from tests.conftest import LiveServer, make_settings
 
 
 def test_signup_login_me_logout(server):
@@ -18,6 +22,7 @@ def test_signup_login_me_logout(server):
         set_cookie = r.headers.get_list("set-cookie")
         session_cookie = next(h for h in set_cookie if h.startswith("mh_session="))
         assert "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie
+        assert "Secure" not in session_cookie and "strict-transport-security" not in r.headers  # plain http here
         me = c.get("/api/auth/me").json()
         assert me["display_name"] == "夜猫" and me["role"] == "seeker"
         # Logging out through the cookie needs the CSRF header.
@@ -134,3 +139,27 @@ def test_openapi_and_healthz(server):
     spec = httpx.get(server.url + "/openapi.json").json()
     assert "/api/conversations/{conversation_id}/messages" in spec["paths"]
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("cookie_secure, secure", [(None, True), (False, False)])
+def test_production_cookies_are_https_only_with_hsts(sqlite_url, tmp_path, cookie_secure, secure):
+    """Production runs behind HTTPS: its cookies carry Secure and every
+    response HSTS, unless MIAOHUI_COOKIE_SECURE says otherwise."""
+    settings = make_settings(sqlite_url, tmp_path, env="production", cookie_secure=cookie_secure)
+    server = LiveServer(settings, FakeClock()).start()
+    try:
+        r = httpx.post(server.url + "/api/auth/login", json={"username": "xiaoyu", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        cookies = r.headers.get_list("set-cookie")
+        assert cookies and all(("; Secure" in h or h.endswith("Secure")) == secure for h in cookies), cookies
+        for path in ("/", "/healthz", "/static/css/app.css"):
+            hsts = httpx.get(server.url + path).headers.get("strict-transport-security")
+            assert hsts == ("max-age=31536000" if secure else None), path
+    finally:
+        server.stop()
+
+
+def test_secure_cookies_default_follows_the_environment():
+    assert Settings(env="development").secure_cookies is False
+    assert Settings(env="production").secure_cookies is True
+    assert Settings(env="development", cookie_secure=True).secure_cookies is True

@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     install_handlers(app, page=error_page_for)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.include_router(companion_router)
     app.include_router(companion_pages)
 

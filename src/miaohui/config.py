@@ -40,7 +40,9 @@ class Settings(BaseSettings):
 
     # Sessions and login protection.
     session_days: int = 30
-    cookie_secure: bool = False
+    # Cookies only over HTTPS, and HSTS on every response.  Unset: on in
+    # production (which runs behind HTTPS), off in development (plain http).
+    cookie_secure: bool | None = None
     login_max_failures: int = 5
     login_window_seconds: int = 300
 
@@ -188,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure if self.cookie_secure is not None else self.is_production
 
     @property
     def sandbox_payments_enabled(self) -> bool:

@@ -29,7 +29,7 @@ def ensure_csrf_cookie(request: Request, response: Response, settings: Settings,
     does not silently replace the token under forms open in other tabs."""
     token = (None if rotate else request.cookies.get(CSRF_COOKIE)) or secrets.token_urlsafe(24)
     response.set_cookie(
-        CSRF_COOKIE, token, max_age=86400 * 30, samesite="lax", secure=settings.cookie_secure, httponly=False
+        CSRF_COOKIE, token, max_age=86400 * 30, samesite="lax", secure=settings.secure_cookies, httponly=False
     )
     return token
 
@@ -41,7 +41,7 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
         max_age=settings.session_days * 86400,
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
     )
 
 
