@@ -270,6 +270,10 @@ def test_keys_new_adds_a_first_key_to_the_local_ring_or_prints_one(tmp_path):
     assert printed.returncode == 0 and "MIAOHUI_MESSAGE_KEYS" in printed.stderr
     new = KeyRing(printed.stdout.strip())
     assert new.ids == ("k1",) and not (tmp_path / "prod" / "secrets.json").exists()
+    # A production server's first key: printed too (there is no local file in production).
+    first_prod = run({**env, "MIAOHUI_ENV": "production", "MIAOHUI_DATA_DIR": str(tmp_path / "prod")})
+    assert first_prod.returncode == 0, first_prod.stderr
+    assert KeyRing(first_prod.stdout.strip()).ids == ("k1",) and not (tmp_path / "prod").exists()
 
 
 def test_a_proof_file_replaced_before_its_record_was_updated_still_loads(tmp_path):

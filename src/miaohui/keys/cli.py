@@ -34,21 +34,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p_rot.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
 
 
-def _next_id(ring: KeyRing) -> str:
-    n = max((int(m.group(1)) for k in ring.ids if (m := re.fullmatch(r"k(\d+)", k))), default=0)
+def _next_id(ids: tuple[str, ...]) -> str:
+    n = max((int(m.group(1)) for k in ids if (m := re.fullmatch(r"k(\d+)", k))), default=0)
     return f"k{n + 1}"
 
 
 def _new(settings: Settings) -> int:
-    ring = KeyRing(settings.effective_message_keys)
-    spec = generate_key_spec(_next_id(ring))
-    if settings.message_keys:
-        print(spec)
+    if settings.message_keys or settings.is_production:
+        # The ring lives in the environment (a production server's first key too).
+        ids = KeyRing(settings.message_keys).ids if settings.message_keys else ()
+        print(generate_key_spec(_next_id(ids)))
         print("把这一项放在 MIAOHUI_MESSAGE_KEYS 的最前面（旧密钥留在后面，用逗号分隔），重启所有进程，"
               "再运行 miaohui keys rotate。\n"
               "Put it first in MIAOHUI_MESSAGE_KEYS (old keys after it, comma-separated), restart every "
               "process, then run: miaohui keys rotate", file=sys.stderr)
         return 0
+    ring = KeyRing(settings.effective_message_keys)  # the local secrets file, made on first use
+    spec = generate_key_spec(_next_id(ring.ids))
     path = settings.data_dir / "secrets.json"
     data = json.loads(path.read_text())
     data["message_keys"] = spec + "," + data["message_keys"]
@@ -59,8 +61,9 @@ def _new(settings: Settings) -> int:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    print(f"新密钥 {spec.partition(':')[0]} 已加入 {path}（排在最前）。重启服务后运行 miaohui keys rotate。\n"
-          f"Added key {spec.partition(':')[0]} first in {path}. Restart the server, then run: miaohui keys rotate")
+    kid = spec.partition(":")[0]
+    print(f"新密钥 {kid} 已加入 {path}（排在最前）。重启服务后运行 miaohui keys rotate。\n"
+          f"Added key {kid} first in {path}. Restart the server, then run: miaohui keys rotate")
     return 0
 
 
