@@ -213,12 +213,18 @@ async def test_wrap_up_and_pause(server, seeker, clock):
     await ws.close()
 
 
-async def test_memory_is_encrypted_visible_and_editable(server, seeker):
-    conv = await open_companion(seeker)
-    ws, _ = await connect(seeker, conv)
+async def tell_companion(api, body: str) -> str:
+    """Open the AI conversation, say one thing, wait for the reply, leave; its id."""
+    conv = await open_companion(api)
+    ws, _ = await connect(api, conv)
     await drain_sync(ws)
-    await say(ws, "叫我小雨就好，我是大三学生")
+    await say(ws, body)
     await ws.close()
+    return conv
+
+
+async def test_memory_is_encrypted_visible_and_editable(server, seeker):
+    await tell_companion(seeker, "叫我小雨就好，我是大三学生")
     async with seeker.client() as c:
         items = (await c.get("/api/companion/memory")).json()
         texts = {m["text"] for m in items}

@@ -31,9 +31,7 @@ from miaohui.orders.models import Block
 from miaohui.verification import proofs
 from miaohui.verification.models import Qualification
 from tests.conftest import KEYS, SECRET, Api, LiveServer, _clone_pg, make_settings, run_sync
-from tests.test_chat_ws import connect, drain_sync
-from tests.test_companion_ws import open_companion
-from tests.test_companion_ws import say as ai_say
+from tests.test_companion_ws import tell_companion
 from tests.test_orders import buy, fund, say
 from tests.test_payments_api import give_earnings
 from tests.test_supervision import PLAN, wait_queue
@@ -107,15 +105,8 @@ def write_everything(server: LiveServer, clock, seeker: Api, seeker2: Api, liste
     r = post(admin, f"/api/admin/qualifications/{q['id']}/review", json={"approve": False, "note": "照片模糊"})
     assert r.status_code == 200, r.text
 
-    async def companion():
-        ai = await open_companion(seeker2)
-        ws, _ = await connect(seeker2, ai)
-        await drain_sync(ws)
-        await ai_say(ws, "叫我小雨就好，我是大三学生")
-        await ws.close()
-        return ai
-
-    return {"conv": conv, "ai": asyncio.run(companion()), "qual": q["id"], "case": case["id"]}
+    ai = asyncio.run(tell_companion(seeker2, "叫我小雨就好，我是大三学生"))
+    return {"conv": conv, "ai": ai, "qual": q["id"], "case": case["id"]}
 
 
 def read_back(server: LiveServer, ids: dict, seeker: Api, seeker2: Api, listener: Api, admin: Api) -> dict:

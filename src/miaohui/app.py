@@ -43,6 +43,8 @@ from miaohui.orders.scheduler import OrderScheduler
 from miaohui.payments.gateway import SandboxGateway
 from miaohui.payments.pages import router as payments_pages
 from miaohui.payments.routes import router as payments_router
+from miaohui.privacy.routes import pages as privacy_pages
+from miaohui.privacy.routes import router as privacy_router
 from miaohui.reviews.pages import router as reviews_pages
 from miaohui.reviews.routes import router as reviews_router
 from miaohui.supervision.monitor import SafetyMonitor
@@ -156,7 +158,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for router in (accounts_router, listeners_router, chat_router, gateway_router, orders_router, orders_pages,
                    ledger_router, ledger_pages, payments_router, payments_pages, supervision_router,
                    supervision_pages, verification_router, verification_pages, reviews_router, reviews_pages,
-                   matching_router, matching_pages, web_router):
+                   matching_router, matching_pages, privacy_router, privacy_pages, web_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

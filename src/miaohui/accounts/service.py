@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -254,3 +254,28 @@ async def signup(db: AsyncSession, clock: Clock, *, username: str, password: str
     if role == "listener":
         await listeners.create_profile(db, clock, user)
     return user
+
+
+# ------------------------------------------------------------ closing (注销)
+
+CLOSED_NAME = "已注销用户"
+
+
+def account_export(user: User) -> dict:
+    return {"username": user.username, "display_name": user.display_name, "role": user.role,
+            "created_at": user.created_at}
+
+
+async def close_account(db: AsyncSession, user_id: str) -> bool:
+    """Close an account for good, in the caller's transaction: it can no
+    longer sign in (disabled, no password), its name and login name are
+    gone (others see 已注销用户; the login name is free again), and every
+    session ends, sockets included, once committed.  Conditional: ``False``
+    when it was already closed or disabled (a double click changes nothing)."""
+    done = await db.execute(
+        update(User).where(User.id == user_id, ~User.disabled)
+        .values(disabled=True, username=f"closed-{user_id}", display_name=CLOSED_NAME, password_hash="!closed"))
+    if done.rowcount != 1:
+        return False
+    await end_user_sessions(db, user_id)
+    return True

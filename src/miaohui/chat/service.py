@@ -427,3 +427,31 @@ def encrypted_stores() -> list:
 
     return [EncryptedColumns("messages", Message.__table__, ("body_ct",),
                              lambda r, _: message_aad(r["conversation_id"], r["sender_id"], r["client_id"]))]
+
+
+async def export_for(db: AsyncSession, keyring: KeyRing, user_id: str) -> list[dict]:
+    """Every conversation the person is in, with every message (theirs and
+    the other side's, as they saw them): for 下载我的数据."""
+    convs = (await db.execute(
+        select(Conversation, Participant).join(Participant, Participant.conversation_id == Conversation.id)
+        .where(Participant.user_id == user_id).order_by(Conversation.created_at))).all()
+    out = []
+    for conv, _me in convs:
+        roles = await participants(db, conv.id)
+        names = {u.id: u.display_name for u in (await accounts.users_by_ids(db, list(roles))).values()}
+        rows = await db.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.seq))
+        out.append({
+            "id": conv.id, "kind": conv.kind, "created_at": conv.created_at,
+            "with": [names.get(uid, "") for uid, role in roles.items() if uid != user_id and role != "supervisor"],
+            "messages": [{"seq": m.seq, "at": m.created_at, "mine": m.sender_id == user_id,
+                          "from": "我" if m.sender_id == user_id else names.get(m.sender_id, "系统"),
+                          "text": decrypt(keyring, m)} for m in rows],
+        })
+    return out
+
+
+async def forget_messages(db: AsyncSession, conversation_id: str) -> int:
+    """Delete a conversation's messages (an AI companion conversation whose
+    only person closed their account); the conversation row stays for the
+    records that point at it."""
+    return (await db.execute(delete(Message).where(Message.conversation_id == conversation_id))).rowcount

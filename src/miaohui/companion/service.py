@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +53,7 @@ from miaohui.companion import tools as toolbox
 from miaohui.companion.engine import Engine, EngineError, Turn
 from miaohui.companion.models import CompanionMemory, CompanionProfile
 from miaohui.companion.skills import NUDGES, SkillsEngine, asks_identity
-from miaohui.core.crypto import message_aad
+from miaohui.core.crypto import KeyRing, message_aad
 from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError
 from miaohui.supervision import guidance as g
@@ -658,3 +658,20 @@ def encrypted_stores() -> list:
                              lambda r, _: _mem_aad(r["user_id"], r["id"])),
             EncryptedColumns("companion_profiles", CompanionProfile.__table__, ("state_ct",),
                              lambda r, _: _state_aad(r["user_id"]), key="state_key")]
+
+
+async def export_for(db: AsyncSession, keyring: KeyRing, user_id: str) -> dict:
+    rows = await db.scalars(select(CompanionMemory).where(CompanionMemory.user_id == user_id)
+                            .order_by(CompanionMemory.created_at))
+    return {"memories": [{"kind": memory.KINDS.get(m.kind, m.kind), "created_at": m.created_at,
+                          "text": keyring.decrypt(m.key_id, m.body_ct, _mem_aad(m.user_id, m.id))} for m in rows]}
+
+
+async def forget(db: AsyncSession, user_id: str) -> None:
+    """Closing an account: the companion's memories and state go, and the
+    AI conversation's messages (nobody else is in it)."""
+    prof = await db.get(CompanionProfile, user_id)
+    if prof is not None and prof.conversation_id:
+        await chat.forget_messages(db, prof.conversation_id)
+    await db.execute(delete(CompanionMemory).where(CompanionMemory.user_id == user_id))
+    await db.execute(delete(CompanionProfile).where(CompanionProfile.user_id == user_id))

@@ -796,3 +796,32 @@ async def guardian_pay(
         return rows
 
     return await _atomic(session, body)
+
+
+# ------------------------------------------------------------ closing (注销)
+
+async def closing_blockers(session: AsyncSession, user_id: str) -> list[str]:
+    """Money the person still has here keeps the account open: nobody's
+    money is written off by closing an account."""
+    out = []
+    w, e = await wallet(session, user_id), await earnings(session, user_id)
+    if w.balance:
+        out.append(f"钱包余额 {yuan(w.balance)} 还没用完" + (f"（其中托管中 {yuan(w.held)}）" if w.held else ""))
+    if e.balance:
+        out.append(f"收入还有 {yuan(e.balance)} 没有提现到账" + (f"（提现中 {yuan(e.held)}）" if e.held else ""))
+    return out
+
+
+async def export_for(session: AsyncSession, user_id: str) -> dict:
+    """Every movement of the person's wallet and earnings (all pages)."""
+    out = {}
+    for account in ("wallet", "earnings"):
+        lines, before = [], None
+        while True:
+            page = await statement(session, user_id, account, limit=200, before=before)
+            lines += [vars(x) if not hasattr(x, "_asdict") else x._asdict() for x in page]
+            if len(page) < 200:
+                break
+            before = page[-1].id
+        out[account] = lines
+    return out

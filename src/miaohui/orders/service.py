@@ -1122,3 +1122,30 @@ def encrypted_stores() -> list:
     from miaohui.core.sealed import sealed_columns
 
     return [sealed_columns(m) for m in (Dispute, Gift, Block)]
+
+
+# ------------------------------------------------------------ closing (注销)
+
+UNSETTLED = (*LIVE, "ended", "disputed")  # money still held for it
+
+
+async def closing_blockers(db: AsyncSession, user_id: str, dispute_window_hours: int) -> list[str]:
+    """What keeps an account from closing on the orders side: an order not
+    yet settled (running, booked, or within its dispute window) or a gift
+    still held, as seeker or as listener."""
+    mine = or_(Order.seeker_id == user_id, Order.listener_id == user_id)
+    n = await db.scalar(select(func.count()).select_from(Order).where(mine, Order.status.in_(UNSETTLED)))
+    gifts = await db.scalar(select(func.count()).select_from(Gift).where(
+        or_(Gift.seeker_id == user_id, Gift.listener_id == user_id), Gift.status == "held"))
+    out = []
+    if n:
+        out.append(f"还有 {n} 个订单没有结算完（进行中、已预约，或在结束后 {dispute_window_hours} 小时的申诉期内）")
+    if gifts:
+        out.append(f"还有 {gifts} 份礼物在申诉期内托管")
+    return out
+
+
+async def export_for(db: AsyncSession, user_id: str, now: datetime) -> list[dict]:
+    rows = await db.scalars(select(Order).where(or_(Order.seeker_id == user_id, Order.listener_id == user_id))
+                            .order_by(Order.created_at))
+    return [summary(o, now) | {"as": "seeker" if o.seeker_id == user_id else "listener"} for o in rows]

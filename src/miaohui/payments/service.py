@@ -9,6 +9,7 @@ callback or a double click acts once.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -264,3 +265,12 @@ def encrypted_stores() -> list:
     from miaohui.core.sealed import sealed_columns
 
     return [sealed_columns(Withdrawal)]
+
+
+async def closing_blockers(db: AsyncSession, user_id: str, now) -> list[str]:
+    """A top-up started in the last day may still be paid: wait for it.
+    (Older pending ones were abandoned at the checkout; a withdrawal in
+    flight is money in the earnings account, which the ledger's check sees.)"""
+    pay = await db.scalar(select(Payment.id).where(Payment.user_id == user_id, Payment.status == "pending",
+                                                   Payment.created_at > now - timedelta(days=1)).limit(1))
+    return ["有一笔充值还在处理中，请等它完成或失败后再试"] if pay else []

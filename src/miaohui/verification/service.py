@@ -490,3 +490,26 @@ def encrypted_stores(data_dir) -> list:
             *(sealed_columns(m) for m in (Qualification, Report, ModerationAction)),
             ProofFiles(data_dir)]
 
+
+# ------------------------------------------------------------ closing (注销)
+
+async def export_for(db: AsyncSession, ctx, user_id: str) -> dict:
+    chk = await db.get(IdentityCheck, user_id)
+    return {"identity": owner_view(ctx, chk, ctx.clock.now()),
+            "qualifications": [{"kind": q.kind, "title": q.title, "status": q.status, "created_at": q.created_at,
+                                "expires_at": q.expires_at} for q in await qualifications_of(db, user_id)]}
+
+
+async def forget(db: AsyncSession, user_id: str) -> list[str]:
+    """Closing an account: the real-name check and its attempts, training
+    attempts, qualifications.  Returns the qualification ids whose proof
+    files the caller removes once the transaction has committed."""
+    quals = list(await db.scalars(select(Qualification.id).where(Qualification.user_id == user_id)))
+    for model in (IdentityCheck, IdentityAttempt, TrainingAttempt, Qualification):
+        await db.execute(delete(model).where(model.user_id == user_id))
+    return quals
+
+
+def remove_proofs(data_dir, qual_ids: list[str]) -> None:
+    for q in qual_ids:
+        proofs.remove(data_dir, q)

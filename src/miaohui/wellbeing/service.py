@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.core.errors import AppError
@@ -109,3 +109,13 @@ async def use_confirmation(db: AsyncSession, token_hash: str, user_id: str, orde
     this transaction first) — the caller turns that into a 409."""
     db.add(UsedConfirmation(token_hash=token_hash, user_id=user_id, order_id=order_id, used_at=now))
     await db.flush()
+
+
+async def export_for(db: AsyncSession, user_id: str) -> dict | None:
+    b = await db.get(Budget, user_id)
+    return None if b is None else {"monthly_limit_fen": b.monthly_limit_fen, "hard_cap": b.hard_cap}
+
+
+async def forget(db: AsyncSession, user_id: str) -> None:
+    await db.execute(delete(Budget).where(Budget.user_id == user_id))
+    await db.execute(delete(UsedConfirmation).where(UsedConfirmation.user_id == user_id))
