@@ -30,6 +30,7 @@ was made with (``session.info["clock"]``, set by the app), else wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -819,7 +820,7 @@ async def export_for(session: AsyncSession, user_id: str) -> dict:
         lines, before = [], None
         while True:
             page = await statement(session, user_id, account, limit=200, before=before)
-            lines += [vars(x) if not hasattr(x, "_asdict") else x._asdict() for x in page]
+            lines += [dataclasses.asdict(x) for x in page]
             if len(page) < 200:
                 break
             before = page[-1].id
