@@ -149,7 +149,8 @@ def test_0010_encrypts_the_free_text_written_before_it(database_url):
                                   " WHERE id = 'mig10'", {})])
     assert kids == [("t1", False, False)]
 
-    # Read back through the app's models: the same text.
+    # Read back through the app's models (they describe the newest schema): the same text.
+    upgrade(database_url, keys=KEYS)
     async def read(db):
         d, b = await db.get(Dispute, "mig10"), await db.get(Block, (listener, seeker))
         r, m, w = await db.get(Report, "mig10"), await db.get(ModerationAction, "mig10"), await db.get(Withdrawal,
@@ -189,7 +190,7 @@ def test_0011_encrypts_the_notes_sent_with_gifts(database_url):
     with pytest.raises(RuntimeError, match="0011"):
         upgrade(database_url)
     assert revision(database_url) == "0010"
-    upgrade(database_url, keys=KEYS)
+    upgrade(database_url, "0011", keys=KEYS)
     assert revision(database_url) == "0011"
     (rows,) = sql(database_url, [("SELECT * FROM gifts WHERE order_id = 'mig11'", {})])
     for row in rows:
@@ -210,3 +211,20 @@ def test_0011_encrypts_the_notes_sent_with_gifts(database_url):
     command.downgrade(alembic_config(database_url, KEYS), "0010")
     (notes,) = sql(database_url, [("SELECT note FROM gifts WHERE id = 'mig11'", {})])
     assert notes == [(p["note"],)]
+
+
+def test_0012_withdrawals_say_whose_money_and_earlier_ones_were_payouts(database_url):
+    _, listener = one_of_each(database_url, "seeker", "listener")
+    now = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    command.downgrade(alembic_config(database_url, KEYS), "0011")
+    sql(database_url, [("INSERT INTO withdrawals (id, user_id, amount_fen, status, payout_ref, created_at)"
+                        " VALUES ('mig12', :l, 5000, 'paid', 'sbpo_x', :now)", {"l": listener, "now": now})])
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0012"
+    (rows,) = sql(database_url, [("SELECT account FROM withdrawals WHERE id = 'mig12'", {})])
+    assert rows == [("earnings",)]
+    command.downgrade(alembic_config(database_url, KEYS), "0011")
+    (rows,) = sql(database_url, [("SELECT id, amount_fen FROM withdrawals WHERE id = 'mig12'", {})])
+    assert rows == [("mig12", 5000)]
+    upgrade(database_url, keys=KEYS)
+

@@ -274,6 +274,53 @@ def test_concurrent_withdrawals_and_approvals(server, seeker, listener, admin):
     assert books_ok(server)["money_out"] == 3_000
 
 
+def test_a_seekers_unused_balance_goes_back_through_the_payout_queue(server, seeker, admin):
+    """余额退款: reserved at once (not spendable, not askable twice), approved
+    or rejected by an admin in the withdrawal queue, paid out through the
+    gateway; the wallet statement says where the money went."""
+    assert wallet(seeker)["available_fen"] == 50000  # the demo wallet
+    assert_error(post(seeker, "/api/wallet/refunds", {"amount_fen": 0}), 400, "amount_too_small")
+    assert_error(post(seeker, "/api/wallet/refunds", {"amount_fen": 50001}), 402, "insufficient_funds")
+    assert_error(post(admin, "/api/wallet/refunds", {"amount_fen": 100}), 403)
+    r1 = post(seeker, "/api/wallet/refunds", {"amount_fen": 30000})
+    assert r1.status_code == 201 and r1.json()["kind"] == "wallet" and r1.json()["kind_label"] == "余额退款", r1.text
+    assert wallet(seeker) == {"balance_fen": 50000, "held_fen": 30000, "available_fen": 20000}
+    assert_error(post(seeker, "/api/wallet/refunds", {"amount_fen": 20001}), 402, "insufficient_funds")
+    r2 = post(seeker, "/api/wallet/refunds", {"amount_fen": 1})  # no minimum: every fen may go back
+    assert r2.status_code == 201, r2.text
+    queue = {w["id"]: w for w in get(admin, "/api/admin/withdrawals").json()}
+    assert queue[r1.json()["id"]]["kind_label"] == "余额退款" and queue[r1.json()["id"]]["user"]["username"] == "xiaoyu"
+    assert post(admin, f"/api/admin/withdrawals/{r1.json()['id']}/approve").json()["status"] == "paid"
+    assert post(admin, f"/api/admin/withdrawals/{r2.json()['id']}/reject", {"reason": "重复申请"}).status_code == 200
+    assert wallet(seeker) == {"balance_fen": 20000, "held_fen": 0, "available_fen": 20000}
+    mine = {w["id"]: w["status_label"] for w in get(seeker, "/api/wallet/refunds").json()}
+    assert mine == {r1.json()["id"]: "已退回原支付账户", r2.json()["id"]: "已驳回"}
+    lines = get(seeker, "/api/wallet/statement").json()["lines"]
+    assert [(x["label"], x["state_label"], x["amount_fen"]) for x in lines if x["code"] == "wallet_refund"] == [
+        ("余额退款", "已驳回", -1), ("余额退款", "已退回原支付账户", -30000)]
+    books = books_ok(server)
+    assert books["money_out"] == 30000 and books["payouts_in_flight"] == 0
+
+
+def test_the_wallet_page_refunds_the_whole_balance_it_showed(server, seeker, admin):
+    from tests.test_web_pages import signed_in, text_of
+
+    c = signed_in(server, "xiaoyu")
+    page = c.get("/wallet")
+    assert "申请退回 ¥500.00" in text_of(page.text)
+    csrf = c.cookies["mh_csrf"]
+    r = c.post("/wallet/refund", data={"csrf_token": csrf, "amount_fen": "49999"})  # not what it holds now
+    assert r.status_code == 409 and "余额已变化" in text_of(r.text)
+    assert wallet(seeker)["held_fen"] == 0
+    r = c.post("/wallet/refund", data={"csrf_token": csrf, "amount_fen": "50000"})
+    assert r.status_code == 303 and r.headers["location"] == "/wallet?refund=1"
+    page = text_of(c.get("/wallet?refund=1").text)
+    assert "退款申请已提交" in page and "没有可退的余额" in page and "审核中" in page
+    assert wallet(seeker) == {"balance_fen": 50000, "held_fen": 50000, "available_fen": 0}
+    admin_page = text_of(signed_in(server, "admin").get("/admin/withdrawals").text)
+    assert "余额退款" in admin_page and "小雨" in admin_page
+
+
 # -------------------------------------------------------------------- pages
 
 

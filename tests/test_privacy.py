@@ -76,7 +76,7 @@ def test_closing_waits_for_money_and_services_and_needs_the_password_and_the_wor
     assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_password"
     r = close(server, seeker, PASSWORD)  # the demo wallet holds ¥500
     assert r.status_code == 409 and r.json()["error"]["code"] == "account_busy"
-    assert r.json()["error"]["blocking"] == ["钱包余额 ¥500.00 还没用完"]
+    assert r.json()["error"]["blocking"] == ["钱包余额 ¥500.00 还没用完或退回：可以在钱包页申请退款，退回原支付账户"]
     assert httpx.get(f"{server.url}/api/auth/me", headers=seeker.headers).status_code == 200  # nothing changed
 
     # A listener with an order inside its dispute window waits for settlement.
@@ -92,6 +92,12 @@ def test_closing_waits_for_money_and_services_and_needs_the_password_and_the_wor
     # Staff accounts are closed by an admin.
     r = close(server, admin, PASSWORD)
     assert r.status_code == 403 and r.json()["error"]["code"] == "staff_account"
+    # The seeker takes the balance back (余额退款): while it is on its way the account waits; once paid, it closes.
+    w = httpx.post(f"{server.url}/api/wallet/refunds", json={"amount_fen": 50000}, headers=seeker.headers).json()
+    r = close(server, seeker, PASSWORD)
+    assert r.status_code == 409 and "退款中" in r.json()["error"]["message"]
+    assert httpx.post(f"{server.url}/api/admin/withdrawals/{w['id']}/approve", headers=admin.headers).status_code == 200
+    assert close(server, seeker, PASSWORD).status_code == 204
     books_ok(server)
 
 

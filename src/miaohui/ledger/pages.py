@@ -66,7 +66,7 @@ def _amount(form, preset_field: str | None, custom_field: str) -> int | None:
 
 
 async def _wallet_page(request: Request, ctx, db, user, status_code: int = 200, error: str | None = None,
-                       custom: str = "") -> Response:
+                       custom: str = "", refund_error: str | None = None) -> Response:
     payment = None
     if pid := request.query_params.get("payment", "")[:32]:
         try:
@@ -80,6 +80,8 @@ async def _wallet_page(request: Request, ctx, db, user, status_code: int = 200, 
         topups=[payments.payment_dict(p) for p in await payments.recent_payments(db, user.id, 5)],
         payment=payment, presets=TOPUP_PRESETS, error=error, custom=custom,
         min_fen=ctx.settings.topup_min_fen, max_fen=ctx.settings.topup_max_fen,
+        refunds=[payments.withdrawal_dict(w) for w in await payments.my_withdrawals(db, user.id, 5)],
+        refund_error=refund_error, refund_done=request.query_params.get("refund") == "1",
     )
 
 
@@ -106,6 +108,25 @@ async def wallet_topup(request: Request, ctx: Ctx, db: DB) -> Response:
     except AppError as e:
         return await _wallet_page(request, ctx, db, user, e.status_code, e.message, custom)
     return RedirectResponse(pay_url, status_code=303)
+
+
+@router.post("/wallet/refund")
+async def wallet_refund(request: Request, ctx: Ctx, db: DB) -> Response:
+    """The whole available balance back to where it was paid from (an admin
+    approves it, as a payout)."""
+    form, user, refused = await _posted_form(request, ctx, db, "seeker")
+    if refused is not None:
+        return refused
+    amount = (await ledger.wallet(db, user.id)).available
+    if _field(form, "amount_fen", 20) != str(amount):  # the page showed another balance: show the current one
+        return await _wallet_page(request, ctx, db, user, 409, refund_error="余额已变化，请确认新的可退金额后再提交")
+    try:
+        await payments.request_withdrawal(db, ctx.clock, ctx.settings, user, amount)
+        await db.commit()
+    except AppError as e:
+        await _undo(db, user)
+        return await _wallet_page(request, ctx, db, user, e.status_code, refund_error=e.message)
+    return RedirectResponse("/wallet?refund=1", status_code=303)
 
 
 # ----------------------------------------------------------------- earnings

@@ -65,6 +65,7 @@ CODE_LABELS = {
     "commission": "平台佣金",
     "refund": "退款",
     "withdrawal": "提现",
+    "wallet_refund": "余额退款",
     "payout": "提现打款",
     "adjustment": "调账",
 }
@@ -73,6 +74,7 @@ STATE_LABELS = {
     "hold": {"pending": "托管中", "posted": "已结算", "voided": "已全额退回"},
     "gift": {"pending": "托管中", "posted": "已送达", "voided": "已退回"},
     "withdrawal": {"pending": "审核中", "posted": "已打款", "voided": "已驳回"},
+    "wallet_refund": {"pending": "审核中", "posted": "已退回原支付账户", "voided": "已驳回"},
 }
 
 _WALL = Clock()
@@ -379,12 +381,17 @@ async def hold(
 
 
 async def request_withdrawal(
-    session: AsyncSession, *, ref: str, user_id: str, amount: int, memo: str = "", clock: Clock | None = None
+    session: AsyncSession, *, ref: str, user_id: str, amount: int, memo: str = "", clock: Clock | None = None,
+    account: str = "earnings",
 ) -> Transfer:
-    """A pending transfer from the listener's earnings to ``payouts``."""
+    """A pending transfer to ``payouts``: from a listener's earnings (提现),
+    or from a seeker's wallet (``account="wallet"``: 余额退款, the unused
+    balance going back to where it was paid from)."""
+    if account not in ("earnings", "wallet"):
+        raise AppError("bad_account", "账户类型无效", "account must be wallet or earnings", 400)
     return await _single_or_open(
-        session, key=f"{ref}:hold", code="withdrawal", debit=("earnings", user_id), credit=PAYOUTS,
-        amount=amount, ref=ref, memo=memo, flags="pending", clock=clock,
+        session, key=f"{ref}:hold", code="withdrawal" if account == "earnings" else "wallet_refund",
+        debit=(account, user_id), credit=PAYOUTS, amount=amount, ref=ref, memo=memo, flags="pending", clock=clock,
     )
 
 
@@ -807,7 +814,8 @@ async def closing_blockers(session: AsyncSession, user_id: str) -> list[str]:
     out = []
     w, e = await wallet(session, user_id), await earnings(session, user_id)
     if w.balance:
-        out.append(f"钱包余额 {yuan(w.balance)} 还没用完" + (f"（其中托管中 {yuan(w.held)}）" if w.held else ""))
+        out.append(f"钱包余额 {yuan(w.balance)} 还没用完或退回" + (f"（其中 {yuan(w.held)} 在托管或退款中）" if w.held else "")
+                   + "：可以在钱包页申请退款，退回原支付账户")
     if e.balance:
         out.append(f"收入还有 {yuan(e.balance)} 没有提现到账" + (f"（提现中 {yuan(e.held)}）" if e.held else ""))
     return out

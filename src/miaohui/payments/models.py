@@ -51,16 +51,19 @@ class SandboxIntent(Base):
 
 
 class Withdrawal(Sealed, Base):
-    """A listener's request to be paid out: ``requested`` (pending transfer
-    earnings → payouts, ref ``withdrawal:<id>``), then ``paid`` by an admin's
-    approval or ``rejected`` (the pending transfer is voided).  The admin's
-    reason for a rejection is encrypted (``core.sealed``)."""
+    """Money paid out of the platform: a listener's earnings (``account =
+    earnings``) or a seeker's unused wallet balance refunded to where it came
+    from (``wallet``).  ``requested`` (pending transfer account → payouts,
+    ref ``withdrawal:<id>``), then ``paid`` by an admin's approval or
+    ``rejected`` (the pending transfer is voided).  The admin's reason for a
+    rejection is encrypted (``core.sealed``)."""
 
     __tablename__ = "withdrawals"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     amount_fen: Mapped[int] = mapped_column(Int64)
+    account: Mapped[str] = mapped_column(String(8), default="earnings", server_default="earnings")
     status: Mapped[str] = mapped_column(String(16), default="requested")
     key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -90,6 +90,21 @@ async def my_withdrawals(db: DB, user: ListenerUser) -> list[dict]:
     return [service.withdrawal_dict(w) for w in await service.my_withdrawals(db, user.id)]
 
 
+@router.post("/api/wallet/refunds", response_model=WithdrawalOut, status_code=201)
+async def request_refund(body: WithdrawalIn, ctx: Ctx, db: DB, user: SeekerUser) -> dict:
+    """Ask for unused wallet balance back, to where it was paid from; the
+    amount is reserved until an admin decides (the same queue as payouts)."""
+    await service.end_reads(db)
+    w = await service.request_withdrawal(db, ctx.clock, ctx.settings, user, body.amount_fen)
+    await db.commit()
+    return service.withdrawal_dict(w)
+
+
+@router.get("/api/wallet/refunds", response_model=list[WithdrawalOut])
+async def my_refunds(db: DB, user: SeekerUser) -> list[dict]:
+    return [service.withdrawal_dict(w) for w in await service.my_withdrawals(db, user.id)]
+
+
 @router.get("/api/admin/withdrawals", response_model=list[WithdrawalOut])
 async def withdrawal_queue(
     db: DB, user: AdminUser, status: Literal["requested", "paid", "rejected", "all"] = Query(default="requested")

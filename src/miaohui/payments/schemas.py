@@ -56,6 +56,8 @@ class WithdrawalOut(BaseModel):
     amount_fen: int
     status: Literal["requested", "paid", "rejected"]
     status_label: str
+    kind: Literal["earnings", "wallet"] = "earnings"  # a listener's payout, or a seeker's refund
+    kind_label: str = "提现"
     reason: str = ""
     payout_ref: str = ""
     created_at: datetime

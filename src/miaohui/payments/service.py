@@ -30,6 +30,8 @@ log = logging.getLogger("miaohui.payments")
 
 PAYMENT_LABELS = {"pending": "待支付", "succeeded": "已到账", "failed": "支付失败"}
 WITHDRAWAL_LABELS = {"requested": "审核中", "paid": "已打款", "rejected": "已驳回"}
+REFUND_LABELS = {"requested": "审核中", "paid": "已退回原支付账户", "rejected": "已驳回"}
+KIND_LABELS = {"earnings": "提现", "wallet": "余额退款"}
 
 
 async def end_reads(db: AsyncSession) -> None:
@@ -149,16 +151,23 @@ async def record_completed_topup(db: AsyncSession, clock: Clock, user_id: str, a
 
 
 async def request_withdrawal(db: AsyncSession, clock: Clock, settings: Settings, user: User, amount: int) -> Withdrawal:
-    """A listener asks to be paid ``amount`` fen: the money is reserved at
-    once (pending transfer earnings → payouts), so it cannot be asked for
-    twice.  Caller commits."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < settings.withdrawal_min_fen:
-        m = settings.withdrawal_min_fen
-        raise AppError("amount_too_small", f"单笔提现至少 {yuan(m)}", f"a withdrawal must be at least {m} fen", 400)
+    """A listener asks to be paid ``amount`` fen of their earnings, or a
+    seeker asks for ``amount`` fen of their unused wallet balance back (to
+    where it was paid from; no minimum: all of it may go back).  The money
+    is reserved at once (pending transfer → payouts), so it cannot be asked
+    for twice or spent meanwhile.  Caller commits."""
+    account = "wallet" if user.role == "seeker" else "earnings"
+    least = 1 if account == "wallet" else settings.withdrawal_min_fen
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < least:
+        what = "退款" if account == "wallet" else "提现"
+        raise AppError("amount_too_small", f"单笔{what}至少 {yuan(least)}", f"the amount must be at least {least} fen",
+                       400)
     await begin_write(db)
-    w = Withdrawal(id=new_id(), user_id=user.id, amount_fen=amount, status="requested", created_at=clock.now())
+    w = Withdrawal(id=new_id(), user_id=user.id, amount_fen=amount, account=account, status="requested",
+                   created_at=clock.now())
     # Reserve first: when the money is short, nothing at all is written.
-    await ledger.request_withdrawal(db, ref=withdrawal_ref(w.id), user_id=user.id, amount=amount, clock=clock)
+    await ledger.request_withdrawal(db, ref=withdrawal_ref(w.id), user_id=user.id, amount=amount, clock=clock,
+                                    account=account)
     db.add(w)
     await db.flush()
     log.info("withdrawal %s requested amount=%d", w.id, amount)
@@ -238,7 +247,9 @@ def withdrawal_dict(w: Withdrawal, user: User | None = None) -> dict:
         "id": w.id,
         "amount_fen": w.amount_fen,
         "status": w.status,
-        "status_label": WITHDRAWAL_LABELS.get(w.status, w.status),
+        "status_label": (REFUND_LABELS if w.account == "wallet" else WITHDRAWAL_LABELS).get(w.status, w.status),
+        "kind": w.account,
+        "kind_label": KIND_LABELS.get(w.account, w.account),
         "reason": w.reason,
         "payout_ref": w.payout_ref,
         "created_at": w.created_at,

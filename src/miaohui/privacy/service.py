@@ -8,7 +8,8 @@ must finish first, ``forget`` deletes what closing deletes.
 
 Closing never writes off money or cuts a service short: it waits until no
 order is running, booked or inside its dispute window, no gift is held,
-the wallet and earnings are empty and no top-up is on its way.  Then, in
+the wallet and earnings are empty (a seeker takes unused balance back with
+a 余额退款, a listener withdraws) and no top-up is on its way.  Then, in
 one transaction: the account can no longer sign in and its names are gone
 (others see 已注销用户), every session ends (sockets too), and the AI
 companion's conversation, memories and state, the budget, the real-name
