@@ -10,7 +10,6 @@ re-run at any point (``core.rekey``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -53,8 +52,7 @@ async def status(db: AsyncSession, keyring: KeyRing, data_dir: Path) -> dict:
     }
 
 
-async def rotate(sessionmaker: async_sessionmaker, keyring: KeyRing, data_dir: Path, *, batch: int = 500,
-                 on_batch: Callable[[str, Progress], None] | None = None) -> dict:
+async def rotate(sessionmaker: async_sessionmaker, keyring: KeyRing, data_dir: Path, *, batch: int = 500) -> dict:
     """Re-encrypt everything not under the active key; returns per-store counts."""
     report = {}
     for store in stores(data_dir):
@@ -62,8 +60,6 @@ async def rotate(sessionmaker: async_sessionmaker, keyring: KeyRing, data_dir: P
         while True:
             async with sessionmaker() as db:
                 cursor = await store.rekey(db, keyring, cursor, batch, progress)
-            if on_batch is not None:
-                on_batch(store.name, progress)
             if cursor is None:
                 break
         report[store.name] = progress.as_dict()

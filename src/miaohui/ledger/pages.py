@@ -11,18 +11,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2 import pass_context
 
-from miaohui.accounts.deps import DB, Ctx, csrf_ok
+from miaohui.accounts.deps import DB, Ctx
 from miaohui.core.errors import AppError
 from miaohui.ledger import service as ledger
 from miaohui.ledger.service import parse_yuan, yuan
 from miaohui.payments import service as payments
 from miaohui.payments.routes import notify_url
-from miaohui.web.routes import MaybeUser, _field, error_page, form_user, gate, render, templates
+from miaohui.web.routes import MaybeUser, _field, error_page, gate, posted_form, render, templates
 
 router = APIRouter(include_in_schema=False)
 
 TOPUP_PRESETS = (5000, 10000, 20000)
-STALE_FORM = "页面已过期，请刷新后重试"
 
 
 @pass_context
@@ -36,15 +35,12 @@ templates.env.filters["when"] = when
 
 
 async def _posted_form(request: Request, ctx, db, role: str):
-    """(form, user, refusal): the signed-in user of ``role`` with a valid CSRF field, or the page to show instead."""
-    form = await request.form()
-    user = await form_user(request, ctx, db)
-    if (refused := gate(request, ctx, user, role)) is not None:
-        return form, user, refused
-    if not csrf_ok(request, _field(form, "csrf_token")):
-        return form, user, error_page(request, ctx, user, 403, "页面已过期", STALE_FORM)
-    await payments.end_reads(db)
-    return form, user, None
+    """``web.routes.posted_form`` for money forms, its sign-in read ended
+    before the money paths begin their writer transactions."""
+    form, user, refused = await posted_form(request, ctx, db, role)
+    if refused is None:
+        await payments.end_reads(db)
+    return form, user, refused
 
 
 async def _undo(db, user) -> None:

@@ -76,13 +76,19 @@ async def sandbox_complete(payment_id: str, body: SandboxCompleteIn, ctx: Ctx, d
     return {"payment_id": intent.payment_id, "status": intent.status}
 
 
-@router.post("/api/listener/withdrawals", response_model=WithdrawalOut, status_code=201)
-async def request_withdrawal(body: WithdrawalIn, ctx: Ctx, db: DB, user: ListenerUser) -> dict:
-    """Ask to withdraw earnings; the amount is reserved until an admin decides."""
+async def _request_payout(body: WithdrawalIn, ctx, db, user) -> dict:
+    """A listener's withdrawal or a seeker's refund (the service picks the
+    account by role); the amount is reserved until an admin decides."""
     await service.end_reads(db)
     w = await service.request_withdrawal(db, ctx.clock, ctx.settings, user, body.amount_fen)
     await db.commit()
     return service.withdrawal_dict(w)
+
+
+@router.post("/api/listener/withdrawals", response_model=WithdrawalOut, status_code=201)
+async def request_withdrawal(body: WithdrawalIn, ctx: Ctx, db: DB, user: ListenerUser) -> dict:
+    """Ask to withdraw earnings; the amount is reserved until an admin decides."""
+    return await _request_payout(body, ctx, db, user)
 
 
 @router.get("/api/listener/withdrawals", response_model=list[WithdrawalOut])
@@ -94,10 +100,7 @@ async def my_withdrawals(db: DB, user: ListenerUser) -> list[dict]:
 async def request_refund(body: WithdrawalIn, ctx: Ctx, db: DB, user: SeekerUser) -> dict:
     """Ask for unused wallet balance back, to where it was paid from; the
     amount is reserved until an admin decides (the same queue as payouts)."""
-    await service.end_reads(db)
-    w = await service.request_withdrawal(db, ctx.clock, ctx.settings, user, body.amount_fen)
-    await db.commit()
-    return service.withdrawal_dict(w)
+    return await _request_payout(body, ctx, db, user)
 
 
 @router.get("/api/wallet/refunds", response_model=list[WithdrawalOut])

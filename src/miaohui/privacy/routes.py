@@ -7,10 +7,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, CurrentUser, client_ip, csrf_ok
+from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, CurrentUser, client_ip
 from miaohui.core.errors import AppError
 from miaohui.privacy import service
-from miaohui.web.routes import MaybeUser, _field, error_page, form_user, gate, render
+from miaohui.web.routes import MaybeUser, _field, gate, posted_form, render
 
 router = APIRouter(tags=["privacy"])
 pages = APIRouter(include_in_schema=False)
@@ -57,12 +57,9 @@ async def account_page(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> R
 
 @pages.post("/account/close")
 async def close_form(request: Request, ctx: Ctx, db: DB) -> Response:
-    form = await request.form()
-    user = await form_user(request, ctx, db)
-    if (refused := gate(request, ctx, user)) is not None:
+    form, user, refused = await posted_form(request, ctx, db)
+    if refused is not None:
         return refused
-    if not csrf_ok(request, _field(form, "csrf_token")):
-        return error_page(request, ctx, user, 403, "页面已过期", "页面已过期，请刷新后重试")
     try:
         await service.close(ctx, user, _field(form, "password", 256), _field(form, "confirm", 16), client_ip(request))
     except AppError as e:  # the service wrote nothing (its own sessions); show the page again with why

@@ -226,6 +226,21 @@ def _field(form, name: str, max_len: int = 200) -> str:
     return value[:max_len] if isinstance(value, str) else ""
 
 
+STALE_FORM = "页面已过期，请刷新后重试"
+
+
+async def posted_form(request: Request, ctx, db, role: str | None = None):
+    """(form, user, refusal) for a plain-HTML form POST: the signed-in user
+    (of ``role``, if given) with a valid CSRF field, or the page to show instead."""
+    form = await request.form()
+    user = await form_user(request, ctx, db)
+    if (refused := gate(request, ctx, user, role)) is not None:
+        return form, user, refused
+    if not csrf_ok(request, _field(form, "csrf_token")):
+        return form, user, error_page(request, ctx, user, 403, "页面已过期", STALE_FORM)
+    return form, user, None
+
+
 # --------------------------------------------------------------------- home
 
 
