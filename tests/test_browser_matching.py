@@ -109,3 +109,52 @@ def test_a_topic_row_wider_than_the_phone_shows_the_chosen_topic_and_fades_where
     assert box["height"] >= 40
     assert errors == []
     ctx.close()
+
+
+def test_a_seeker_keeps_a_listener_and_finds_her_again_with_her_usual_hours(live, chromium, tmp_path):  # noqa: F811
+    """The profile's star, the directory's 我收藏的 and the home page's list,
+    with the measured usual hours the seed's four weeks give 林晴 (nights)."""
+    shots = Path(os.environ.get("MIAOHUI_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    ctx = chromium.new_context(**PHONE)
+    page = ctx.new_page()
+    errors: list[str] = []
+    watch_errors(page, errors, "seeker")
+    login(page, live.url, "xiaoyu")
+    page.goto(live.url + "/listeners")
+    page.get_by_test_id("listener-card").filter(has_text="林晴").click()
+
+    hours = page.get_by_test_id("usual-hours")
+    expect(hours.get_by_test_id("usual-ranges")).to_contain_text(re.compile(r"TA通常在线：22:00–0[12]:00"))
+    assert hours.locator(".duty-bars li").count() == 24
+    bar = hours.locator('.duty-bars li[data-hour="23"]').bounding_box()
+    assert bar["height"] >= 40  # a full bar: 林晴 is there most nights at 23:00
+    star = page.get_by_test_id("favorite-toggle")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    assert star.bounding_box()["height"] >= 40
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(star).to_contain_text("已收藏")
+    page.screenshot(path=str(shots / "profile_usual_hours.png"), full_page=True)
+    page.reload()
+    expect(page.get_by_test_id("favorite-toggle")).to_have_attribute("aria-pressed", "true")
+
+    page.goto(live.url + "/listeners")
+    page.get_by_test_id("favorites-toggle").click()
+    expect(page).to_have_url(re.compile(r"fav=1"))
+    expect(page.get_by_test_id("listener-card")).to_have_count(1)
+    expect(page.get_by_test_id("listener-card")).to_contain_text("★ 已收藏")
+    page.goto(live.url + "/")
+    kept = page.get_by_test_id("home-favorite")
+    expect(kept).to_have_count(1)
+    expect(kept).to_contain_text("林晴")
+    expect(kept).to_contain_text(re.compile(r"通常 22:00–0[12]:00.* 在线|现在就在"))
+    page.screenshot(path=str(shots / "home_favorites.png"), full_page=True)
+
+    kept.click()
+    page.get_by_test_id("favorite-toggle").click()
+    expect(page.get_by_test_id("favorite-toggle")).to_have_attribute("aria-pressed", "false")
+    page.goto(live.url + "/")
+    expect(page.get_by_test_id("home-favorites")).to_have_count(0)
+    assert errors == [], errors
+    ctx.close()

@@ -15,6 +15,9 @@ from sqlalchemy import func, select
 
 from miaohui.chat.models import Message
 from miaohui.demo import PASSWORD
+from miaohui.listeners import duty
+from miaohui.listeners.models import DutyHour
+from miaohui.matching.models import Favorite
 from tests.conftest import Api
 from tests.test_chat_ws import connect, drain_sync
 from tests.test_companion_ws import tell_companion
@@ -35,6 +38,11 @@ def close(server, who: Api, password: str = "longenough", confirm: str = "注销
                       headers=who.headers, timeout=20)
 
 
+def favorites_of(server, seeker_id: str) -> int:
+    return server.db(lambda db: db.scalar(select(func.count()).select_from(Favorite)
+                                          .where(Favorite.seeker_id == seeker_id)))
+
+
 def messages_in(server, conv: str) -> int:
     return server.db(lambda db: db.scalar(select(func.count()).select_from(Message)
                                           .where(Message.conversation_id == conv)))
@@ -48,6 +56,8 @@ def test_the_copy_holds_my_data_readable_and_nobody_elses(server, seeker, seeker
     other = httpx.post(f"{server.url}/api/conversations", json={"listener_id": listener.id},
                        headers=seeker2.headers).json()["id"]
     say(server, seeker2, other, "别人的心事")
+    for who in (seeker, seeker2):
+        assert httpx.put(f"{server.url}/api/favorites/{listener.id}", headers=who.headers).status_code == 200
     assert httpx.get(f"{server.url}/api/account/export").status_code == 401
 
     r = httpx.get(f"{server.url}/api/account/export", headers=seeker.headers)
@@ -63,11 +73,15 @@ def test_the_copy_holds_my_data_readable_and_nobody_elses(server, seeker, seeker
     codes = [line["code"] for line in data["money"]["wallet"]]
     assert "topup" in codes and any(line["amount"] < 0 for line in data["money"]["wallet"])
     assert "别人的心事" not in r.text
+    assert [f["listener_id"] for f in data["favorites"]] == [listener.id] and data["duty_hours"] == []
     # The listener's copy: every conversation they are in, from their side.
     mine = httpx.get(f"{server.url}/api/account/export", headers=listener.headers).json()
     texts = {m["text"] for c in mine["conversations"] for m in c["messages"]}
     assert {"这段话只有我和倾听师看得到", "别人的心事"} <= texts  # both were said to them
     assert mine["verification"]["identity"]["number"].count("*") >= 8  # masked, as on their own page
+    # Their measured on-duty hours (the seed's four weeks), and nothing of who keeps them.
+    assert mine["duty_hours"] and all(0 < h["minutes_on_duty"] <= 60 for h in mine["duty_hours"])
+    assert mine["favorites"] == []
 
 
 def test_closing_waits_for_money_and_services_and_needs_the_password_and_the_word(server, seeker, listener, admin):
@@ -110,6 +124,7 @@ def test_closing_deletes_what_it_says_keeps_the_rest_nameless_and_ends_every_ses
     r = httpx.put(f"{server.url}/api/me/budget", json={"monthly_limit_fen": 30000, "hard_cap": True},
                   headers=me.headers)
     assert r.status_code == 200, r.text
+    assert httpx.put(f"{server.url}/api/favorites/{listener.id}", headers=me.headers).status_code == 200
 
     async def scene():
         ai = await tell_companion(me, "叫我阿夜就好，我是夜班护士")
@@ -139,6 +154,7 @@ def test_closing_deletes_what_it_says_keeps_the_rest_nameless_and_ends_every_ses
     for model in (CompanionMemory, CompanionProfile, Budget):
         assert server.db(lambda db, m=model: db.scalar(select(func.count()).select_from(m)
                                                          .where(m.user_id == me.id))) == 0, model
+    assert favorites_of(server, me.id) == 0
     # Kept for the listener, without the name.
     history = httpx.get(f"{server.url}/api/conversations/{conv}/messages", headers=listener.headers).json()
     assert [m["body"] for m in history["messages"]] == ["睡不着，想找人说说话", "我在"]
@@ -155,8 +171,20 @@ def test_a_closed_listener_leaves_the_directory_and_their_proofs_are_deleted(ser
     proof = server.settings.data_dir / "proofs" / f"{q['id']}.bin"
     assert proof.exists()
     assert any(c["user_id"] == gone.id for c in httpx.get(f"{server.url}/api/listeners").json())
+    assert httpx.put(f"{server.url}/api/favorites/{gone.id}", headers=seeker.headers).status_code == 200
+
+    async def on_duty(db):
+        await duty.record(db, [gone.id], server.clock.now())
+        await db.commit()
+
+    server.db(on_duty)
     assert close(server, gone).status_code == 204
     assert not proof.exists()
+    # Their measured hours are gone, and so is their place in seekers' 收藏.
+    assert server.db(lambda db: db.scalar(select(func.count()).select_from(DutyHour)
+                                          .where(DutyHour.listener_id == gone.id))) == 0
+    assert server.db(lambda db: db.scalar(select(func.count()).select_from(Favorite)
+                                          .where(Favorite.listener_id == gone.id))) == 0
     assert all(c["user_id"] != gone.id for c in httpx.get(f"{server.url}/api/listeners").json())
     r = httpx.post(f"{server.url}/api/conversations", json={"listener_id": gone.id}, headers=seeker.headers)
     assert r.status_code in (403, 404)

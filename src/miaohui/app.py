@@ -34,6 +34,7 @@ from miaohui.core.logs import quiet_access_lines
 from miaohui.core.ratelimit import SendLimiter, make_login_limiter
 from miaohui.ledger.pages import router as ledger_pages
 from miaohui.ledger.routes import router as ledger_router
+from miaohui.listeners.duty import DutySampler
 from miaohui.listeners.routes import router as listeners_router
 from miaohui.matching.pages import router as matching_pages
 from miaohui.matching.routes import router as matching_router
@@ -83,6 +84,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
         enabled=settings.sandbox_payments_enabled,
     )
     ctx.orders = OrderScheduler(ctx)
+    ctx.duty = DutySampler(ctx)
     ctx.writer.on_contracted.append(ctx.orders.on_contracted)
     ctx.safety = SafetyMonitor(ctx)
     ctx.verifier = make_provider(settings.verification_provider)
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await ctx.presence.start()
         await ctx.writer.start()
         await ctx.orders.start()
+        await ctx.duty.start()
         await ctx.companion.start()
         # Load the safety models now (off the loop), not on the first seeker message; before
         # tune_gc() so their arrays and tables are frozen with everything else long-lived.
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             if gc_task is not None:
                 gc_task.cancel()
             await ctx.orders.stop()
+            await ctx.duty.stop()
             await ctx.companion.stop()  # replies being written are cancelled; the writer flushes what was sent
             await ctx.writer.stop()  # flush accepted messages before anything else goes
             await ctx.safety.drain()  # risk cases of the last messages

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # the gateway uses the plain ASGI loop (docs/performance.md).
     ws_impl: str = "direct"
     presence_ttl_seconds: int = 60
+    # How often each process notes which listeners are on duty (listeners.duty):
+    # the measured 常在线时段 have one-minute bits, so once a minute is enough.
+    duty_sample_seconds: float = Field(60.0, gt=0)
 
     # ---- Orders, pricing and the 秒回 contract (issue 3).  The contract copy
     # stored with each order keeps the values in force when it was bought.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from miaohui.chat.presence import Presence
     from miaohui.chat.writer import MessageWriter
     from miaohui.companion.service import Companion
+    from miaohui.listeners.duty import DutySampler
     from miaohui.orders.scheduler import OrderScheduler
     from miaohui.payments.gateway import PaymentGateway
     from miaohui.supervision.monitor import SafetyMonitor
@@ -41,6 +42,7 @@ class AppContext:
     writer: MessageWriter = field(init=False)
     companion: Companion = field(init=False)
     orders: OrderScheduler = field(init=False)
+    duty: DutySampler = field(init=False)
     gateway: PaymentGateway = field(init=False)
     safety: SafetyMonitor = field(init=False)
     verifier: VerificationProvider = field(init=False)

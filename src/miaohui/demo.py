@@ -5,11 +5,13 @@ Idempotent: running it again leaves existing accounts alone.
 
 from __future__ import annotations
 
+import random
 import struct
 import unicodedata
 import zlib
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -19,6 +21,7 @@ from miaohui.clock import Clock
 from miaohui.config import Settings
 from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker, new_id
+from miaohui.listeners import duty
 from miaohui.listeners import service as listeners
 from miaohui.orders import service as orders
 from miaohui.payments import service as payments
@@ -69,6 +72,34 @@ LISTENER_TRUST = {
     "xiaobai": ("白晓", date(1999, 8, 21), [], [("other", "朋辈心理辅导员培训证书")]),
 }
 DEMO_GENDERS = {"linqing": "female", "zhouyan": "male", "ajin": "female"}  # 小白 chose not to show it
+# Four weeks of measured on-duty time (listeners.duty), so profiles show usual
+# hours: (local start hour, hours, share of days) per listener.  林晴 is the
+# night owl the 2 a.m. seeker is looking for.
+DEMO_DUTY = {
+    "linqing": [(22, 4, 0.85), (12, 1, 0.3)],
+    "zhouyan": [(19, 4, 0.7)],
+    "ajin": [(9, 3, 0.6), (14, 2, 0.4)],
+    "xiaobai": [(20, 5, 0.5), (1, 1, 0.3)],
+}
+
+
+def demo_duty(username: str, now: datetime, tz: ZoneInfo, days: int = 28) -> list[tuple[datetime, int]]:
+    """``(UTC hour start, minutes mask)`` rows for :data:`DEMO_DUTY`, the same every run for a given day."""
+    rng = random.Random(username)
+    today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows: dict[datetime, int] = {}
+    for d in range(days, 0, -1):
+        day = today - timedelta(days=d)
+        for start, hours, share in DEMO_DUTY.get(username, []):
+            if rng.random() >= share:
+                continue
+            begin = day + timedelta(hours=start, minutes=rng.randrange(0, 20))
+            minutes = hours * 60 - rng.randrange(0, 30)
+            for m in range(minutes):
+                t = (begin + timedelta(minutes=m)).astimezone(UTC)
+                hour = t.replace(minute=0, second=0, microsecond=0)
+                rows[hour] = rows.get(hour, 0) | (1 << t.minute)
+    return sorted(rows.items())
 
 
 def demo_certificate(seed: int) -> bytes:
@@ -142,6 +173,7 @@ async def seed(settings: Settings, clock: Clock | None = None) -> None:
                     price_per_hour_fen=price, bio=bio, gender=DEMO_GENDERS.get(username),
                 )
                 await listeners.approve(db, clock, admin, u.id)
+                await duty.merge(db, [(u.id, h, m) for h, m in demo_duty(username, clock.now(), ZoneInfo(settings.timezone))])
                 window = DEMO_WINDOWS.get(username, 30)
                 ctx = SimpleNamespace(settings=settings, clock=clock)
                 for kind in ("30m", "1h", "night", "day", "month"):

@@ -5,8 +5,8 @@ from miaohui.chat.models import Conversation, Message, Participant  # noqa: F401
 from miaohui.companion.models import CompanionMemory, CompanionProfile  # noqa: F401
 from miaohui.core.db import Base  # noqa: F401
 from miaohui.ledger.models import LedgerAccount, Transfer  # noqa: F401
-from miaohui.listeners.models import ListenerProfile  # noqa: F401
-from miaohui.matching.models import ServedTopics  # noqa: F401
+from miaohui.listeners.models import DutyHour, ListenerProfile  # noqa: F401
+from miaohui.matching.models import Favorite, ServedTopics  # noqa: F401
 from miaohui.orders.models import Block, Dispute, Gift, Offering, Order, Turn  # noqa: F401
 from miaohui.payments.models import Payment, SandboxIntent, Withdrawal  # noqa: F401
 from miaohui.reviews.models import Review  # noqa: F401

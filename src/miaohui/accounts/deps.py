@@ -72,7 +72,10 @@ async def optional_user(request: Request, ctx: Ctx, db: DB) -> User | None:
     return user
 
 
-async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+MaybeUser = Annotated[User | None, Depends(optional_user)]
+
+
+async def current_user(user: MaybeUser) -> User:
     if user is None:
         raise unauthenticated()
     return user
@@ -92,6 +95,7 @@ def require_role(*roles: str):
     return Annotated[User, Depends(dep)]
 
 
+SeekerUser = require_role("seeker")
 ListenerUser = require_role("listener")
 AdminUser = require_role("admin")
 

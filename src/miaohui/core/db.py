@@ -145,3 +145,13 @@ async def begin_write(session: AsyncSession) -> None:
     """
     if not session.in_transaction():
         await session.connection(execution_options={"sqlite_immediate": True})
+
+
+def upsert(session: AsyncSession, table):
+    """``INSERT`` with ``ON CONFLICT`` for the session's dialect (PostgreSQL
+    and SQLite spell it the same; SQLAlchemy has a construct per dialect)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -45,7 +45,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from miaohui.clock import Clock
-from miaohui.core.db import begin_write, new_id
+from miaohui.core.db import begin_write, new_id, upsert
 from miaohui.core.errors import AppError
 from miaohui.ledger.models import LedgerAccount as Acct
 from miaohui.ledger.models import Transfer
@@ -172,11 +172,7 @@ def _now(session: AsyncSession, clock: Clock | None) -> datetime:
 
 
 def _insert_ignore(session: AsyncSession, rows: list[dict]):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Acct).values(rows).on_conflict_do_nothing(index_elements=["kind", "owner"])
+    return upsert(session, Acct).values(rows).on_conflict_do_nothing(index_elements=["kind", "owner"])
 
 
 async def _lock(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from miaohui.core.db import Base, UTCDateTime
@@ -34,3 +34,16 @@ class ListenerProfile(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class DutyHour(Base):
+    """The minutes of one UTC hour a listener was on duty (a socket open and
+    接单中): bit ``m`` of ``minutes`` is minute ``m``.  Setting a bit is an
+    OR, so any number of server processes may record the same minute and it
+    still counts once (see :mod:`miaohui.listeners.duty`)."""
+
+    __tablename__ = "listener_duty"
+
+    listener_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    minutes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -4,7 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
-from miaohui.accounts.deps import DB, AdminUser, Ctx, ListenerUser
+from miaohui.accounts.deps import DB, AdminUser, Ctx, ListenerUser, MaybeUser
 from miaohui.accounts.service import get_user
 from miaohui.core.errors import AppError
 from miaohui.listeners import service
@@ -29,17 +29,20 @@ async def directory(
     gender: Literal["female", "male", "other"] | None = None,
     language: str | None = Query(default=None, max_length=20),
     sort: Literal["recommended", "rating", "price", "speed"] = "recommended",
+    favorites: bool = Query(default=False, description="Only the signed-in seeker's 收藏"),
+    user: MaybeUser = None,
 ) -> list[dict]:
     """Approved listeners with computed stats, badges and ratings, filtered and sorted."""
     f = Filters(topic=topic, price_min_fen=price_min, price_max_fen=price_max, night=period == "night",
                 online=online, window_s=window, qualification=qualification, gender=gender, language=language,
-                sort=sort)
-    return apply(await profiles.listed_cards(ctx, db), f)
+                sort=sort, favorites=favorites)
+    return apply(await profiles.listed_cards(ctx, db, user), f)
 
 
 @router.get("/listeners/{listener_id}", response_model=ListenerProfileOut)
-async def profile(listener_id: str, ctx: Ctx, db: DB) -> dict:
-    card = await profiles.public_profile(ctx, db, listener_id)
+async def profile(listener_id: str, ctx: Ctx, db: DB, user: MaybeUser) -> dict:
+    """A listed listener's public profile, with measured stats and usual hours."""
+    card = await profiles.public_profile(ctx, db, listener_id, user)
     if card is None:
         raise AppError("not_found", "倾听师不存在", "listener not found", 404)
     return card

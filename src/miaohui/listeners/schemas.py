@@ -48,6 +48,17 @@ class ListenerCard(BaseModel):
     response_window_s: int | None = None
     night_price_per_hour_fen: int | None = None
     served_topics: dict[str, int] = Field(default_factory=dict)
+    favorite: bool | None = Field(default=None, description="Whether the signed-in seeker keeps this listener (收藏)")
+
+
+class UsualHours(BaseModel):
+    """Measured on-duty hours (listeners.duty): the shape over the last days, never one day's trail."""
+
+    days: int = Field(description="Days the figures cover (fewer for a new listing)")
+    by_hour: list[float] = Field(description="For each hour of the day (platform time), the share of its minutes on duty")
+    usual: list[str] = Field(description="Ranges usually on duty, e.g. 22:00–02:00; empty until there is enough data")
+    enough: bool
+    hours_7d: float = Field(description="Hours on duty in the last seven days")
 
 
 class ListenerProfileOut(ListenerCard):
@@ -56,3 +67,13 @@ class ListenerProfileOut(ListenerCard):
     approved_at: datetime | None = None
     record: dict | None = None  # the public verification record (public profile only)
     reviews: list[dict] | None = None
+    duty: UsualHours | None = None  # public profile only
+
+
+class FavoriteCard(ListenerCard):
+    duty: UsualHours
+
+
+class FavoriteOut(BaseModel):
+    favorite: bool
+    count: int = Field(description="How many listeners the seeker now keeps")

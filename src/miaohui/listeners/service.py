@@ -153,17 +153,21 @@ async def get_listed(db: AsyncSession, listener_id: str) -> ListenerProfile | No
     )
 
 
-async def directory(db: AsyncSession, topic: str | None = None) -> list[tuple[ListenerProfile, User]]:
-    rows = await db.execute(
+async def directory(db: AsyncSession, only: list[str] | None = None) -> list[tuple[ListenerProfile, User]]:
+    """Listed listeners (approved, account open), oldest listing first; with
+    ``only``, just those of them, in the order of ``only``."""
+    stmt = (
         select(ListenerProfile, User)
         .join(User, User.id == ListenerProfile.user_id)
         .where(ListenerProfile.status == "approved", ~User.disabled)
         .order_by(ListenerProfile.approved_at.asc())
     )
-    out = [(p, u) for p, u in rows]
-    if topic:
-        out = [(p, u) for p, u in out if topic in p.topics]
-    return out
+    if only is not None:
+        if not only:
+            return []
+        rows = {u.id: (p, u) for p, u in await db.execute(stmt.where(ListenerProfile.user_id.in_(only)))}
+        return [rows[i] for i in only if i in rows]
+    return [(p, u) for p, u in await db.execute(stmt)]
 
 
 async def with_status(db: AsyncSession, status: str) -> list[tuple[ListenerProfile, User]]:

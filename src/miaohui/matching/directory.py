@@ -2,7 +2,8 @@
 
 Filters: topic, price range (day or night price), online now, response
 window (committed at most W seconds), verified qualification (any, or one
-kind), gender (only listeners who chose to show it can match), language.
+kind), gender (only listeners who chose to show it can match), language,
+the viewer's 收藏.
 Sorts: ``recommended`` (the matching ranker with no request text: available
 now, reply speed, rating), ``rating`` (Bayesian, so one 5-star review does
 not beat forty 4.9s), ``price`` (cheapest first, by the chosen period),
@@ -38,10 +39,11 @@ class Filters:
     gender: str | None = None
     language: str | None = None
     sort: str = "recommended"
+    favorites: bool = False  # only the viewer's 收藏 (cards carry ``favorite`` for a seeker)
 
     @property
     def active(self) -> bool:
-        return any((self.topic, self.price_min_fen is not None, self.price_max_fen is not None, self.online,
+        return any((self.favorites, self.topic, self.price_min_fen is not None, self.price_max_fen is not None, self.online,
                     self.window_s, self.qualification, self.gender, self.language))
 
 
@@ -62,6 +64,7 @@ def directory_filters(q: Mapping[str, str]) -> Filters:
         gender=q.get("gender") if q.get("gender") in GENDERS else None,
         language=(q.get("lang") or "").strip()[:20] or None,
         sort=q.get("sort") if q.get("sort") in SORTS else "recommended",
+        favorites=q.get("fav") in ("1", "true", "on"),
     )
 
 
@@ -71,6 +74,8 @@ def _price(c: dict, night: bool) -> int:
 
 def keep(c: dict, f: Filters) -> bool:
     p = _price(c, f.night)
+    if f.favorites and not c.get("favorite"):
+        return False
     if f.topic and f.topic not in c["topics"]:
         return False
     if f.price_min_fen is not None and p < f.price_min_fen:

@@ -1,6 +1,7 @@
 """What the matcher remembers: the topics of each served order (labels
 from :func:`miaohui.nlp.topics.detect_topics` over the seeker's messages
-during the service — never the text), indexed once per order."""
+during the service — never the text), indexed once per order; and each
+seeker's 收藏 (favourite listeners), which only that seeker ever sees."""
 
 from __future__ import annotations
 
@@ -21,3 +22,13 @@ class ServedTopics(Base):
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_served_topics_listener", "listener_id"),)
+
+
+class Favorite(Base):
+    __tablename__ = "favorites"
+
+    seeker_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    listener_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_favorites_listener", "listener_id"),)

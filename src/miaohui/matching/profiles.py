@@ -6,16 +6,20 @@ stats (``sla.stats``), ratings (``reviews``), verified badges and readiness
 (``verification.records``), current load and committed windows
 (``orders``), and the topics of served conversations.  Declared text passes
 the wording rule on the way out: 心理咨询 wording disappears from a listing
-whose counseling qualification has expired or been revoked.
+whose counseling qualification has expired or been revoked.  Profiles and
+a seeker's 收藏 add the measured usual hours (``listeners.duty``); for a
+seeker, cards say which listeners they keep (``favorite``).
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from miaohui.accounts.models import User
 from miaohui.accounts.service import get_user
+from miaohui.listeners import duty
 from miaohui.listeners import service as listeners
-from miaohui.matching import served
+from miaohui.matching import favorites, served
 from miaohui.matching.ranker import Candidate
 from miaohui.orders import service as orders
 from miaohui.reviews import service as reviews
@@ -72,19 +76,49 @@ def candidate(c: dict) -> Candidate:
     )
 
 
-async def listed_cards(ctx, db: AsyncSession) -> list[dict]:
-    return await cards(ctx, db, await listeners.directory(db))
+async def listed_cards(ctx, db: AsyncSession, viewer: User | None = None) -> list[dict]:
+    """Every listed listener's card; for a seeker ``viewer`` each says whether they keep it (``favorite``)."""
+    out = await cards(ctx, db, await listeners.directory(db))
+    await _mark_favorites(db, out, viewer)
+    return out
 
 
-async def public_profile(ctx, db: AsyncSession, listener_id: str) -> dict | None:
+async def _mark_favorites(db: AsyncSession, out: list[dict], viewer: User | None) -> None:
+    if viewer is not None and viewer.role == "seeker":
+        kept = set(await favorites.ids(db, viewer.id))
+        for c in out:
+            c["favorite"] = c["user_id"] in kept
+
+
+async def usual_hours(ctx, db: AsyncSession, ids: list[str]) -> dict[str, dict]:
+    """Measured usual hours (:mod:`miaohui.listeners.duty`), in platform time."""
+    return await duty.usual_hours_many(db, ids, ctx.clock.now(), ctx.settings.timezone)
+
+
+async def favorite_cards(ctx, db: AsyncSession, seeker: User) -> list[dict]:
+    """A seeker's 收藏 that are still listed, most recently added first, each
+    with its usual hours."""
+    rows = await listeners.directory(db, only=await favorites.ids(db, seeker.id))
+    out = await cards(ctx, db, rows)
+    hours = await usual_hours(ctx, db, [u.id for _, u in rows])
+    for c in out:
+        c["favorite"] = True
+        c["duty"] = hours[c["user_id"]]
+    return out
+
+
+async def public_profile(ctx, db: AsyncSession, listener_id: str, viewer: User | None = None) -> dict | None:
     """A listed listener's card plus the verification record, reviews,
-    tag counts and all-time stats."""
+    tag counts, all-time stats and measured usual hours; ``favorite`` says
+    whether ``viewer`` (a seeker) keeps this listener."""
     p = await listeners.get_listed(db, listener_id)
     if p is None:
         return None
     user = await get_user(db, listener_id)
     (card,) = await cards(ctx, db, [(p, user)])
+    await _mark_favorites(db, [card], viewer)
     now = ctx.clock.now()
+    card["duty"] = (await usual_hours(ctx, db, [listener_id]))[listener_id]
     record = await trust.public_record(db, listener_id, now)
     card["record"] = record
     card["reviews"] = await reviews.for_listener(db, listener_id)

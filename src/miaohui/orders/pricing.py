@@ -51,6 +51,10 @@ class Tariff:
         a, b = self.night_start_hour, self.night_end_hour
         return (hour >= a or hour < b) if a > b else (a <= hour < b)
 
+    @property
+    def night_hours(self) -> frozenset[int]:
+        return frozenset(h for h in range(24) if self.is_night_hour(h))
+
 
 def _div_round(num: int, den: int) -> int:
     """Integer division rounding half up (non-negative operands)."""

@@ -4,7 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 
-from miaohui.accounts.deps import DB, AdminUser, Ctx, CurrentUser, ListenerUser, require_role
+from miaohui.accounts.deps import DB, AdminUser, Ctx, CurrentUser, ListenerUser, SeekerUser
 from miaohui.core.errors import AppError
 from miaohui.payments import service
 from miaohui.payments.schemas import (
@@ -21,7 +21,6 @@ from miaohui.payments.schemas import (
 
 router = APIRouter(tags=["payments"])
 
-SeekerUser = require_role("seeker")
 MAX_CALLBACK_BYTES = 64 * 1024
 
 

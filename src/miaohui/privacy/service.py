@@ -13,10 +13,12 @@ a 余额退款, a listener withdraws) and no top-up is on its way.  Then, in
 one transaction: the account can no longer sign in and its names are gone
 (others see 已注销用户), every session ends (sockets too), and the AI
 companion's conversation, memories and state, the budget, the real-name
-check, training records and qualifications (with their proof files) are
-deleted.  Kept, without a name: conversations with listeners (the other
-side's record, and the evidence a dispute may need), orders, reviews and
-the ledger (money records are kept by law), and safety case records.
+check, training records and qualifications (with their proof files), 收藏
+(the account's own and its place in others'), and a listener's measured
+on-duty minutes are deleted.  Kept, without a name: conversations with
+listeners (the other side's record, and the evidence a dispute may need),
+orders, reviews and the ledger (money records are kept by law), and safety
+case records.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from miaohui.companion import service as companion
 from miaohui.core.db import begin_write
 from miaohui.core.errors import AppError
 from miaohui.ledger import service as ledger
+from miaohui.listeners import duty
 from miaohui.listeners import service as listeners
+from miaohui.matching import favorites
 from miaohui.orders import service as orders
 from miaohui.payments import service as payments
 from miaohui.verification import service as verification
@@ -64,6 +68,8 @@ async def export(ctx, user: User) -> dict:
             "budget": await wellbeing.export_for(db, user.id),
             "companion": await companion.export_for(db, ctx.keyring, user.id),
             "verification": await verification.export_for(db, ctx, user.id),
+            "favorites": await favorites.export_for(db, user.id),
+            "duty_hours": await duty.export_for(db, user.id),
         }
 
 
@@ -96,6 +102,8 @@ async def close(ctx, user: User, password: str, confirm: str, ip: str) -> None:
             raise AppError("account_closed", "这个账号已经注销", "the account is already closed", 409)
         await companion.forget(db, user.id)
         await wellbeing.forget(db, user.id)
+        await favorites.forget(db, user.id)
+        await duty.forget(db, user.id)
         proof_ids = await verification.forget(db, user.id)
         await db.commit()
     verification.remove_proofs(ctx.settings.data_dir, proof_ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from miaohui.accounts.deps import DB, Ctx, CurrentUser, ListenerUser, require_role
+from miaohui.accounts.deps import DB, Ctx, CurrentUser, ListenerUser, SeekerUser
 from miaohui.core.errors import not_found
 from miaohui.listeners import service as listeners
 from miaohui.reviews import service
@@ -13,7 +13,6 @@ from miaohui.verification import service as trust
 from miaohui.verification.schemas import ReasonIn
 
 router = APIRouter(prefix="/api", tags=["reviews"])
-SeekerUser = require_role("seeker")
 
 
 def _out(r) -> dict:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from miaohui.accounts import service as accounts
-from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, client_ip, csrf_ok, optional_user, request_token
+from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, MaybeUser, client_ip, csrf_ok, request_token
 from miaohui.accounts.models import User
 from miaohui.accounts.routes import ensure_csrf_cookie, start_session
 from miaohui.accounts.schemas import SignupIn
@@ -39,7 +39,6 @@ router = APIRouter(include_in_schema=False)
 WEB_DIR = Path(__file__).parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 
-MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 ROLE_LABELS = {"seeker": "倾诉者", "listener": "倾听师", "supervisor": "督导", "admin": "管理员"}
 PRESENCE_LABELS = {"online": "在线", "away": "离开", "offline": "离线"}
@@ -76,6 +75,8 @@ def declared(items: list[str]) -> list[str]:
 templates.env.filters["price"] = price_label
 templates.env.filters["declared"] = declared
 templates.env.globals["PRESENCE_LABELS"] = PRESENCE_LABELS
+# A share of an hour on duty (listeners.duty) as a bar height: none, some, a quarter, half, most.
+templates.env.filters["duty_level"] = lambda share: sum(share >= t for t in (0.02, 0.25, 0.5, 0.75))
 templates.env.globals["ROLE_LABELS"] = ROLE_LABELS
 templates.env.globals["static_version"] = STATIC_VERSION
 
@@ -168,7 +169,8 @@ def render(
         # tz: the platform's time zone, for the time filters (orders.pages, ledger.pages).
         {"user": user, "csrf_token": csrf, "path": request.url.path, "tz": ctx.settings.timezone,
          "nav": NAV.get(user.role if user else None, NAV["seeker"]),
-         "nav_current": nav_current(user.role if user else None, request.url.path), **context},
+         "nav_current": nav_current(user.role if user else None, request.url.path),
+         "night_hours": orders.tariff(ctx.settings).night_hours, **context},
         status_code=status_code,
     )
     for key, value in scratch.raw_headers:
@@ -244,9 +246,16 @@ async def posted_form(request: Request, ctx, db, role: str | None = None):
 # --------------------------------------------------------------------- home
 
 
+HOME_FAVORITES = 4
+
+
 @router.get("/")
-async def home(request: Request, ctx: Ctx, user: MaybeUser) -> Response:
-    return render(request, ctx, "home.html", user)
+async def home(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
+    kept = []
+    if user is not None and user.role == "seeker":
+        # On duty now first; otherwise most recently kept first (sorted() is stable).
+        kept = sorted(await profiles.favorite_cards(ctx, db, user), key=lambda c: not c["online_now"])
+    return render(request, ctx, "home.html", user, favorites=kept[:HOME_FAVORITES], favorite_count=len(kept))
 
 
 # ------------------------------------------------------------- login/signup
@@ -352,7 +361,7 @@ async def logout(request: Request, ctx: Ctx, db: DB) -> Response:
 @router.get("/listeners")
 async def directory(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
     f = directory_filters(request.query_params)
-    all_cards = await profiles.listed_cards(ctx, db)
+    all_cards = await profiles.listed_cards(ctx, db, user)
     return render(
         request,
         ctx,
@@ -363,6 +372,7 @@ async def directory(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Resp
         languages=distinct(all_cards, "languages"),
         topic=f.topic,
         online_only=f.online,
+        favorite_count=sum(1 for c in all_cards if c.get("favorite")),
         f=f,
         query=dict(request.query_params),
     )
@@ -370,7 +380,7 @@ async def directory(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Resp
 
 @router.get("/listeners/{listener_id}")
 async def listener_profile(request: Request, listener_id: str, ctx: Ctx, db: DB, user: MaybeUser) -> Response:
-    card = await profiles.public_profile(ctx, db, listener_id)
+    card = await profiles.public_profile(ctx, db, listener_id, user)
     if card is None:
         return error_page(
             request, ctx, user, 404, "找不到这位倾听师", "这位倾听师不存在，或暂时没有公开资料。"
@@ -444,8 +454,9 @@ async def console(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Respon
     now = ctx.clock.now()
     live = [orders.summary(o, now) for o in await orders.live_for_listener(db, user)]
     safety = await supervision.listener_state(ctx, db, user)
+    duty = (await profiles.usual_hours(ctx, db, [user.id]))[user.id] if profile else None
     return render(request, ctx, "console.html", user, private=True, profile=profile, boot=boot, live_orders=live,
-                  safety=safety, readiness=await trust.readiness(db, user.id, now))
+                  safety=safety, readiness=await trust.readiness(db, user.id, now), duty=duty)
 
 
 @router.get("/console/profile")

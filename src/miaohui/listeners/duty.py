@@ -1,0 +1,223 @@
+"""Measured on-duty hours: when a listener is really there.
+
+A listing's hours are measured, like its reply speed, not declared.  Once a
+minute each server process notes which approved listeners are on duty — a
+socket open (online or away) and 接单中, the same test as the directory's
+"在线" — by setting that minute's bit in the listener's row for the UTC hour.
+Setting a bit is idempotent, so every process may sample at once (with Redis
+they all see the same presence) and a minute still counts once; a missed
+tick loses a minute, it never invents one.
+
+What is public is the shape, never the trail: for each hour of the day
+(platform time) the share of the last :data:`WINDOW_DAYS` days' minutes in
+it that the listener was on duty, the ranges where that share is at least
+:data:`USUAL_SHARE` (常在线 22:00–02:00), and the hours on duty in the last
+seven days.  No day's presence is shown on its own, and rows older than the
+window are deleted.  A seeker at 2 a.m. learns whom to expect awake; a
+listener sees the same figures about themselves in the console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from miaohui.accounts.models import User
+from miaohui.core.db import begin_write, upsert
+from miaohui.listeners.models import DutyHour, ListenerProfile
+
+log = logging.getLogger(__name__)
+
+WINDOW_DAYS = 28
+USUAL_SHARE = 0.25  # on duty at least a quarter of this hour's minutes over the window: "usually here"
+MIN_MINUTES = 120  # less than two hours on duty in the window, or
+MIN_DAYS = 3  # fewer than three days listed: too little to speak of a habit
+HOUR = timedelta(hours=1)
+
+
+def hour_of(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+async def on_duty_now(db: AsyncSession, presence) -> list[str]:
+    """Approved listeners who are 接单中 with a socket open right now."""
+    ids = list(await db.scalars(
+        select(ListenerProfile.user_id)
+        .join(User, User.id == ListenerProfile.user_id)
+        .where(ListenerProfile.status == "approved", ListenerProfile.accepting, ~User.disabled)
+    ))
+    if not ids:
+        return []
+    statuses = await presence.statuses(ids)
+    return [i for i in ids if statuses[i] != "offline"]
+
+
+async def record(db: AsyncSession, listener_ids: list[str], now: datetime) -> None:
+    """Mark minute ``now`` as on duty for ``listener_ids`` (idempotent)."""
+    bit = 1 << now.minute
+    await merge(db, [(i, hour_of(now), bit) for i in sorted(listener_ids)])
+
+
+async def merge(db: AsyncSession, rows: list[tuple[str, datetime, int]]) -> None:
+    """OR ``(listener_id, hour_start, minutes mask)`` into the record."""
+    if not rows:
+        return
+    stmt = upsert(db, DutyHour.__table__).values(
+        [{"listener_id": i, "hour_start": h, "minutes": m} for i, h, m in rows]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["listener_id", "hour_start"],
+        set_={"minutes": DutyHour.__table__.c.minutes.op("|")(stmt.excluded.minutes)},
+    )
+    await db.execute(stmt)
+
+
+async def prune(db: AsyncSession, now: datetime) -> int:
+    result = await db.execute(
+        delete(DutyHour).where(DutyHour.hour_start < hour_of(now) - timedelta(days=WINDOW_DAYS + 1))
+    )
+    return result.rowcount
+
+
+async def sample(ctx) -> int:
+    """One tick: record who is on duty this minute; return how many."""
+    now = ctx.clock.now()
+    async with ctx.sessionmaker() as db:
+        on = await on_duty_now(db, ctx.presence)
+        if on:
+            await begin_write(db)
+            await record(db, on, now)
+            await db.commit()
+    return len(on)
+
+
+class DutySampler:
+    """The per-process task that calls :func:`sample` every
+    ``duty_sample_seconds`` and prunes old rows once an hour."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="duty-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        pruned_at: datetime | None = None
+        while True:
+            await asyncio.sleep(self.ctx.settings.duty_sample_seconds)
+            try:
+                await sample(self.ctx)
+                hour = hour_of(self.ctx.clock.now())
+                if pruned_at != hour:
+                    async with self.ctx.sessionmaker() as db:
+                        await begin_write(db)
+                        await prune(db, hour)
+                        await db.commit()
+                    pruned_at = hour
+            except Exception:
+                log.exception("duty sample failed")
+
+
+# ------------------------------------------------------------------- reading
+
+
+def _local_minutes(rows, tz: ZoneInfo) -> list[int]:
+    """Minutes on duty per local hour of the day.  A zone whose offset is not
+    whole hours splits each UTC hour's mask between two local hours."""
+    by_hour = [0] * 24
+    for hour_start, mask in rows:
+        local = hour_start.astimezone(tz)
+        shift = local.minute  # 0, or 30 / 45 in zones like Asia/Kolkata
+        first = mask & ((1 << (60 - shift)) - 1)
+        by_hour[local.hour] += first.bit_count()
+        if shift:
+            by_hour[(local.hour + 1) % 24] += (mask >> (60 - shift)).bit_count()
+    return by_hour
+
+
+def _ranges(shares: list[float]) -> list[str]:
+    """Runs of hours at or above :data:`USUAL_SHARE`, going round midnight:
+    ``["22:00–02:00", "12:00–13:00"]``, longest first, then earliest."""
+    hot = [s >= USUAL_SHARE for s in shares]
+    if all(hot):
+        return ["全天"]
+    if not any(hot):
+        return []
+    start = hot.index(False)  # begin scanning just after a quiet hour, so no run is cut at midnight
+    runs: list[tuple[int, int]] = []
+    run: int | None = None
+    for k in range(1, 25):
+        h = (start + k) % 24
+        if hot[h] and run is None:
+            run = h
+        elif not hot[h] and run is not None:
+            runs.append((run, h))
+            run = None
+    runs.sort(key=lambda r: (-((r[1] - r[0]) % 24), r[0]))
+    return [f"{a:02d}:00–{b or 24:02d}:00" for a, b in runs]  # ending at midnight: 22:00–24:00
+
+
+def summarize(rows, now: datetime, tz: ZoneInfo) -> dict:
+    """The public figures from ``(hour_start, mask)`` rows of one listener.
+
+    The window starts at the first hour on record when that is later than
+    :data:`WINDOW_DAYS` ago, so a new listener's first week of nights is not
+    diluted over four weeks (and says 刚开始 until :data:`MIN_DAYS`)."""
+    start = hour_of(now) - timedelta(days=WINDOW_DAYS) + HOUR
+    rows = [(h, m) for h, m in rows if start <= h <= now]
+    if rows:
+        start = max(start, min(h for h, _ in rows))
+    days = max(1, math.ceil((hour_of(now) + HOUR - start) / timedelta(days=1)))
+    minutes = _local_minutes(rows, tz)
+    shares = [round(m / (60 * days), 3) for m in minutes]
+    enough = sum(minutes) >= MIN_MINUTES and days >= MIN_DAYS
+    week = hour_of(now) - timedelta(days=7) + HOUR
+    return {
+        "days": days,
+        "by_hour": shares,
+        "usual": _ranges(shares) if enough else [],
+        "enough": enough,
+        "hours_7d": round(sum(m.bit_count() for h, m in rows if h >= week) / 60, 1),
+    }
+
+
+async def usual_hours_many(db: AsyncSession, ids: list[str], now: datetime, tz: str) -> dict[str, dict]:
+    """:func:`summarize` for each listener in ``ids``, in one query."""
+    if not ids:
+        return {}
+    floor = hour_of(now) - timedelta(days=WINDOW_DAYS)
+    rows = await db.execute(
+        select(DutyHour.listener_id, DutyHour.hour_start, DutyHour.minutes)
+        .where(DutyHour.listener_id.in_(ids), DutyHour.hour_start > floor, DutyHour.hour_start <= now)
+    )
+    per: dict[str, list] = {i: [] for i in ids}
+    for lid, h, m in rows:
+        per[lid].append((h, m))
+    zone = ZoneInfo(tz)
+    return {i: summarize(per[i], now, zone) for i in ids}
+
+
+async def export_for(db: AsyncSession, user_id: str) -> list[dict]:
+    rows = await db.execute(
+        select(DutyHour.hour_start, DutyHour.minutes)
+        .where(DutyHour.listener_id == user_id).order_by(DutyHour.hour_start)
+    )
+    return [{"hour_start": h, "minutes_on_duty": m.bit_count()} for h, m in rows]
+
+
+async def forget(db: AsyncSession, user_id: str) -> None:
+    await db.execute(delete(DutyHour).where(DutyHour.listener_id == user_id))
