@@ -163,3 +163,33 @@ def test_secure_cookies_default_follows_the_environment():
     assert Settings(env="development").secure_cookies is False
     assert Settings(env="production").secure_cookies is True
     assert Settings(env="development", cookie_secure=True).secure_cookies is True
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_signed_in_write_waits_for_another_writer_instead_of_failing(server, listener):
+    """SQLite: the sign-in lookup's read transaction is over before the route
+    writes, so a write that has to wait for another connection's commit waits
+    (busy_timeout) instead of failing with "database is locked" — which a
+    transaction that read before that commit does at once."""
+    import sqlite3
+    import threading
+    import time
+
+    other = sqlite3.connect(server.settings.resolved_database_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer (the message writer, the duty sampler) holds the lock
+    other.execute("UPDATE listener_profiles SET headline = headline || '。' WHERE user_id != ?", (listener.id,))
+    out = {}
+
+    def toggle():
+        out["r"] = httpx.put(f"{server.url}/api/listener/availability", json={"accepting": False},
+                             headers=listener.headers, timeout=30)
+
+    t = threading.Thread(target=toggle)
+    t.start()
+    time.sleep(0.5)  # the request has read who is asking and now waits to write
+    other.execute("COMMIT")
+    t.join(30)
+    other.close()
+    assert out["r"].status_code == 204, out["r"].text
+    me = httpx.get(f"{server.url}/api/listener/profile", headers=listener.headers).json()
+    assert me["accepting"] is False
