@@ -199,3 +199,50 @@ def test_profile_api_console_and_favourites_show_the_measured_hours(server, cloc
     assert [c["display_name"] for c in kept] == ["林晴"] and kept[0]["duty"]["usual"][0] == "22:00–24:00"
     home = text_of(signed_in(server, "xiaoyu").get("/").text)
     assert "我收藏的倾听师" in home and "通常 22:00–24:00、12:00–13:00 在线" in home
+
+
+def test_usually_here_at_this_hour_reaches_cards_the_empty_directory_and_matching(server, clock):
+    lin, zhou = Api(server, "linqing"), Api(server, "zhouyan")
+
+    async def history(db):
+        await duty.merge(db, [(lin.id, h, m) for h, m in nights_and_noons()])
+        # 周言: 21:30–22:30 India time, every day: in Kolkata's 22:00 hour half the minutes are his.
+        await duty.merge(db, [(zhou.id, datetime(2026, 1, d, 16, tzinfo=UTC), FULL & ~((1 << 30) - 1))
+                              for d in range(1, 29)] +
+                         [(zhou.id, datetime(2026, 1, d, 17, tzinfo=UTC), (1 << 30) - 1) for d in range(1, 29)])
+        await db.commit()
+
+    server.db(history)
+
+    def usual(at: datetime, tz: str = "Asia/Shanghai") -> dict[str, bool]:
+        async def q(db):
+            return await duty.usual_now_many(db, [lin.id, zhou.id], at, tz)
+
+        return server.db(q)
+
+    assert usual(local(2026, 1, 29, 22, 30)) == {lin.id: True, zhou.id: False}
+    assert usual(local(2026, 1, 29, 12, 5)) == {lin.id: True, zhou.id: False}  # noons on half the days
+    assert usual(local(2026, 1, 29, 15, 0)) == {lin.id: False, zhou.id: False}
+    kolkata = datetime(2026, 1, 29, 22, 10, tzinfo=ZoneInfo("Asia/Kolkata")).astimezone(UTC)
+    assert usual(kolkata, "Asia/Kolkata")[zhou.id] is True  # 22:00–22:30 of every evening: half the hour
+    assert usual(local(2026, 1, 3, 22, 30)) == {lin.id: False, zhou.id: False}  # two days on record: not yet
+
+    clock.set(local(2026, 1, 29, 22, 30))
+    cards = {c["display_name"]: c for c in httpx.get(f"{server.url}/api/listeners").json()}
+    assert cards["林晴"]["usual_now"] is True and cards["林晴"]["online_now"] is False
+    assert not any(c["usual_now"] for name, c in cards.items() if name != "林晴")
+    page = httpx.get(f"{server.url}/listeners").text
+    assert page.count('data-testid="usual-now"') == 1
+    empty = text_of(httpx.get(f"{server.url}/listeners?online=1").text)
+    assert "现在没有在线的倾听师" in empty and "通常这个时段在线的有：林晴，可以先给 TA 留言" in empty
+    r = httpx.post(f"{server.url}/api/match", json={"text": "失恋了，晚上睡不着"}).json()
+    top = r["results"][0]
+    assert top["card"]["display_name"] == "林晴"
+    assert "现在不在线，通常这个时段在线，可先留言" in top["explanation"] and top["parts"]["available"] == 0.2
+    # She comes online: the ordinary 在线 wins, the tag goes.
+    async def online():
+        async with lin.ws("/ws/inbox") as ws:
+            await ws.recv()
+            return httpx.get(f"{server.url}/listeners").text
+
+    assert 'data-testid="usual-now"' not in asyncio.run(online())

@@ -1,7 +1,8 @@
 """Pure parts of trust and matching: resident ID validation (GB 11643), the
 training quiz, the listing-wording rule, proof sniffing, and the ranker's
-guarantees (an offline listener never outranks an online equal; a crisis
-request only returns listeners with a verified professional qualification)."""
+guarantees (an offline listener never outranks an online equal, one usually
+on duty at this hour outranks one who is not; a crisis request only returns
+listeners with a verified professional qualification)."""
 
 from __future__ import annotations
 
@@ -208,6 +209,7 @@ candidate_st = st.builds(
     price_fen=st.integers(0, 30000),
     night_price_fen=st.integers(0, 90000),
     badges=st.sampled_from([[], [PRO], [DEGREE]]),
+    usual_now=st.booleans(),
 )
 request_st = st.builds(
     Request,
@@ -226,6 +228,19 @@ def test_an_offline_listener_never_outranks_an_online_equal(c, others, r):
     pool = [replace(o, listener_id=f"o{i}") for i, o in enumerate(others)] + [offline, online]
     order = [x.candidate.listener_id for x in rank(pool, r)]
     assert order.index("zz-online") < order.index("aa-offline")
+
+
+@settings(max_examples=100, deadline=None)
+@given(c=candidate_st, r=request_st)
+def test_offline_but_usually_here_at_this_hour_ranks_above_offline_and_says_so(c, r):
+    c = replace(c, online=False, accepting=True)
+    usual = replace(c, listener_id="zz-usual", usual_now=True)
+    not_now = replace(c, listener_id="aa-not-now", usual_now=False)
+    out = {x.candidate.listener_id: x for x in rank([usual, not_now], r)}
+    if out:
+        assert out["zz-usual"].score > out["aa-not-now"].score
+        assert "现在不在线，通常这个时段在线，可先留言" in out["zz-usual"].reasons
+        assert "现在不在线，可先留言" in out["aa-not-now"].reasons
 
 
 @settings(max_examples=100, deadline=None)
@@ -264,7 +279,7 @@ def card(uid, **kw) -> dict:
     base = {"user_id": uid, "display_name": uid, "headline": "", "bio": "", "topics": [], "languages": ["普通话"],
             "price_per_hour_fen": 5000, "night_price_per_hour_fen": 15000, "online_now": False, "presence": "offline",
             "accepting": True, "load": 0, "capacity": 2, "ready": True, "badges": [], "gender": None,
-            "response_window_s": 30, "rating": None, "review_count": 0, "served_topics": {},
+            "response_window_s": 30, "rating": None, "review_count": 0, "served_topics": {}, "usual_now": False,
             "stats": {"instant_rate": None, "turns": 0, "median_reply_ms": None, "completed_orders": 0}}
     return {**base, **kw}
 
@@ -277,7 +292,7 @@ def test_directory_filters_and_sorts():
              languages=["普通话", "English"], rating=4.9, review_count=20,
              stats={"instant_rate": 0.99, "turns": 50, "median_reply_ms": 4000, "completed_orders": 9}),
         card("c", topics=["家庭"], price_per_hour_fen=3000, night_price_per_hour_fen=9000, badges=[DEGREE],
-             response_window_s=60, rating=5.0, review_count=1),
+             response_window_s=60, rating=5.0, review_count=1, favorite=True),
     ]
     ids = lambda f: [c["user_id"] for c in apply(cards, f)]  # noqa: E731
     assert ids(Filters(topic="职场")) == ["b"]
@@ -293,6 +308,8 @@ def test_directory_filters_and_sorts():
     assert ids(Filters(sort="rating"))[0] == "b"  # 20 reviews at 4.9 beat one 5-star review
     assert ids(Filters(sort="speed"))[0] == "b"  # measured 99 % first
     assert ids(Filters())[0] == "a"  # recommended: online now
+    assert ids(Filters(favorites=True)) == ["c"] and Filters(favorites=True).active
+    assert directory_filters({"fav": "1"}).favorites and not directory_filters({"fav": "yes"}).favorites
     f = directory_filters({"price": "50-100", "period": "night", "window": "10", "qual": "nope", "gender": "x",
                            "sort": "bogus", "online": "1"})
     assert (f.price_min_fen, f.price_max_fen, f.night, f.window_s, f.qualification, f.gender, f.sort, f.online) == (

@@ -26,7 +26,7 @@ import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
@@ -92,6 +92,7 @@ async def sample(ctx) -> int:
     async with ctx.sessionmaker() as db:
         on = await on_duty_now(db, ctx.presence)
         if on:
+            await db.commit()  # end the read: the write below begins as a writer (core.db.begin_write)
             await begin_write(db)
             await record(db, on, now)
             await db.commit()
@@ -209,6 +210,50 @@ async def usual_hours_many(db: AsyncSession, ids: list[str], now: datetime, tz: 
         per[lid].append((h, m))
     zone = ZoneInfo(tz)
     return {i: summarize(per[i], now, zone) for i in ids}
+
+
+def _minutes_in(masks: dict[datetime, int], start: datetime) -> int:
+    """Minutes on duty in ``[start, start + 1 h)`` (``start`` may fall mid-hour in UTC)."""
+    h0 = hour_of(start)
+    shift = start.minute
+    n = (masks.get(h0, 0) >> shift).bit_count()
+    if shift:
+        n += (masks.get(h0 + HOUR, 0) & ((1 << shift) - 1)).bit_count()
+    return n
+
+
+async def usual_now_many(db: AsyncSession, ids: list[str], now: datetime, tz: str) -> dict[str, bool]:
+    """Whether each listener is usually on duty at this hour of the day: at
+    least :data:`USUAL_SHARE` of this local hour's minutes on the previous
+    days of the window (from their first hour on record, at least
+    :data:`MIN_DAYS` of them).  Cheap enough for every card: at most two
+    rows per listener per day."""
+    if not ids:
+        return {}
+    zone = ZoneInfo(tz)
+    here = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    # The same wall-clock hour on each previous day (zoneinfo arithmetic keeps the wall time across DST).
+    starts = [(here - timedelta(days=k)).astimezone(now.tzinfo) for k in range(1, WINDOW_DAYS + 1)]
+    hours = {hour_of(t) for t in starts} | {hour_of(t) + HOUR for t in starts if t.minute}
+    floor = hour_of(now) - timedelta(days=WINDOW_DAYS)
+    firsts = dict((await db.execute(
+        select(DutyHour.listener_id, func.min(DutyHour.hour_start))
+        .where(DutyHour.listener_id.in_(ids), DutyHour.hour_start > floor)
+        .group_by(DutyHour.listener_id)
+    )).all())
+    masks: dict[str, dict[datetime, int]] = {i: {} for i in ids}
+    for lid, h, m in await db.execute(
+        select(DutyHour.listener_id, DutyHour.hour_start, DutyHour.minutes)
+        .where(DutyHour.listener_id.in_(ids), DutyHour.hour_start.in_(sorted(hours)))
+    ):
+        masks[lid][h] = m
+    out = {}
+    for i in ids:
+        first = firsts.get(i)
+        days = [t for t in starts if first is not None and hour_of(t) + HOUR > first]
+        on = sum(_minutes_in(masks[i], t) for t in days)
+        out[i] = len(days) >= MIN_DAYS and on >= USUAL_SHARE * 60 * len(days)
+    return out
 
 
 async def export_for(db: AsyncSession, user_id: str) -> list[dict]:

@@ -48,6 +48,7 @@ class ListenerCard(BaseModel):
     response_window_s: int | None = None
     night_price_per_hour_fen: int | None = None
     served_topics: dict[str, int] = Field(default_factory=dict)
+    usual_now: bool | None = Field(default=None, description="Usually on duty at this hour of the day (measured)")
     favorite: bool | None = Field(default=None, description="Whether the signed-in seeker keeps this listener (收藏)")
 
 

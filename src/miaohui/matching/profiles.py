@@ -4,7 +4,8 @@ One place gathers everything a card shows and the ranker uses, in a fixed
 number of queries for any number of listeners: presence, measured reply
 stats (``sla.stats``), ratings (``reviews``), verified badges and readiness
 (``verification.records``), current load and committed windows
-(``orders``), and the topics of served conversations.  Declared text passes
+(``orders``), the topics of served conversations, and whether the listener
+is usually on duty at this hour (``listeners.duty``).  Declared text passes
 the wording rule on the way out: 心理咨询 wording disappears from a listing
 whose counseling qualification has expired or been revoked.  Profiles and
 a seeker's 收藏 add the measured usual hours (``listeners.duty``); for a
@@ -41,6 +42,7 @@ async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
     load = await orders.current_load(db, ids, now)
     windows = await orders.best_windows(db, ids)
     topics = await served.counts(db, ids)
+    usual_now = await duty.usual_now_many(db, ids, now, ctx.settings.timezone)
     tariff = orders.tariff(ctx.settings)
     out = []
     for p, u in rows:
@@ -60,6 +62,7 @@ async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
             response_window_s=windows[u.id],
             night_price_per_hour_fen=tariff.night_hourly(p.price_per_hour_fen),
             served_topics=topics[u.id],
+            usual_now=usual_now[u.id],
         )
         out.append(c)
     return out
@@ -73,6 +76,7 @@ def candidate(c: dict) -> Candidate:
         load=c["load"], capacity=c["capacity"], ready=c["ready"], instant_rate=st["instant_rate"], turns=st["turns"],
         window_s=c["response_window_s"], rating=c["rating"], review_count=c["review_count"],
         price_fen=c["price_per_hour_fen"], night_price_fen=c["night_price_per_hour_fen"], badges=c["badges"],
+        usual_now=c["usual_now"],
     )
 
 

@@ -3,7 +3,8 @@
 Score (0–1) = weighted sum of five parts, each in [0, 1]::
 
     topic fit      0.40   BM25 of the request over each listener's document
-    available now  0.25   online and free 1 · online but full 0.3 · offline 0.1 · resting 0.05 online, 0 offline
+    available now  0.25   online and free 1 · online but full 0.3 · offline 0.1 (0.2 if usually on
+                          duty at this hour) · resting 0.05 online, 0 offline
     reply speed    0.15   measured 秒回率 (once there are enough turns) and the committed window
     rating         0.10   Bayesian mean of the stars (prior 4.0 weighted as 3 reviews)
     price          0.10   1 within budget, falling to 0 at twice the budget; 1 when no budget
@@ -95,6 +96,7 @@ class Candidate:
     price_fen: int = 0
     night_price_fen: int = 0
     badges: list[dict] = field(default_factory=list)  # verified qualifications
+    usual_now: bool = False  # usually on duty at this hour of the day (measured)
 
     @property
     def professional(self) -> bool:
@@ -210,7 +212,7 @@ def availability(c: Candidate) -> float:
     if not c.accepting:  # resting: reachable by message at best
         return 0.05 if c.online else 0.0
     if not c.online:
-        return 0.1
+        return 0.2 if c.usual_now else 0.1  # likely back soon: a message will be seen tonight
     return 1.0 if c.load < c.capacity else 0.3
 
 
@@ -270,7 +272,7 @@ def reasons(c: Candidate, r: Request, fit: float, matched: list[str], served_hit
     if not c.accepting:
         out.append("休息中")
     elif not c.online:
-        out.append("现在不在线，可先留言")
+        out.append("现在不在线，通常这个时段在线，可先留言" if c.usual_now else "现在不在线，可先留言")
     elif c.load >= c.capacity:
         out.append("在线 · 当前已满员")
     else:

@@ -373,6 +373,8 @@ async def directory(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Resp
         topic=f.topic,
         online_only=f.online,
         favorite_count=sum(1 for c in all_cards if c.get("favorite")),
+        # Nobody matching is online: who usually is at this hour, to leave a message for.
+        usually_here=[c for c in all_cards if c["usual_now"] and c["accepting"] and not c["online_now"]],
         f=f,
         query=dict(request.query_params),
     )
