@@ -60,6 +60,7 @@ def test_help_me_find_someone_from_request_to_started_conversation(live, chromiu
     expect(first).to_contain_text("林晴")
     expect(first.get_by_test_id("match-reason")).to_have_text("擅长失恋话题 · 现在在线 · 承诺 10 秒内回复")
     expect(first).to_contain_text("国家三级心理咨询师")
+    assert first.locator(".card-name a").bounding_box()["height"] >= 40  # the name is a whole tap target
     # The text stays in the form for a second try; it never went into the URL.
     expect(seeker.get_by_test_id("match-text")).to_have_value(re.compile("分手三个月"))
     assert "分手" not in seeker.url
@@ -157,4 +158,15 @@ def test_a_seeker_keeps_a_listener_and_finds_her_again_with_her_usual_hours(live
     page.goto(live.url + "/")
     expect(page.get_by_test_id("home-favorites")).to_have_count(0)
     assert errors == [], errors
+    ctx.close()
+
+
+def test_the_admins_listener_names_are_whole_tap_targets(live, chromium):  # noqa: F811
+    ctx = chromium.new_context(**PHONE)
+    page = ctx.new_page()
+    login(page, live.url, "admin")
+    page.goto(live.url + "/admin/listeners")
+    names = page.get_by_test_id("listed-listener").locator(".card-name a")
+    expect(names.first).to_be_visible()
+    assert names.count() == 4 and all(names.nth(i).bounding_box()["height"] >= 40 for i in range(4))
     ctx.close()
