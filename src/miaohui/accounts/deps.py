@@ -65,15 +65,7 @@ async def optional_user(request: Request, ctx: Ctx, db: DB) -> User | None:
     token, via = request_token(request)
     if not token:
         return None
-    user = await service.user_for_token(db, ctx.clock, token)
-    # End the read transaction the lookup opened, so the route's own work
-    # starts a transaction of its own: on SQLite a transaction that read and
-    # then writes fails at once ("database is locked") if another writer
-    # committed in between, while one that begins with its write (or with
-    # begin_write) waits its turn.  The loaded user stays usable
-    # (expire_on_commit=False).
-    if db.in_transaction():
-        await db.commit()
+    user = await service.request_user(db, ctx.clock, token)
     if user is not None and via == "cookie" and request.method not in SAFE_METHODS:
         if not csrf_ok(request, request.headers.get("x-csrf-token")):
             raise csrf_failed()

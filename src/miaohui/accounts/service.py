@@ -145,6 +145,20 @@ async def user_for_token(db: AsyncSession, clock: Clock, token: str) -> User | N
     return user
 
 
+async def request_user(db: AsyncSession, clock: Clock, token: str) -> User | None:
+    """:func:`user_for_token` for a request (API dependency or form post),
+    with the lookup's read transaction ended, so the route's own work starts
+    a transaction of its own: on SQLite a transaction that read and then
+    writes fails at once ("database is locked") if another writer committed
+    in between, while one that begins with its write (or with
+    ``core.db.begin_write``) waits its turn.  The loaded user stays usable
+    (``expire_on_commit=False``)."""
+    user = await user_for_token(db, clock, token)
+    if db.in_transaction():
+        await db.commit()
+    return user
+
+
 # ``session.info`` key of the broker that tells open sockets a session ended
 # (set by :func:`miaohui.accounts.deps.get_db`).  Absent (a CLI, a test's own
 # session): nothing is announced.

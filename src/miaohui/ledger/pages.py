@@ -34,15 +34,6 @@ templates.env.filters["money"] = yuan
 templates.env.filters["when"] = when
 
 
-async def _posted_form(request: Request, ctx, db, role: str):
-    """``web.routes.posted_form`` for money forms, its sign-in read ended
-    before the money paths begin their writer transactions."""
-    form, user, refused = await posted_form(request, ctx, db, role)
-    if refused is None:
-        await payments.end_reads(db)
-    return form, user, refused
-
-
 async def _undo(db, user) -> None:
     """Roll back a refused action; the signed-in user stays usable for the page."""
     await db.rollback()
@@ -90,7 +81,7 @@ async def wallet_page(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Re
 
 @router.post("/wallet/topup")
 async def wallet_topup(request: Request, ctx: Ctx, db: DB) -> Response:
-    form, user, refused = await _posted_form(request, ctx, db, "seeker")
+    form, user, refused = await posted_form(request, ctx, db, "seeker")
     if refused is not None:
         return refused
     amount = _amount(form, "preset", "custom_yuan")
@@ -110,7 +101,7 @@ async def wallet_topup(request: Request, ctx: Ctx, db: DB) -> Response:
 async def wallet_refund(request: Request, ctx: Ctx, db: DB) -> Response:
     """The whole available balance back to where it was paid from (an admin
     approves it, as a payout)."""
-    form, user, refused = await _posted_form(request, ctx, db, "seeker")
+    form, user, refused = await posted_form(request, ctx, db, "seeker")
     if refused is not None:
         return refused
     amount = (await ledger.wallet(db, user.id)).available
@@ -149,7 +140,7 @@ async def earnings_page(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> 
 
 @router.post("/console/earnings/withdraw")
 async def earnings_withdraw(request: Request, ctx: Ctx, db: DB) -> Response:
-    form, user, refused = await _posted_form(request, ctx, db, "listener")
+    form, user, refused = await posted_form(request, ctx, db, "listener")
     if refused is not None:
         return refused
     raw = _field(form, "amount_yuan", 20)
@@ -189,7 +180,7 @@ async def withdrawals_page(request: Request, ctx: Ctx, db: DB, user: MaybeUser) 
 
 @router.post("/admin/withdrawals/{withdrawal_id}/{action}")
 async def withdrawal_decide(withdrawal_id: str, action: str, request: Request, ctx: Ctx, db: DB) -> Response:
-    form, user, refused = await _posted_form(request, ctx, db, "admin")
+    form, user, refused = await posted_form(request, ctx, db, "admin")
     if refused is not None:
         return refused
     if action not in ("approve", "reject"):

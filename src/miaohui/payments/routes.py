@@ -78,7 +78,6 @@ async def sandbox_complete(payment_id: str, body: SandboxCompleteIn, ctx: Ctx, d
 async def _request_payout(body: WithdrawalIn, ctx, db, user) -> dict:
     """A listener's withdrawal or a seeker's refund (the service picks the
     account by role); the amount is reserved until an admin decides."""
-    await service.end_reads(db)
     w = await service.request_withdrawal(db, ctx.clock, ctx.settings, user, body.amount_fen)
     await db.commit()
     return service.withdrawal_dict(w)
@@ -117,7 +116,6 @@ async def withdrawal_queue(
 @router.post("/api/admin/withdrawals/{withdrawal_id}/approve", response_model=WithdrawalOut)
 async def approve_withdrawal(withdrawal_id: str, ctx: Ctx, db: DB, user: AdminUser) -> dict:
     """Pay out (sandbox).  Approving twice is 409 and pays nothing."""
-    await service.end_reads(db)
     w = await service.approve_withdrawal(db, ctx.clock, ctx.gateway, user, withdrawal_id)
     await db.commit()
     return service.withdrawal_dict(w)
@@ -125,7 +123,6 @@ async def approve_withdrawal(withdrawal_id: str, ctx: Ctx, db: DB, user: AdminUs
 
 @router.post("/api/admin/withdrawals/{withdrawal_id}/reject", response_model=WithdrawalOut)
 async def reject_withdrawal(withdrawal_id: str, body: RejectIn, ctx: Ctx, db: DB, user: AdminUser) -> dict:
-    await service.end_reads(db)
     w = await service.reject_withdrawal(db, ctx.clock, ctx.keyring, user, withdrawal_id, body.reason)
     await db.commit()
     return service.withdrawal_dict(w)

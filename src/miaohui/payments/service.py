@@ -34,16 +34,6 @@ REFUND_LABELS = {"requested": "审核中", "paid": "已退回原支付账户", "
 KIND_LABELS = {"earnings": "提现", "wallet": "余额退款"}
 
 
-async def end_reads(db: AsyncSession) -> None:
-    """End the read-only transaction that the sign-in lookup opened on a
-    request's session, so the write that follows begins as a writer
-    (``begin_write``: BEGIN IMMEDIATE on SQLite, where a read transaction that
-    later writes fails at once if another writer committed in between).
-    ``expire_on_commit=False`` keeps the loaded user usable."""
-    if db.in_transaction():
-        await db.commit()
-
-
 def withdrawal_ref(withdrawal_id: str) -> str:
     return f"withdrawal:{withdrawal_id}"
 
@@ -79,7 +69,6 @@ async def start_topup(
         raise AppError("forbidden_role", "只有倾诉者可以充值", "only seekers can top up", 403)
     check_topup_amount(settings, amount)
     gateway.check_open()
-    await end_reads(db)
     payment = Payment(
         id=new_id(), user_id=user.id, amount_fen=amount, status="pending", gateway=gateway.name,
         created_at=clock.now(),

@@ -220,7 +220,7 @@ def gate(request: Request, ctx, user: User | None, role: str | None = None, mess
 async def form_user(request: Request, ctx, db) -> User | None:
     """The signed-in user for a form POST (the form's own CSRF field is checked by the caller)."""
     token, _ = request_token(request)
-    return await accounts.user_for_token(db, ctx.clock, token) if token else None
+    return await accounts.request_user(db, ctx.clock, token) if token else None
 
 
 def _field(form, name: str, max_len: int = 200) -> str:
