@@ -37,7 +37,11 @@ async def add(db: AsyncSession, seeker_id: str, listener_id: str, now: datetime)
     if await listeners.get_listed(db, listener_id) is None:
         raise _not_found()
     count = await _count(db, seeker_id)
-    if count >= MAX_FAVORITES and listener_id not in await ids(db, seeker_id):
+    kept = await db.scalar(select(Favorite.listener_id).where(
+        Favorite.seeker_id == seeker_id, Favorite.listener_id == listener_id))
+    if kept is not None:
+        return count
+    if count >= MAX_FAVORITES:
         raise AppError("favorites_full", f"最多收藏 {MAX_FAVORITES} 位倾听师，先取消一些再收藏",
                        f"at most {MAX_FAVORITES} favourites", 409)
     result = await db.execute(
