@@ -243,6 +243,22 @@ async def posted_form(request: Request, ctx, db, role: str | None = None):
     return form, user, None
 
 
+SERVICE_WORKER = WEB_DIR / "static" / "js" / "sw.js"
+
+
+@router.get("/sw.js")
+async def service_worker() -> Response:
+    """新消息提醒's service worker (static/js/notify.js).  Served from the root
+    because a worker's scope is the folder it is served from, and a click on a
+    notification must reach any page.  Re-checked on every visit: a stale
+    worker would keep old click handling."""
+    return Response(
+        SERVICE_WORKER.read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 # --------------------------------------------------------------------- home
 
 

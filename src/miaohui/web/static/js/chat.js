@@ -8,6 +8,7 @@
 // * We reconnect with `after_seq` = the highest seq held contiguously, and on
 //   a gap ask the server to `sync`.
 
+import { notify, resume, watch } from "./notify.js";
 import { OrderBar } from "./orderbar.js";
 import {
   ApiError,
@@ -603,6 +604,16 @@ function onMessage(f) {
   if (AI_CHAT) window.dispatchEvent(new CustomEvent("mh-message", { detail: f })); // ends a streamed reply
   updateEmpty();
   if (f.sender_id === peerId) showPeerTyping(false);
+  if (f.sender_id !== meId) {
+    notify({
+      role: boot.me.role,
+      topic: convId,
+      body: "你有一条新消息",
+      named: f.sender_id === peerId ? `${boot.peer.display_name} 发来新消息` : undefined,
+      tag: `mh-conv-${convId}`,
+      url: location.pathname,
+    });
+  }
   if (stick) scrollToBottom();
   else if (f.sender_id !== meId) els.newBelow.hidden = false;
   checkGap();
@@ -746,4 +757,6 @@ updateEmpty();
 updateComposer();
 scrollToBottom();
 setPresence(els.presence, boot.peer.presence);
+watch(convId);
+resume(boot.me.role);
 sock.start();

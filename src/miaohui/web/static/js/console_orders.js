@@ -3,6 +3,7 @@
 // committed window, red once breached.  Order events arrive on the inbox
 // socket (inbox.js re-dispatches them); the list is re-read from the server.
 import { api, readBoot } from "./common.js";
+import { replyClockWarning } from "./notify.js";
 
 const list = document.getElementById("live-orders");
 const empty = document.getElementById("live-orders-empty");
@@ -60,6 +61,7 @@ function tick() {
       const waited = now - new Date(o.pending_since).getTime();
       const limit = o.response_window_s * 1000;
       clock.dataset.state = waited > limit ? "breach" : waited > 0.7 * limit ? "amber" : "ok";
+      if (clock.dataset.state === "amber") replyClockWarning(o, limit - waited);
       clock.textContent = waited > limit ? `已超时 ${fmt(waited - limit)}` : `${fmt(limit - waited)} 内回复`;
     } else {
       clock.dataset.state = "idle";

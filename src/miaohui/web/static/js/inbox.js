@@ -2,8 +2,10 @@
 // Any `activity` or `conversation` event refetches the list (debounced).
 
 import { ApiError, LiveSocket, api, presenceEl, readBoot, relativeLabel, wsUrl } from "./common.js";
+import { away, mountSettings, notify, resume, watch } from "./notify.js";
 
 const boot = readBoot("inbox-boot");
+const role = boot.me.role;
 const list = document.getElementById("conv-list");
 const empty = document.getElementById("conv-empty");
 const banner = document.getElementById("inbox-banner");
@@ -56,11 +58,36 @@ function item(c) {
   return li;
 }
 
+let unreadBefore = null; // conversation id -> unread, as last rendered
+
+/** 新消息提醒: the conversations whose unread count grew since the last render. */
+function alertGrown(convs) {
+  const before = unreadBefore;
+  unreadBefore = new Map(convs.map((c) => [c.id, c.unread]));
+  if (!before) return; // the page's first list is not news
+  const grown = convs.filter((c) => c.unread > (before.get(c.id) || 0));
+  if (grown.length === 1) {
+    const c = grown[0];
+    const fresh = role === "listener" && c.unread === c.last_seq; // nothing in it yet but theirs
+    notify({
+      role,
+      topic: c.id,
+      body: fresh ? "有人找你倾诉，请尽快回复" : "你有一条新消息",
+      named: fresh ? `${c.peer.display_name} 找你倾诉，请尽快回复` : `${c.peer.display_name} 发来新消息`,
+      tag: `mh-conv-${c.id}`,
+      url: `/chat/${c.id}`,
+    });
+  } else if (grown.length > 1 && grown.some((c) => away(c.id))) {
+    notify({ role, topic: "inbox", body: `${grown.length} 个会话有新消息`, tag: "mh-inbox", url: location.pathname });
+  }
+}
+
 function render(convs) {
   list.replaceChildren(...convs.map(item));
   empty.hidden = convs.length > 0;
   const unread = convs.reduce((n, c) => n + (c.unread > 0 ? 1 : 0), 0);
   document.title = (unread ? `(${unread}) ` : "") + document.title.replace(/^\(\d+\) /, "");
+  alertGrown(convs);
 }
 
 let refreshTimer = null;
@@ -101,6 +128,15 @@ const sock = new LiveSocket({
     }
     if (f.type === "order") {
       window.dispatchEvent(new CustomEvent("mh-order", { detail: f.order }));
+      if (f.started && role === "listener" && f.order.listener_id === boot.me.user_id) {
+        notify({
+          role,
+          topic: f.order.conversation_id,
+          body: `新订单开始了：${f.order.kind_label}，${f.order.response_window_s}秒内回复`,
+          tag: `mh-conv-${f.order.conversation_id}`,
+          url: `/chat/${f.order.conversation_id}`,
+        });
+      }
       scheduleRefresh(); // a purchase may have opened a new conversation
     }
   },
@@ -150,4 +186,7 @@ if (toggle) {
 }
 
 render(boot.conversations);
+watch("inbox");
+mountSettings(role);
+resume(role);
 sock.start();

@@ -3,6 +3,7 @@
 // one-click extension, ending early.  Times come from the server; the
 // countdown only interpolates between its updates.
 import { api, dateTimeLabel } from "./common.js";
+import { replyClockWarning } from "./notify.js";
 
 function fmt(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -127,6 +128,7 @@ export class OrderBar {
         const limit = o.response_window_s * 1000;
         this.clockEl.textContent = waited > limit ? `已超时 ${fmt(waited - limit)}` : `请在 ${fmt(limit - waited)} 内回复`;
         this.clockEl.dataset.state = waited > limit ? "breach" : waited > 0.7 * limit ? "amber" : "ok";
+        if (this.clockEl.dataset.state === "amber") replyClockWarning(o, limit - waited);
       }
     }
   }

@@ -3,6 +3,7 @@
 // served.  Plan / imminent cases and listeners' calls for help raise an alarm:
 // a pulsing banner and, once sound is enabled, a WebAudio tone.
 import { LiveSocket, api, readBoot, wsUrl } from "./common.js";
+import { audioContext, mountSettings, notify, resume, tones, watch } from "./notify.js";
 import { chips, el, tierBadge, waited } from "./safety_ui.js";
 
 const boot = readBoot("supervision-boot");
@@ -93,41 +94,14 @@ function tick() {
 
 // ------------------------------------------------------------------ sound
 
-let audio = null;
 let soundOn = localStorage.getItem("mh-alarm-sound") === "on";
 
-function ensureAudio() {
-  if (!audio) {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx) return null;
-    audio = new Ctx();
-  }
-  if (audio.state === "suspended") audio.resume().catch(() => {});
-  return audio;
-}
+// Three rising two-tone chirps: noticeable without being shrill.
+const ALARM = [0, 1, 2].flatMap((i) => [[880, i * 0.6, 0.18], [1175, i * 0.6 + 0.18, 0.18]]);
 
-/** Three rising two-tone chirps: noticeable without being shrill. */
 function playAlarm() {
   document.documentElement.dataset.alarmCount = String(Number(document.documentElement.dataset.alarmCount || 0) + 1);
-  if (!soundOn) return;
-  const ac = ensureAudio();
-  if (!ac) return;
-  const t0 = ac.currentTime + 0.02;
-  for (let i = 0; i < 3; i++) {
-    for (const [j, freq] of [880, 1175].entries()) {
-      const start = t0 + i * 0.6 + j * 0.18;
-      const osc = ac.createOscillator();
-      const gain = ac.createGain();
-      osc.type = "sine";
-      osc.frequency.value = freq;
-      gain.gain.setValueAtTime(0.0001, start);
-      gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.16);
-      osc.connect(gain).connect(ac.destination);
-      osc.start(start);
-      osc.stop(start + 0.18);
-    }
-  }
+  if (soundOn) tones(ALARM, 0.25);
 }
 
 function showSound() {
@@ -139,13 +113,10 @@ soundBtn.addEventListener("click", () => {
   soundOn = !soundOn;
   localStorage.setItem("mh-alarm-sound", soundOn ? "on" : "off");
   showSound();
-  if (soundOn) {
-    ensureAudio(); // a user gesture: browsers only allow audio after one
-    playAlarm();
-  }
+  if (soundOn) playAlarm(); // a user gesture: browsers only allow audio after one
 });
 // Any click on the page unlocks audio that was enabled in an earlier visit.
-document.addEventListener("pointerdown", () => soundOn && ensureAudio(), { once: true });
+document.addEventListener("pointerdown", () => soundOn && audioContext(), { once: true });
 
 // ----------------------------------------------------------------- events
 
@@ -179,6 +150,16 @@ const sock = new LiveSocket({
     if (f.alarm) {
       fresh.add(f.case.id);
       playAlarm();
+      notify({
+        role: "supervisor",
+        topic: "cases",
+        title: "秒回 · 需要立即处理",
+        body: `${f.case.tier_label}${f.case.worried ? "（倾听师求助）" : ""}，请到督导台处理`,
+        tag: `mh-case-${f.case.id}`,
+        url: `/supervision/cases/${encodeURIComponent(f.case.id)}`,
+        urgent: true,
+        chime: false, // the alarm above is this page's sound
+      });
     }
     render();
   },
@@ -203,4 +184,7 @@ render();
 if ([...cases.values()].some(needsHelp)) playAlarm();
 setInterval(tick, 1000);
 setInterval(reload, 60000);
+watch("cases");
+mountSettings("supervisor");
+resume("supervisor");
 sock.start();
