@@ -21,6 +21,7 @@ from miaohui.orders import contract as terms
 from miaohui.orders import report, service
 from miaohui.orders.pricing import KIND_LABELS, KINDS
 from miaohui.web.routes import MaybeUser, error_page, forbidden_page, gate, render, templates
+from miaohui.wellbeing import habits
 from miaohui.wellbeing import service as wellbeing
 
 router = APIRouter(include_in_schema=False)
@@ -44,10 +45,16 @@ def seconds_label(ms: int | None) -> str:
     return f"{s:.1f} 秒" if s < 60 else f"{int(s // 60)} 分 {int(s % 60)} 秒"
 
 
+def minutes_label(minutes: int) -> str:
+    h, m = divmod(minutes, 60)
+    return " ".join(filter(None, (f"{h} 小时" if h else "", f"{m} 分" if m or not h else "")))
+
+
 STATUS_LABELS = {"scheduled": "待开始", "active": "服务中", "ended": "已结束 · 申诉期", "disputed": "申诉处理中",
                  "settled": "已结算", "refunded": "已退款"}
 templates.env.filters["local_time"] = local_time
 templates.env.filters["seconds_label"] = seconds_label
+templates.env.filters["minutes_label"] = minutes_label
 templates.env.globals["ORDER_STATUS"] = STATUS_LABELS
 templates.env.globals["KIND_LABELS"] = KIND_LABELS
 
@@ -80,7 +87,8 @@ async def my_orders(request: Request, ctx: Ctx, db: DB, user: MaybeUser) -> Resp
     now = ctx.clock.now()
     orders = [service.summary(o, now) for o in await service.list_for(db, user)]
     budget = await wellbeing.status(db, ctx, user.id) if user.role == "seeker" else None
-    return render(request, ctx, "orders.html", user, orders=orders, budget=budget,
+    month = await habits.for_seeker(db, ctx, user.id) if user.role == "seeker" else None
+    return render(request, ctx, "orders.html", user, orders=orders, budget=budget, habits=month,
                   seeker_names=await _seeker_names(db, user, orders))
 
 

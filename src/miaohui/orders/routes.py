@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from miaohui.accounts.deps import DB, Ctx, CurrentUser, ListenerUser, require_role
+from miaohui.accounts.deps import DB, Ctx, CurrentUser, ListenerUser, SeekerUser, require_role
 from miaohui.core.errors import AppError
 from miaohui.listeners import service as listeners
 from miaohui.orders import contract as terms
@@ -24,6 +24,7 @@ from miaohui.orders.schemas import (
     ResolveIn,
 )
 from miaohui.sla import stats
+from miaohui.wellbeing import habits
 from miaohui.wellbeing import service as wellbeing
 
 router = APIRouter(prefix="/api", tags=["orders"])
@@ -204,6 +205,14 @@ async def resolve(order_id: str, body: ResolveIn, ctx: Ctx, user: StaffUser) -> 
 @router.get("/me/budget")
 async def get_budget(ctx: Ctx, db: DB, user: CurrentUser) -> dict:
     return await wellbeing.status(db, ctx, user.id)
+
+
+@router.get("/me/habits")
+async def get_habits(ctx: Ctx, db: DB, user: SeekerUser) -> dict:
+    """我的倾诉习惯: this month's paid sittings against last month's, and at
+    most two gentle nudges (late nights, one listener, rising spend, many
+    sittings).  The seeker's own; never shown to anyone else."""
+    return await habits.for_seeker(db, ctx, user.id)
 
 
 @router.put("/me/budget")

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
 from miaohui.chat import service as chat
+from miaohui.clock import utc
 from miaohui.core.db import begin_write, new_id
 from miaohui.core.errors import AppError, not_found
 from miaohui.ledger import service as ledger
@@ -37,6 +38,7 @@ from miaohui.sla import engine
 from miaohui.supervision import service as supervision
 from miaohui.verification import records as trust
 from miaohui.wellbeing import service as wellbeing
+from miaohui.wellbeing.habits import Sitting
 
 log = logging.getLogger("miaohui.orders")
 
@@ -1058,6 +1060,32 @@ async def best_windows(db: AsyncSession, listener_ids: list[str]) -> dict[str, i
         ):
             out[lid] = w
     return out
+
+
+async def sittings_of(db: AsyncSession, seeker_id: str, *, since: datetime, now: datetime) -> list[Sitting]:
+    """A seeker's paid sittings that began since ``since`` (wellbeing's
+    我的倾诉习惯): each order that started and that the listener came to (a
+    no-show is refunded and was no sitting), with the extensions that
+    continued it counted in its minutes, not as sittings of their own.
+    Minutes run to the end (guardian time included), or to now while it lasts."""
+    rows = (await db.execute(
+        select(Order.id, Order.listener_id, Order.extends_order_id, Order.activated_at, Order.ended_at, Order.ends_at)
+        .where(Order.seeker_id == seeker_id, Order.activated_at.is_not(None), Order.activated_at >= since,
+               Order.listener_arrived_at.is_not(None))
+        .order_by(Order.activated_at)
+    )).all()
+    root: dict[str, str] = {}
+    found: dict[str, list] = {}  # root order id -> [listener, start, seconds]
+    for r in rows:
+        start = utc(r.activated_at)
+        end = utc(r.ended_at) or min(now, utc(r.ends_at))
+        seconds = max(0.0, (end - start).total_seconds())
+        root[r.id] = root.get(r.extends_order_id or "", r.id)
+        if root[r.id] in found:
+            found[root[r.id]][2] += seconds
+        else:
+            found[r.id] = [r.listener_id, start, seconds]
+    return [Sitting(listener_id=lid, started_at=start, minutes=int(sec // 60)) for lid, start, sec in found.values()]
 
 
 async def turns_of(db: AsyncSession, order_id: str) -> list[Turn]:

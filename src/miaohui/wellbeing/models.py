@@ -1,5 +1,6 @@
-"""Seeker wellbeing: spending budgets, the late-night confirmations already
-used (and, later, attachment nudges)."""
+"""Seeker wellbeing: spending budgets and the late-night confirmations
+already used.  (我的倾诉习惯, ``habits``, stores nothing: it is computed when
+the seeker looks.)"""
 from __future__ import annotations
 
 from datetime import datetime
