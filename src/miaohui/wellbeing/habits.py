@@ -18,7 +18,7 @@ staff, and nothing is stored: it is computed when the seeker looks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -137,8 +137,8 @@ async def for_seeker(db: AsyncSession, ctx, seeker_id: str) -> dict:
     last = month_of([s for s in sittings if s.started_at < this_start], spent_since_last - spent_this, tz)
     found = nudges(this, last, has_budget=await get_budget(db, seeker_id) is not None)
     return {
-        "this_month": this.__dict__,
-        "last_month": last.__dict__,
+        "this_month": asdict(this),
+        "last_month": asdict(last),
         "nudges": [{"key": n.key, "text": n.text, "link": {"label": n.link[0], "href": n.link[1]} if n.link else None}
                    for n in found],
     }
