@@ -64,6 +64,6 @@ async def close_form(request: Request, ctx: Ctx, db: DB) -> Response:
         await service.close(ctx, user, _field(form, "password", 256), _field(form, "confirm", 16), client_ip(request))
     except AppError as e:  # the service wrote nothing (its own sessions); show the page again with why
         return await _page(request, ctx, db, user, status_code=e.status_code, error=e.message)
-    resp = render(request, ctx, "account_closed.html", None)
+    resp = render(request, ctx, "account_closed.html", None, account_closed=True)  # signout.js clears the device
     resp.delete_cookie(SESSION_COOKIE)
     return resp

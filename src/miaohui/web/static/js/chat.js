@@ -113,6 +113,25 @@ window.addEventListener("storage", (ev) => {
   }
 });
 
+// ------------------------------------------------------------------ draft
+
+// 草稿: what is typed and not sent survives leaving the page (the list shows
+// it as [草稿]), on this device only, until it is sent or emptied.  The key
+// carries the person, like the outbox; signing out clears both (signout.js).
+const DRAFT_KEY = `mh:draft:${meId}:${convId}`;
+let draftTimer = null;
+
+function saveDraft() {
+  clearTimeout(draftTimer);
+  try {
+    const text = els.composer.value;
+    if (text.trim()) localStorage.setItem(DRAFT_KEY, text.slice(0, MAX_CHARS * 2));
+    else localStorage.removeItem(DRAFT_KEY);
+  } catch {
+    /* storage full or disabled: the draft lives as long as the page */
+  }
+}
+
 // -------------------------------------------------------------- rendering
 
 function statusOf(rec) {
@@ -533,6 +552,7 @@ function sendFromComposer() {
   saveOutbox(); // durable on this device before anything else happens
   addPending(item);
   els.composer.value = "";
+  saveDraft();
   updateComposer();
   stopTyping();
   showPeerTyping(false);
@@ -554,7 +574,10 @@ els.composer.addEventListener("keydown", (ev) => {
 els.composer.addEventListener("input", () => {
   updateComposer();
   onComposing();
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, 300);
 });
+window.addEventListener("pagehide", saveDraft);
 els.composer.addEventListener("blur", () => {
   if (!els.composer.value.trim()) stopTyping();
 });
@@ -754,6 +777,7 @@ for (const item of outbox) {
 }
 els.older.hidden = !hasMoreBefore;
 updateEmpty();
+if (!els.composer.value) els.composer.value = localStorage.getItem(DRAFT_KEY) || "";
 updateComposer();
 scrollToBottom();
 setPresence(els.presence, boot.peer.presence);

@@ -12,6 +12,16 @@ const banner = document.getElementById("inbox-banner");
 const toggle = document.getElementById("accepting-toggle");
 const errorBox = document.getElementById("console-error");
 
+/** What this person typed in a conversation and did not send (chat.js keeps it), as one line. */
+function draftOf(convId) {
+  try {
+    const text = localStorage.getItem(`mh:draft:${boot.me.user_id}:${convId}`) || "";
+    return text.trim().replace(/\s+/g, " ").slice(0, 80);
+  } catch {
+    return "";
+  }
+}
+
 function item(c) {
   const li = document.createElement("li");
   const a = document.createElement("a");
@@ -43,7 +53,16 @@ function item(c) {
 
   const preview = document.createElement("span");
   preview.className = "conv-preview";
-  preview.textContent = c.preview || (c.last_seq ? "" : "新会话，还没有消息");
+  const draft = draftOf(c.id);
+  if (draft) {
+    const mark = document.createElement("span");
+    mark.className = "draft-mark";
+    mark.setAttribute("data-testid", "draft-mark");
+    mark.textContent = "[草稿]";
+    preview.append(mark, " ", draft);
+  } else {
+    preview.textContent = c.preview || (c.last_seq ? "" : "新会话，还没有消息");
+  }
 
   a.append(name, time, preview);
   if (c.unread > 0) {
@@ -82,7 +101,10 @@ function alertGrown(convs) {
   }
 }
 
+let shown = [];
+
 function render(convs) {
+  shown = convs;
   list.replaceChildren(...convs.map(item));
   empty.hidden = convs.length > 0;
   const unread = convs.reduce((n, c) => n + (c.unread > 0 ? 1 : 0), 0);
@@ -184,6 +206,11 @@ if (toggle) {
     }
   });
 }
+
+// A draft typed in a chat in another tab: show it (or its removal) without asking the server.
+window.addEventListener("storage", (ev) => {
+  if (ev.key && ev.key.startsWith(`mh:draft:${boot.me.user_id}:`)) list.replaceChildren(...shown.map(item));
+});
 
 render(boot.conversations);
 watch("inbox");
