@@ -12,6 +12,7 @@ as they would in a real browser."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -222,4 +223,27 @@ def test_supervisor_is_notified_of_an_urgent_case_while_looking_elsewhere(live, 
     assert n["body"].endswith("，请到督导台处理") and "跳下去" not in n["body"]
     assert n["url"] == f"/supervision/cases/{case_id}"
     expect(page.locator(f'[data-testid="case-item"][data-case-id="{case_id}"]')).to_have_attribute("data-alarm", "true")
+    assert errors == []
+
+
+def test_a_seeker_is_told_when_the_time_they_booked_begins(live, chromium):  # noqa: F811
+    errors: list[str] = []
+    expect.set_options(timeout=10_000)
+    page = notifying_page(chromium, live.url, "xiaoyu", errors)
+    page.goto(f"{live.url}/conversations")
+    turn_on(page, "：系统通知")  # a seeker's chime is off unless they turn it on
+    page.get_by_test_id("notify-names").check()
+    seeker, listener = Api(live, "xiaoyu"), Api(live, "linqing")
+    fund(live, seeker, 500)
+
+    look_away(page)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    r = buy(live, seeker, listener, "30m", start_at=start.isoformat())
+    assert r.status_code == 201, r.text
+    assert r.json()["order"]["status"] == "scheduled"
+    conv = r.json()["order"]["conversation_id"]
+    n = wait_shown(page, lambda n: n["tag"] == f"mh-conv-{conv}", timeout=10)
+    assert time.time() >= start.timestamp() - 0.5
+    assert n["body"] == "你预约的30分钟倾诉开始了，林晴在等你" and n["url"] == f"/chat/{conv}"
+    assert chimes(page) == 0
     assert errors == []

@@ -103,6 +103,21 @@ function alertGrown(convs) {
 
 let shown = [];
 
+/** An order began: the listener has a client waiting; a seeker's booked time has come. */
+function orderStarted(o) {
+  const listener = role === "listener" && o.listener_id === boot.me.user_id;
+  const booked = role === "seeker" && o.seeker_id === boot.me.user_id;
+  if (!listener && !booked) return;
+  notify({
+    role,
+    topic: o.conversation_id,
+    body: listener ? `新订单开始了：${o.kind_label}，${o.response_window_s}秒内回复` : `你预约的${o.kind_label}倾诉开始了`,
+    named: booked ? `你预约的${o.kind_label}倾诉开始了，${o.listener_name}在等你` : undefined,
+    tag: `mh-conv-${o.conversation_id}`,
+    url: `/chat/${o.conversation_id}`,
+  });
+}
+
 function render(convs) {
   shown = convs;
   list.replaceChildren(...convs.map(item));
@@ -150,15 +165,7 @@ const sock = new LiveSocket({
     }
     if (f.type === "order") {
       window.dispatchEvent(new CustomEvent("mh-order", { detail: f.order }));
-      if (f.started && role === "listener" && f.order.listener_id === boot.me.user_id) {
-        notify({
-          role,
-          topic: f.order.conversation_id,
-          body: `新订单开始了：${f.order.kind_label}，${f.order.response_window_s}秒内回复`,
-          tag: `mh-conv-${f.order.conversation_id}`,
-          url: `/chat/${f.order.conversation_id}`,
-        });
-      }
+      if (f.started) orderStarted(f.order);
       scheduleRefresh(); // a purchase may have opened a new conversation
     }
   },
