@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic import command
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from miaohui.core.crypto import KeyRing
 from miaohui.core.db import make_engine, make_sessionmaker
@@ -247,8 +248,37 @@ def test_0013_adds_duty_hours_and_favourites_and_takes_them_away_again(database_
         "SELECT name FROM sqlite_master WHERE type = 'table'" if database_url.startswith("sqlite")
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", {})])
     assert not {"listener_duty", "favorites"} & {t for (t,) in tables}
-    upgrade(database_url, keys=KEYS)
+    upgrade(database_url, "0013", keys=KEYS)
     assert revision(database_url) == "0013"
+    upgrade(database_url, keys=KEYS)
+
+
+def test_0014_adds_mood_checks_that_hold_one_score_per_order_and_phase(database_url):
+    seeker, listener = one_of_each(database_url, "seeker", "listener")
+    now = datetime(2026, 11, 25, 14, tzinfo=UTC)
+    order = "mig14"
+    sql(database_url, [
+        ("INSERT INTO conversations (id, kind, last_seq, created_at, last_activity_at)"
+         " VALUES ('mig14c', 'direct', 0, :now, :now)", {"now": now}),
+        ("INSERT INTO orders (id, seeker_id, listener_id, conversation_id, kind, status, price_fen, response_window_s,"
+         " windows, starts_at, ends_at, contract, contract_hash, created_at, sla_seq, turns, breaches, notice_sent,"
+         " compensation_fen, unserved_fen, refund_fen, commission_fen, listener_net_fen)"
+         " VALUES ('mig14', :s, :l, 'mig14c', '30m', 'ended', 3000, 60, '[]', :now, :now, '{}', '', :now, 0, 0, 0,"
+         " false, 0, 0, 0, 0, 0)", {"s": seeker, "l": listener, "now": now}),
+    ])
+    insert = ("INSERT INTO mood_checks (order_id, phase, seeker_id, listener_id, score, answered_at)"
+              " VALUES (:o, :p, :s, :l, :score, :now)")
+    sql(database_url, [(insert, {"o": order, "p": "before", "s": seeker, "l": listener, "score": 2, "now": now})])
+    for bad in ({"p": "during", "score": 3}, {"p": "after", "score": 6}, {"p": "before", "score": 4}):
+        with pytest.raises(IntegrityError):  # an unknown phase, a score out of range, a second 'before'
+            sql(database_url, [(insert, {"o": order, "s": seeker, "l": listener, "now": now, **bad})])
+    command.downgrade(alembic_config(database_url, KEYS), "0013")
+    (tables,) = sql(database_url, [(
+        "SELECT name FROM sqlite_master WHERE type = 'table'" if database_url.startswith("sqlite")
+        else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", {})])
+    assert "mood_checks" not in {t for (t,) in tables}
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0014"
 
 
 def test_the_migrated_schema_is_the_models_schema(database_url):

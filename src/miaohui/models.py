@@ -19,4 +19,4 @@ from miaohui.verification.models import (  # noqa: F401
     Report,
     TrainingAttempt,
 )
-from miaohui.wellbeing.models import Budget  # noqa: F401
+from miaohui.wellbeing.models import Budget, MoodCheck  # noqa: F401

@@ -62,6 +62,16 @@ class UsualHours(BaseModel):
     hours_7d: float = Field(description="Hours on duty in the last seven days")
 
 
+class Outcome(BaseModel):
+    """心情 (wellbeing.mood): sittings in the last 90 days where the seeker
+    answered before and after, and after how many they felt better."""
+
+    pairs: int
+    better: int
+    better_pct: int
+    shown: bool = Field(description="Enough sittings (5) for the share to be shown")
+
+
 class ListenerProfileOut(ListenerCard):
     bio: str
     status: str
@@ -69,6 +79,7 @@ class ListenerProfileOut(ListenerCard):
     record: dict | None = None  # the public verification record (public profile only)
     reviews: list[dict] | None = None
     duty: UsualHours | None = None  # public profile only
+    outcome: Outcome | None = None  # public profile only; None until a sitting has both answers
 
 
 class FavoriteCard(ListenerCard):

@@ -26,6 +26,7 @@ from miaohui.orders import service as orders
 from miaohui.reviews import service as reviews
 from miaohui.sla import stats as sla_stats
 from miaohui.verification import records as trust
+from miaohui.wellbeing import mood
 
 
 async def cards(ctx, db: AsyncSession, rows: list[tuple]) -> list[dict]:
@@ -128,4 +129,6 @@ async def public_profile(ctx, db: AsyncSession, listener_id: str, viewer: User |
     card["reviews"] = await reviews.for_listener(db, listener_id)
     card["review_tags"] = await reviews.tag_counts(db, listener_id)
     card["all_stats"] = await sla_stats.listener_stats(db, listener_id, now)
+    # 心情: the share of sittings after which seekers felt better (wellbeing.mood; shown from 5 on).
+    card["outcome"] = (await mood.outcomes(db, [listener_id], now)).get(listener_id)
     return card

@@ -21,7 +21,7 @@ from miaohui.orders import contract as terms
 from miaohui.orders import report, service
 from miaohui.orders.pricing import KIND_LABELS, KINDS
 from miaohui.web.routes import MaybeUser, error_page, forbidden_page, gate, render, templates
-from miaohui.wellbeing import habits
+from miaohui.wellbeing import habits, mood
 from miaohui.wellbeing import service as wellbeing
 
 router = APIRouter(include_in_schema=False)
@@ -111,8 +111,9 @@ async def order_page(order_id: str, request: Request, ctx: Ctx, db: DB, user: Ma
         return forbidden_page(request, ctx, user, "这笔订单不存在，或你无权查看。")
     data = await report.build(db, ctx, order)
     names = await _seeker_names(db, user, [data["order"]])
+    moods = await mood.for_order(db, user.id, order.id) if user.id == order.seeker_id else None
     return render(request, ctx, "order.html", user, order=data["order"], report=data, contract=order.contract,
-                  now=ctx.clock.now(), seeker_name=names.get(order.seeker_id, ""))
+                  now=ctx.clock.now(), seeker_name=names.get(order.seeker_id, ""), moods=moods)
 
 
 @router.get("/orders/{order_id}/report")

@@ -19,12 +19,13 @@ from miaohui.orders.schemas import (
     EndIn,
     ExtendIn,
     GiftIn,
+    MoodIn,
     OfferingIn,
     PurchaseIn,
     ResolveIn,
 )
 from miaohui.sla import stats
-from miaohui.wellbeing import habits
+from miaohui.wellbeing import habits, mood
 from miaohui.wellbeing import service as wellbeing
 
 router = APIRouter(prefix="/api", tags=["orders"])
@@ -205,6 +206,21 @@ async def resolve(order_id: str, body: ResolveIn, ctx: Ctx, user: StaffUser) -> 
 @router.get("/me/budget")
 async def get_budget(ctx: Ctx, db: DB, user: CurrentUser) -> dict:
     return await wellbeing.status(db, ctx, user.id)
+
+
+@router.get("/orders/{order_id}/mood")
+async def get_mood(order_id: str, db: DB, user: SeekerUser) -> dict:
+    """The seeker's own before / after answers for one of their orders."""
+    order = await service.get_for(db, user, order_id)
+    return await mood.for_order(db, user.id, order.id)
+
+
+@router.put("/orders/{order_id}/mood")
+async def put_mood(order_id: str, body: MoodIn, ctx: Ctx, db: DB, user: SeekerUser) -> dict:
+    """心情 before (while the order runs) or after (once it is over); answering again changes it."""
+    out = await mood.record(db, user, order_id, body.phase, body.score, ctx.clock.now())
+    await db.commit()
+    return out
 
 
 @router.get("/me/habits")

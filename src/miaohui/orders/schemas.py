@@ -56,6 +56,11 @@ class GiftIn(BaseModel):
     note: str = Field(default="", max_length=100)
 
 
+class MoodIn(BaseModel):
+    phase: str = Field(max_length=8)  # before | after (the service says which, in words, if neither)
+    score: int = Field(ge=1, le=5)
+
+
 class BudgetIn(BaseModel):
     monthly_limit_fen: int | None = Field(default=None, ge=1, le=100_000_000)
     hard_cap: bool = False

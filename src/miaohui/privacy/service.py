@@ -14,8 +14,9 @@ one transaction: the account can no longer sign in and its names are gone
 (others see 已注销用户), every session ends (sockets too), and the AI
 companion's conversation, memories and state, the budget, the real-name
 check, training records and qualifications (with their proof files), 收藏
-(the account's own and its place in others'), and a listener's measured
-on-duty minutes are deleted.  Kept, without a name: conversations with
+(the account's own and its place in others'), 心情 answers (a seeker's own,
+and those about a listener's sittings), and a listener's measured on-duty
+minutes are deleted.  Kept, without a name: conversations with
 listeners (the other side's record, and the evidence a dispute may need),
 orders, reviews and the ledger (money records are kept by law), and safety
 case records.
@@ -38,6 +39,7 @@ from miaohui.matching import favorites
 from miaohui.orders import service as orders
 from miaohui.payments import service as payments
 from miaohui.verification import service as verification
+from miaohui.wellbeing import mood
 from miaohui.wellbeing import service as wellbeing
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ async def export(ctx, user: User) -> dict:
             "orders": await orders.export_for(db, user.id, now),
             "money": await ledger.export_for(db, user.id),
             "budget": await wellbeing.export_for(db, user.id),
+            "moods": await mood.export_for(db, user.id),
             "companion": await companion.export_for(db, ctx.keyring, user.id),
             "verification": await verification.export_for(db, ctx, user.id),
             "favorites": await favorites.export_for(db, user.id),
@@ -102,6 +105,7 @@ async def close(ctx, user: User, password: str, confirm: str, ip: str) -> None:
             raise AppError("account_closed", "这个账号已经注销", "the account is already closed", 409)
         await companion.forget(db, user.id)
         await wellbeing.forget(db, user.id)
+        await mood.forget(db, user.id)
         await favorites.forget(db, user.id)
         await duty.forget(db, user.id)
         proof_ids = await verification.forget(db, user.id)

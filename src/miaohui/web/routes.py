@@ -33,6 +33,7 @@ from miaohui.matching.directory import directory_filters, distinct
 from miaohui.orders import service as orders
 from miaohui.supervision import service as supervision
 from miaohui.verification import records as trust
+from miaohui.wellbeing import mood
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,6 +79,7 @@ templates.env.globals["PRESENCE_LABELS"] = PRESENCE_LABELS
 # A share of an hour on duty (listeners.duty) as a bar height: none, some, a quarter, half, most.
 templates.env.filters["duty_level"] = lambda share: sum(share >= t for t in (0.02, 0.25, 0.5, 0.75))
 templates.env.globals["ROLE_LABELS"] = ROLE_LABELS
+templates.env.globals["MOOD_SCORES"] = mood.SCORES
 templates.env.globals["static_version"] = STATIC_VERSION
 
 
@@ -423,6 +425,7 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         return forbidden_page(request, ctx, user, "这个会话不存在，或者你不是它的参与者。")
     msgs, has_more = await chat.history(db, ctx.keyring, view, limit=50)
     peer_name = view.peer_user.display_name if view.peer_user else ""
+    running = await orders.active_in_conversation(db, user, conversation_id)
     boot = {
         "conversation_id": view.conversation.id,
         "me": {"user_id": user.id, "role": view.me.role, "display_name": user.display_name},
@@ -439,17 +442,18 @@ async def chat_page(request: Request, conversation_id: str, ctx: Ctx, db: DB, us
         "messages": [{**m, "created_at": m["created_at"].isoformat()} for m in msgs],
         "has_more": has_more,
         "limits": {"max_body_chars": ctx.settings.max_message_chars},
-        "orders": [
-            orders.summary(o, ctx.clock.now()) for o in await orders.active_in_conversation(db, user, conversation_id)
-        ],
+        "orders": [orders.summary(o, ctx.clock.now()) for o in running],
         # Guidance, whispers (listener), the hotline card (seeker): see supervision.service.chat_state.
         "safety": await supervision.chat_state(ctx, db, user, view.conversation.id, view.me.role),
         # Why this person may read but not send here (suspended, blocked): the page says so up front.
         "send_refusal": {"code": view.send_refusal.code, "message": view.send_refusal.message}
         if view.send_refusal is not None else None,
     }
+    # 心情: at the start of the seeker's paid sitting, one optional tap (wellbeing.mood).
+    ask = await mood.ask_before(db, user.id, running, ctx.clock.now()) if view.me.role == "seeker" else None
     return render(
-        request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page"
+        request, ctx, "chat.html", user, private=True, boot=boot, peer=boot["peer"], body_class="chat-page",
+        mood_order=ask,
     )
 
 

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.ledger import service as ledger
+from miaohui.wellbeing import mood
 from miaohui.wellbeing.service import get_budget, month_start
 
 LATE_NIGHT_HOURS = frozenset({23, 0, 1, 2, 3, 4})  # a sitting that starts then is a late night
@@ -35,6 +36,8 @@ RISING_FACTOR = 2  # this month's spending against last month's ...
 RISING_MIN_FEN = 50_000  # ... once it is at least ¥500
 MANY_SITTINGS = 20  # sittings in a month before the word about longer-term help
 MAX_NUDGES = 2
+NOT_HELPING_RUN = 3  # sittings in a row after which the seeker felt no better (wellbeing.mood)
+MOOD_DAYS = 60  # how far back 心情 is looked at
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,24 @@ def month_of(sittings: list[Sitting], spent_fen: int, tz: str) -> Month:
     )
 
 
-def nudges(this: Month, last: Month, *, has_budget: bool) -> list[Nudge]:
+def not_helping(moods: list[tuple[int, int]]) -> bool:
+    """The last :data:`NOT_HELPING_RUN` sittings' (before, after) moods: none better after."""
+    run = moods[-NOT_HELPING_RUN:]
+    return len(run) == NOT_HELPING_RUN and all(after <= before for before, after in run)
+
+
+def nudges(this: Month, last: Month, *, has_budget: bool, moods: list[tuple[int, int]] = ()) -> list[Nudge]:
     """At most :data:`MAX_NUDGES`, the most pressing first.  Worded as an
-    observation and an invitation, never a verdict."""
+    observation and an invitation, never a verdict.  ``moods``: the seeker's
+    recent (before, after) answers, oldest first."""
     out: list[Nudge] = []
+    if not_helping(list(moods)):
+        out.append(Nudge(
+            "not_helping",
+            f"最近 {NOT_HELPING_RUN} 次聊完，你的心情都没有比聊之前好。这不是你的问题；也许可以换一位倾听师试试，"
+            "或者找专业的心理咨询师、医院的心理科聊聊。",
+            ("看看其他倾听师", "/listeners"),
+        ))
     if this.late_nights >= LATE_NIGHTS:
         out.append(Nudge(
             "late_nights",
@@ -135,10 +152,13 @@ async def for_seeker(db: AsyncSession, ctx, seeker_id: str) -> dict:
     spent_this = await ledger.spent_since(db, seeker_id, this_start)
     this = month_of([s for s in sittings if s.started_at >= this_start], spent_this, tz)
     last = month_of([s for s in sittings if s.started_at < this_start], spent_since_last - spent_this, tz)
-    found = nudges(this, last, has_budget=await get_budget(db, seeker_id) is not None)
+    moods = await mood.recent_pairs(db, seeker_id, now - timedelta(days=MOOD_DAYS))
+    found = nudges(this, last, has_budget=await get_budget(db, seeker_id) is not None, moods=moods)
     return {
         "this_month": asdict(this),
         "last_month": asdict(last),
+        # 心情: sittings with both answers in the last MOOD_DAYS days, and after how many the seeker felt better.
+        "mood": {"days": MOOD_DAYS, "pairs": len(moods), "better": sum(a > b for b, a in moods)},
         "nudges": [{"key": n.key, "text": n.text, "link": {"label": n.link[0], "href": n.link[1]} if n.link else None}
                    for n in found],
     }
