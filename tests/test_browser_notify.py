@@ -70,12 +70,16 @@ def chimes(page: Page) -> int:
     return int(page.evaluate("Number(document.documentElement.dataset.chimes || 0)"))
 
 
-def notifying_page(chromium, base: str, username: str, errors: list[str]) -> Page:  # noqa: F811
+def notifying_page(chromium, base: str, username: str, errors: list[str], path: str | None = None) -> Page:  # noqa: F811
+    """Signed in, on ``path`` (else where sign-in lands), its live socket open."""
     ctx = chromium.new_context(**PHONE, permissions=["notifications"])
     ctx.add_init_script(AWAY)
     page = ctx.new_page()
     watch_errors(page, errors, username)
     login(page, base, username)
+    if path:
+        page.goto(f"{base}{path}")
+    expect(page.locator("html")).to_have_attribute("data-live", "open")  # it hears events from now on
     return page
 
 
@@ -230,8 +234,7 @@ def test_supervisor_is_notified_of_an_urgent_case_while_looking_elsewhere(live, 
 def test_a_seeker_is_told_when_the_time_they_booked_begins(live, chromium):  # noqa: F811
     errors: list[str] = []
     expect.set_options(timeout=10_000)
-    page = notifying_page(chromium, live.url, "xiaoyu", errors)
-    page.goto(f"{live.url}/conversations")
+    page = notifying_page(chromium, live.url, "xiaoyu", errors, "/conversations")
     turn_on(page, "：系统通知")  # a seeker's chime is off unless they turn it on
     page.get_by_test_id("notify-names").check()
     seeker, listener = Api(live, "xiaoyu"), Api(live, "linqing")

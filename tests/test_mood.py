@@ -90,7 +90,9 @@ def test_the_chat_asks_once_at_the_start_and_the_receipt_asks_after(server, seek
     clock.advance(minutes=11)  # ten minutes in, "how were you before?" is no longer asked
     assert 'data-testid="mood-before"' not in httpx.get(f"{server.url}/chat/{conv}", headers=seeker.headers).text
     clock.set(started)  # back (the monotonic clock stays where it is)
-    put_mood(server, seeker, o["id"], "before", 2)
+    say(server, seeker, conv, "我有点难受")  # talking has begun: not asked any more
+    assert 'data-testid="mood-before"' not in httpx.get(f"{server.url}/chat/{conv}", headers=seeker.headers).text
+    put_mood(server, seeker, o["id"], "before", 2)  # the API still takes it while the order runs
     assert 'data-testid="mood-before"' not in httpx.get(f"{server.url}/chat/{conv}", headers=seeker.headers).text
 
     receipt = httpx.get(f"{server.url}/orders/{o['id']}", headers=seeker.headers).text

@@ -67,9 +67,10 @@ async def ask_before(db: AsyncSession, seeker_id: str, orders: list, now: dateti
     """Of the conversation's running orders (``orders.service``'s), the one to
     ask "how are you before we start?" about: the seeker's own, begun within
     :data:`ASK_BEFORE_MINUTES`, not an extension (the sitting began earlier),
-    not answered yet."""
+    the seeker not yet talking in it (no turn, no message waiting), not
+    answered yet."""
     fresh = [o for o in orders if o.seeker_id == seeker_id and o.status == "active" and o.extends_order_id is None
-             and o.activated_at is not None
+             and o.activated_at is not None and o.turns == 0 and o.pending_since is None
              and now - utc(o.activated_at) <= timedelta(minutes=ASK_BEFORE_MINUTES)]
     for o in fresh:
         if (await for_order(db, seeker_id, o.id))["before"] is None:

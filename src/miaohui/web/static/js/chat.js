@@ -553,6 +553,7 @@ function sendFromComposer() {
   addPending(item);
   els.composer.value = "";
   saveDraft();
+  window.dispatchEvent(new CustomEvent("mh-sent")); // mood.js: talking has begun
   updateComposer();
   stopTyping();
   showPeerTyping(false);

@@ -170,8 +170,9 @@ const sock = new LiveSocket({
     }
   },
   onOpen() {
-    // Events may have been missed while disconnected.
-    if (opened) scheduleRefresh(0);
+    // Events may have been missed while disconnected, or between this page's
+    // render and its first connection: the list is read again either way.
+    scheduleRefresh(opened ? 0 : 250);
     opened = true;
     if (document.visibilityState !== "visible") sock.send({ type: "presence", status: "away" });
   },

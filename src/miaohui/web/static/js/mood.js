@@ -8,6 +8,11 @@ const THANKS = {
   after: "谢谢你告诉我们。这会帮你看清倾诉有没有帮到你。",
 };
 
+// Once the seeker starts talking, "how are you before we start?" has had its moment.
+window.addEventListener("mh-sent", () => {
+  for (const box of document.querySelectorAll('.mood-ask[data-phase="before"]')) box.hidden = true;
+});
+
 for (const box of document.querySelectorAll(".mood-ask")) {
   const note = box.querySelector(".mood-note");
   const buttons = [...box.querySelectorAll("button[data-score]")];
