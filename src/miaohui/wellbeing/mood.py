@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 
 from miaohui.accounts.models import User
 from miaohui.clock import utc
-from miaohui.core.db import upsert
+from miaohui.core.db import begin_write, upsert
 from miaohui.core.errors import AppError
 from miaohui.wellbeing.models import MoodCheck
 
@@ -48,6 +48,7 @@ async def record(db: AsyncSession, seeker: User, order_id: str, phase: str, scor
     # orders.service calls wellbeing on every purchase: imported here to keep that one-way at import time.
     from miaohui.orders import service as orders
 
+    await begin_write(db)  # read the order, then write: on SQLite as a writer from the start
     order = await orders.get_for(db, seeker, order_id)  # a seeker reads only their own orders
     if order.seeker_id != seeker.id:
         raise orders.order_not_found()
