@@ -31,6 +31,7 @@ from miaohui.orders.models import Block
 from miaohui.verification import proofs
 from miaohui.verification.models import Qualification
 from tests.conftest import KEYS, SECRET, Api, LiveServer, _clone_pg, make_settings, run_sync
+from tests.fake_push_service import Device, FakePushService
 from tests.test_companion_ws import tell_companion
 from tests.test_orders import buy, fund, say
 from tests.test_payments_api import give_earnings
@@ -106,6 +107,9 @@ def write_everything(server: LiveServer, clock, seeker: Api, seeker2: Api, liste
     assert r.status_code == 200, r.text
 
     ai = asyncio.run(tell_companion(seeker2, "叫我小雨就好，我是大三学生"))
+    # A push subscription (an admin's: nothing is ever sent to it here).
+    device = {**Device(FakePushService(0)).subscription(), "endpoint": "https://fcm.googleapis.com/fcm/send/keys"}
+    assert httpx.put(f"{server.url}/api/push/subscription", json=device, headers=admin.headers).status_code == 200
     return {"conv": conv, "ai": ai, "qual": q["id"], "case": case["id"]}
 
 
@@ -123,6 +127,7 @@ def read_back(server: LiveServer, ids: dict, seeker: Api, seeker2: Api, listener
         "qualification": [x["review_note"] for x in quals if x["id"] == ids["qual"]],
         "proof": get(admin, f"/api/admin/qualifications/{ids['qual']}/proof").content,
         "identity": get(listener, "/api/verification/me").json()["identity"],
+        "push": [d["service"] for d in get(admin, "/api/push/devices").json()],
     }
 
 

@@ -277,8 +277,34 @@ def test_0014_adds_mood_checks_that_hold_one_score_per_order_and_phase(database_
         "SELECT name FROM sqlite_master WHERE type = 'table'" if database_url.startswith("sqlite")
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", {})])
     assert "mood_checks" not in {t for (t,) in tables}
-    upgrade(database_url, keys=KEYS)
+    upgrade(database_url, "0014", keys=KEYS)
     assert revision(database_url) == "0014"
+    upgrade(database_url, keys=KEYS)
+
+
+def test_0015_adds_push_subscriptions_that_go_with_their_sign_in(database_url):
+    (user,) = one_of_each(database_url, "listener")
+    now = datetime(2026, 11, 25, 14, tzinfo=UTC)
+    sql(database_url, [
+        ("INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ('h15', :u, :now, :now)",
+         {"u": user, "now": now}),
+        ("INSERT INTO push_subscriptions (id, user_id, role, session_hash, endpoint_hash, service, created_at)"
+         " VALUES ('p15', :u, 'listener', 'h15', 'e15', 'fcm.googleapis.com', :now)", {"u": user, "now": now}),
+    ])
+    with pytest.raises(IntegrityError):  # one row per endpoint
+        sql(database_url, [(
+            "INSERT INTO push_subscriptions (id, user_id, role, session_hash, endpoint_hash, service, created_at)"
+            " VALUES ('p15b', :u, 'listener', 'h15', 'e15', 'fcm.googleapis.com', :now)", {"u": user, "now": now})])
+    sql(database_url, [("DELETE FROM auth_sessions WHERE token_hash = 'h15'", {})])
+    (rows,) = sql(database_url, [("SELECT count(*) FROM push_subscriptions", {})])
+    assert rows == [(0,)]  # signing out took the device with it
+    command.downgrade(alembic_config(database_url, KEYS), "0014")
+    (tables,) = sql(database_url, [(
+        "SELECT name FROM sqlite_master WHERE type = 'table'" if database_url.startswith("sqlite")
+        else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", {})])
+    assert "push_subscriptions" not in {t for (t,) in tables}
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0015"
 
 
 def test_the_migrated_schema_is_the_models_schema(database_url):

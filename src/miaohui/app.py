@@ -46,6 +46,9 @@ from miaohui.payments.pages import router as payments_pages
 from miaohui.payments.routes import router as payments_router
 from miaohui.privacy.routes import pages as privacy_pages
 from miaohui.privacy.routes import router as privacy_router
+from miaohui.push.relay import PushRelay
+from miaohui.push.routes import pages as push_pages
+from miaohui.push.routes import router as push_router
 from miaohui.reviews.pages import router as reviews_pages
 from miaohui.reviews.routes import router as reviews_router
 from miaohui.supervision.monitor import SafetyMonitor
@@ -88,6 +91,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
     ctx.writer.on_contracted.append(ctx.orders.on_contracted)
     ctx.safety = SafetyMonitor(ctx)
     ctx.verifier = make_provider(settings.verification_provider)
+    ctx.push = PushRelay(ctx)
     return ctx
 
 
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # tune_gc() so their arrays and tables are frozen with everything else long-lived.
         await asyncio.to_thread(ctx.safety.warm)
         await ctx.safety.start()  # the risk worker process, if any, with its models loaded
+        await ctx.push.start()
         gc_task = None
         if settings.gc_tuning:
             tune_gc()
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             if gc_task is not None:
                 gc_task.cancel()
+            await ctx.push.stop()
             await ctx.orders.stop()
             await ctx.duty.stop()
             await ctx.companion.stop()  # replies being written are cancelled; the writer flushes what was sent
@@ -157,12 +163,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         async with ctx.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__, "broker": type(ctx.broker).__name__,
-                "writer": ctx.writer.counters(), "safety": ctx.safety.counters()}
+                "writer": ctx.writer.counters(), "safety": ctx.safety.counters(), "push": ctx.push.counters}
 
     for router in (accounts_router, listeners_router, chat_router, gateway_router, orders_router, orders_pages,
                    ledger_router, ledger_pages, payments_router, payments_pages, supervision_router,
                    supervision_pages, verification_router, verification_pages, reviews_router, reviews_pages,
-                   matching_router, matching_pages, privacy_router, privacy_pages, web_router):
+                   matching_router, matching_pages, privacy_router, privacy_pages, push_router,
+                   push_pages, web_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

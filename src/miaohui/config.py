@@ -184,6 +184,22 @@ class Settings(BaseSettings):
     proof_max_per_listener: int = 8
     review_max_chars: int = 500
 
+    # ---- 关闭页面后也提醒: Web Push (push/).  Subscriptions may only point at
+    # these push services (the server POSTs to the endpoint a browser gave:
+    # anything else would let a user aim the server at an internal address).
+    # A host, or ".suffix" for a vendor's subdomains.
+    push_enabled: bool = True
+    push_services: list[str] = Field(default_factory=lambda: [
+        "fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com", ".notify.windows.com",
+    ])
+    # Further push services by exact origin ("https://push.example.org",
+    # "http://127.0.0.1:9000" for a test or self-hosted one; http only here).
+    push_extra_origins: list[str] = Field(default_factory=list)
+    # RFC 8292's contact for push services that need to reach the operator.
+    vapid_subject: str = "mailto:support@miaohui.example"
+    push_cooldown_seconds: float = 60.0  # at most one notice per person and conversation this often
+    push_max_devices: int = 10  # per person; the oldest subscription gives way
+
     @property
     def effective_safety_workers(self) -> int:
         if self.safety_workers >= 0:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from miaohui.listeners.duty import DutySampler
     from miaohui.orders.scheduler import OrderScheduler
     from miaohui.payments.gateway import PaymentGateway
+    from miaohui.push.relay import PushRelay
     from miaohui.supervision.monitor import SafetyMonitor
     from miaohui.verification.provider import VerificationProvider
 
@@ -45,4 +46,5 @@ class AppContext:
     duty: DutySampler = field(init=False)
     gateway: PaymentGateway = field(init=False)
     safety: SafetyMonitor = field(init=False)
+    push: PushRelay = field(init=False)
     verifier: VerificationProvider = field(init=False)

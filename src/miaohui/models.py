@@ -9,6 +9,7 @@ from miaohui.listeners.models import DutyHour, ListenerProfile  # noqa: F401
 from miaohui.matching.models import Favorite, ServedTopics  # noqa: F401
 from miaohui.orders.models import Block, Dispute, Gift, Offering, Order, Turn  # noqa: F401
 from miaohui.payments.models import Payment, SandboxIntent, Withdrawal  # noqa: F401
+from miaohui.push.models import PushSubscription  # noqa: F401
 from miaohui.reviews.models import Review  # noqa: F401
 from miaohui.supervision.models import CaseEvent, RiskCase, TranscriptAccess  # noqa: F401
 from miaohui.verification.models import (  # noqa: F401

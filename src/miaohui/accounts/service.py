@@ -8,7 +8,7 @@ import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -217,6 +217,16 @@ async def end_user_sessions(db: AsyncSession, user_id: str) -> None:
     hashes = list(await db.scalars(select(AuthSession.token_hash).where(AuthSession.user_id == user_id)))
     await db.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
     _announce_after_commit(db, [session_topic(th) for th in hashes])
+
+
+async def live_sessions(db: AsyncSession, hashes: set[str], now: datetime) -> set[str]:
+    """Which of these session hashes still sign someone in (not ended, not expired)."""
+    if not hashes:
+        return set()
+    rows = await db.scalars(
+        select(AuthSession.token_hash).where(AuthSession.token_hash.in_(hashes), AuthSession.expires_at > now)
+    )
+    return set(rows)
 
 
 async def get_user(db: AsyncSession, user_id: str) -> User | None:

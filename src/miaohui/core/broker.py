@@ -30,6 +30,9 @@ Handler = Callable[[str], None]
 class Broker(ABC):
     def __init__(self) -> None:
         self._subs: dict[str, set[Handler]] = {}
+        # Sees every event this process publishes, once, before fan-out
+        # (push.relay: a notice for whoever has no page open).
+        self.tap: Callable[[str, str], None] | None = None
 
     async def start(self) -> None:
         pass
@@ -61,6 +64,8 @@ class Broker(ABC):
 
 class LocalBroker(Broker):
     def publish_nowait(self, topic: str, data: str) -> None:
+        if self.tap is not None:
+            self.tap(topic, data)
         self._dispatch(topic, data)
 
 
@@ -130,6 +135,8 @@ class RedisBroker(Broker):
                 await self._pubsub.unsubscribe(self.PREFIX + topic)
 
     def publish_nowait(self, topic: str, data: str) -> None:
+        if self.tap is not None:
+            self.tap(topic, data)
         self._outq.put_nowait((topic, data))
 
     async def _write_loop(self) -> None:

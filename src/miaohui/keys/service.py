@@ -25,11 +25,13 @@ def stores(data_dir: Path) -> list:
     from miaohui.companion import service as companion
     from miaohui.orders import service as orders
     from miaohui.payments import service as payments
+    from miaohui.push import service as push
     from miaohui.supervision import service as supervision
     from miaohui.verification import service as verification
 
     return [*chat.encrypted_stores(), *companion.encrypted_stores(), *supervision.encrypted_stores(),
-            *orders.encrypted_stores(), *payments.encrypted_stores(), *verification.encrypted_stores(data_dir)]
+            *orders.encrypted_stores(), *payments.encrypted_stores(), *push.encrypted_stores(),
+            *verification.encrypted_stores(data_dir)]
 
 
 async def status(db: AsyncSession, keyring: KeyRing, data_dir: Path) -> dict:

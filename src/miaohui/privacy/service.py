@@ -16,7 +16,7 @@ companion's conversation, memories and state, the budget, the real-name
 check, training records and qualifications (with their proof files), 收藏
 (the account's own and its place in others'), 心情 answers (a seeker's own,
 and those about a listener's sittings), and a listener's measured on-duty
-minutes are deleted.  Kept, without a name: conversations with
+minutes are deleted (关闭页面后也提醒's devices go with the sessions).  Kept, without a name: conversations with
 listeners (the other side's record, and the evidence a dispute may need),
 orders, reviews and the ledger (money records are kept by law), and safety
 case records.
@@ -38,6 +38,7 @@ from miaohui.listeners import service as listeners
 from miaohui.matching import favorites
 from miaohui.orders import service as orders
 from miaohui.payments import service as payments
+from miaohui.push import service as push
 from miaohui.verification import service as verification
 from miaohui.wellbeing import mood
 from miaohui.wellbeing import service as wellbeing
@@ -73,6 +74,7 @@ async def export(ctx, user: User) -> dict:
             "verification": await verification.export_for(db, ctx, user.id),
             "favorites": await favorites.export_for(db, user.id),
             "duty_hours": await duty.export_for(db, user.id),
+            "push_devices": await push.export_for(db, user.id),
         }
 
 

@@ -13,6 +13,12 @@
 //   notification must focus or open the right page even after the tab closed.
 // * Two tabs of one person (console + chat) raise one notification per
 //   conversation (same tag) and one chime (a shared timestamp).
+// * 关闭页面后也提醒 (Web Push) reaches the device when no page is open: the
+//   browser subscribes at its vendor's push service, the server keeps the
+//   subscription for this sign-in only (signing out ends it) and sends
+//   notices with the same tags, so the service worker never shows one twice.
+
+import { api } from "./common.js";
 
 const KEY = "mh-notify";
 const CHIME_KEY = "mh-chime-at";
@@ -200,6 +206,63 @@ export function replyClockWarning(o, leftMs) {
   });
 }
 
+export const pushSupported = () => "serviceWorker" in navigator && "PushManager" in window;
+
+/** base64url → the bytes `applicationServerKey` wants. */
+function keyBytes(b64u) {
+  const s = atob(b64u.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (b64u.length % 4)) % 4));
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+/** The subscription was made with this key (not one from before the server's secret changed). */
+function sameKey(sub, key) {
+  const had = sub.options && sub.options.applicationServerKey;
+  if (!had) return true; // the browser does not say: trust it
+  const a = new Uint8Array(had);
+  const b = keyBytes(key);
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Whether this device gets pushes for this sign-in: the browser holds a
+ * subscription made with the server's current key, and the server holds it for this session. */
+export async function pushOn() {
+  if (!pushSupported()) return false;
+  const reg = await worker();
+  const sub = reg && (await reg.pushManager.getSubscription());
+  if (!sub) return false;
+  const { public_key: key } = await api("/api/push/key");
+  if (!key || !sameKey(sub, key)) return false;
+  const mine = await api("/api/push/devices");
+  return mine.some((d) => d.this_sign_in);
+}
+
+/** Subscribe this device (after the notification permission is granted). Throws with a reason to show. */
+export async function enablePush() {
+  const { enabled, public_key: key } = await api("/api/push/key");
+  if (!enabled) throw new Error("本站没有开启关闭页面后的提醒。");
+  const reg = await worker();
+  if (!reg) throw new Error("这个浏览器不支持关闭页面后的提醒。");
+  let sub = await reg.pushManager.getSubscription();
+  if (sub && !sameKey(sub, key)) {
+    await sub.unsubscribe(); // made with the server's old key: the push service would refuse it
+    sub = null;
+  }
+  try {
+    sub = sub || (await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) }));
+  } catch {
+    throw new Error("这个浏览器现在收不到推送（无痕模式，或连不上它的推送服务时如此）；页面开着时仍会提醒。");
+  }
+  await api("/api/push/subscription", { method: "PUT", body: sub.toJSON() });
+}
+
+export async function disablePush() {
+  const reg = await worker();
+  const sub = reg && (await reg.pushManager.getSubscription());
+  if (!sub) return;
+  await api("/api/push/unsubscribe", { method: "POST", body: { endpoint: sub.endpoint } });
+  await sub.unsubscribe();
+}
+
 /** On page load: a person who turned notifications on gets the worker back at once. */
 export function resume(role) {
   if (prefs(role).system && permission() === "granted") worker();
@@ -215,6 +278,10 @@ export function mountSettings(role) {
   const noteEl = $("notify-note");
   const sound = $("notify-sound");
   const names = $("notify-names");
+  const pushRow = $("notify-push-row");
+  const pushBtn = $("notify-push");
+  const pushNote = $("notify-push-note");
+  let pushing = false; // this device gets pushes for this sign-in (asked of the browser and the server)
 
   let answer = null; // the browser's answer to this page's request, if it asked
 
@@ -238,14 +305,43 @@ export function mountSettings(role) {
       names.checked = p.names;
       names.disabled = !on;
     }
-    const labels = [on ? "系统通知" : null, p.sound && sound ? "提示音" : null].filter(Boolean);
+    pushRow.hidden = !on || !pushSupported();
+    root.dataset.push = on && pushing ? "on" : "off";
+    pushBtn.textContent = pushing ? "关闭" : "开启";
+    pushBtn.setAttribute("aria-pressed", pushing ? "true" : "false");
+    const labels = [on ? "系统通知" : null, on && pushing ? "关闭页面后" : null, p.sound && sound ? "提示音" : null]
+      .filter(Boolean);
     stateEl.textContent = labels.length ? `：${labels.join(" + ")}` : "：未开启";
     root.dataset.state = on ? "on" : "off";
   }
 
+  const pushNoteSay = (text) => {
+    pushNote.hidden = !text;
+    pushNote.textContent = text;
+  };
+
+  async function setPush(want) {
+    pushBtn.disabled = true;
+    pushNoteSay("");
+    try {
+      if (want) await enablePush();
+      else await disablePush();
+      pushing = want;
+      if (want) pushNoteSay("已开启：锁屏或关掉页面时，新消息也会提醒你（不显示内容）。");
+    } catch (e) {
+      pushNoteSay(e.message || "没有成功，请稍后再试。");
+    } finally {
+      pushBtn.disabled = false;
+      render();
+    }
+  }
+
+  pushBtn.addEventListener("click", () => setPush(!pushing));
+
   systemBtn.addEventListener("click", async () => {
     if (prefs(role).system && permission() === "granted") {
       setPrefs({ system: false });
+      if (pushing) await setPush(false); // no system notifications: none when closed either
       render();
       return;
     }
@@ -267,4 +363,12 @@ export function mountSettings(role) {
     render();
   });
   render();
+  if (prefs(role).system && permission() === "granted" && pushSupported()) {
+    pushOn()
+      .then((v) => {
+        pushing = v;
+        render();
+      })
+      .catch(() => {});
+  }
 }

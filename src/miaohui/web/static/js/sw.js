@@ -3,6 +3,11 @@
 // focuses the tab already on that page, else turns one of ours to it, else
 // opens it.  It has no fetch handler: pages, API and sockets never pass
 // through it, and nothing is cached.
+//
+// It also receives 关闭页面后也提醒's pushes (push/relay.py): a notice the
+// server sends when the person has no page in front of them.  A page that
+// is open but hidden may have told them already under the same tag; then
+// the push shows nothing more.
 
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
@@ -12,6 +17,36 @@ function target(data) {
   const url = data && typeof data.url === "string" ? data.url : "/";
   return url.startsWith("/") && !url.startsWith("//") && !url.startsWith("/\\") ? url : "/";
 }
+
+const RECENT_MS = 60_000;
+const text = (v, fallback) => (typeof v === "string" && v ? v.slice(0, 200) : fallback);
+
+self.addEventListener("push", (event) => {
+  let n = {};
+  try {
+    n = (event.data && event.data.json()) || {};
+  } catch {
+    n = {};
+  }
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      if (windows.some((c) => c.visibilityState === "visible" && c.focused)) return; // in front of them already
+      const tag = text(n.tag, "mh-push");
+      const shown = await self.registration.getNotifications({ tag });
+      if (shown.some((x) => Date.now() - x.timestamp < RECENT_MS)) return; // the page told them
+      await self.registration.showNotification(text(n.title, "秒回"), {
+        body: text(n.body, "你有一条新消息"),
+        tag,
+        renotify: true,
+        requireInteraction: !!n.urgent,
+        data: { url: target(n) },
+        lang: "zh-CN",
+        icon: "/static/favicon.svg",
+      });
+    })(),
+  );
+});
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
