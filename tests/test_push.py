@@ -115,6 +115,9 @@ def test_only_events_for_someone_away_become_notices_and_none_carries_text():
     assert "10秒内回复" in json.loads(notice_for(f"user:{listener}", json.dumps(started)).payload("listener"))["body"]
     assert json.loads(notice_for(f"user:{seeker}", json.dumps(started)).payload("seeker"))["body"] == \
         "你预约的30分钟倾诉开始了"
+    from miaohui.supervision.monitor import SUPERVISION_TOPIC
+
+    assert push_relay.SUPERVISION_TOPIC == SUPERVISION_TOPIC  # named twice (the relay does not load the monitor)
     case = notice_for("supervision", json.dumps({"type": "case", "alarm": True, "case": {"id": "k" * 32}}))
     assert case.role == "supervisor" and case.urgent and case.url == "/supervision"
     for topic, event in [(f"user:{listener}", {"type": "typing", "conversation_id": conv}),
