@@ -245,3 +245,18 @@ async def test_an_urgent_case_reaches_a_supervisor_with_no_page_open(server, see
     notices = service.wait_for(device, timeout=15)
     assert notices[0]["title"] == "秒回 · 紧急个案" and notices[0]["url"] == "/supervision"
     assert notices[0]["urgent"] is True and "安眠药" not in json.dumps(notices)
+
+
+async def test_a_busy_push_service_holds_back_no_one_else(server, seeker, listener, conversation, service):
+    """One device's service answers 503 and is retried for seconds; the
+    notice to someone else that comes meanwhile goes out at once."""
+    busy, seekers = Device(service, kind="busy"), Device(service)
+    assert subscribe(server, listener, busy).status_code == 200
+    assert subscribe(server, seeker, seekers).status_code == 200
+    await say(seeker, conversation, "在吗")  # → the listener's busy service: 503, retried after 1 s and 5 s
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await say(listener, conversation, "我在，慢慢说")  # → the seeker, who has no page open
+    assert service.wait_for(seekers, timeout=3)[0]["body"] == "你有一条新消息"
+    assert time.monotonic() - started < 2 and service.for_device(busy) == []  # still being retried
+    assert service.wait_for(busy, timeout=10)[0]["body"] == "有人找你倾诉，请尽快回复"

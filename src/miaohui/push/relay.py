@@ -110,6 +110,8 @@ class PushRelay:
         self._supervisors = False
         self._last: dict[str, float] = {}  # cooldown key → monotonic time of its last notice
         self._tasks: list[asyncio.Task] = []
+        self._sending: set[asyncio.Task] = set()  # rounds of POSTs under way
+        self._limit = asyncio.Semaphore(SEND_CONCURRENCY)  # POSTs at once, across rounds
         self._client: httpx.AsyncClient | None = None
         self._key = None
         self.counters = {"queued": 0, "dropped": 0, "notices": 0, "sent": 0, "failed": 0, "gone": 0}
@@ -138,7 +140,7 @@ class PushRelay:
     async def stop(self) -> None:
         if self.ctx.broker.tap == self.see:
             self.ctx.broker.tap = None
-        for t in self._tasks:
+        for t in (*self._tasks, *self._sending):
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -210,7 +212,7 @@ class PushRelay:
                 del self._last[k]
 
     async def deliver(self, notices: list[Notice]) -> None:
-        """Send each notice to the devices of its people who have no page in
+        """Start sending each notice to the devices of its people who have no page in
         front of them: no socket open (``offline``), or only hidden pages
         (``away``: a phone's browser in the background may be frozen; the
         service worker shows nothing twice, see static/js/sw.js)."""
@@ -238,21 +240,29 @@ class PushRelay:
         told = {job[0].cooldown_key for job in jobs}
         self._told(told)
         self.counters["notices"] += len(told)
-        limit = asyncio.Semaphore(SEND_CONCURRENCY)
+        # Sent on their own task: a push service that is slow or answering 503
+        # (retried for seconds) must not hold back the next notice to someone else.
+        task = asyncio.get_running_loop().create_task(self._send_all(jobs, now))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
+    async def _send_all(self, jobs: list, now) -> None:
         async def one(n: Notice, sub_id: str, role: str, endpoint: str, keys: str) -> tuple[str, str]:
-            async with limit:
+            async with self._limit:
                 return sub_id, await self.send(endpoint, keys, n.payload(role), n.urgent, n.tag)
 
-        results = await asyncio.gather(*(one(*job) for job in jobs))
-        ok = [i for i, r in results if r == "ok"]
-        gone = [i for i, r in results if r == "gone"]
-        self.counters["sent"] += len(ok)
-        self.counters["gone"] += len(gone)
-        self.counters["failed"] += len(results) - len(ok) - len(gone)
-        async with ctx.sessionmaker() as db:
-            await service.sent(db, ok, gone, now)
-            await db.commit()
+        try:
+            results = await asyncio.gather(*(one(*job) for job in jobs))
+            ok = [i for i, r in results if r == "ok"]
+            gone = [i for i, r in results if r == "gone"]
+            self.counters["sent"] += len(ok)
+            self.counters["gone"] += len(gone)
+            self.counters["failed"] += len(results) - len(ok) - len(gone)
+            async with self.ctx.sessionmaker() as db:
+                await service.sent(db, ok, gone, now)
+                await db.commit()
+        except Exception:
+            log.exception("push delivery failed")
 
     async def send(self, endpoint: str, keys: str, payload: bytes, urgent: bool, tag: str) -> str:
         """One POST to a push service (RFC 8030): ``ok``, ``gone`` (the
