@@ -52,6 +52,12 @@ def request_token(request) -> tuple[str, str]:
     return request.cookies.get(SESSION_COOKIE, ""), "cookie"
 
 
+def request_session_hash(request) -> str:
+    """The stored hash of the session this request signed in with (what a
+    row tied to one sign-in, such as a push subscription, names)."""
+    return service.token_hash(request_token(request)[0])
+
+
 def csrf_ok(request: Request, supplied: str | None) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     return bool(cookie) and bool(supplied) and secrets.compare_digest(cookie, supplied)

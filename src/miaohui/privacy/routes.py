@@ -7,11 +7,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, CurrentUser, client_ip
+from miaohui.accounts.deps import DB, SESSION_COOKIE, Ctx, CurrentUser, client_ip, request_session_hash
 from miaohui.core.errors import AppError
 from miaohui.privacy import service
 from miaohui.push import service as push
-from miaohui.push.routes import session_hash
 from miaohui.web.routes import MaybeUser, _field, gate, posted_form, render
 
 router = APIRouter(tags=["privacy"])
@@ -48,7 +47,7 @@ async def close(body: CloseIn, request: Request, ctx: Ctx, user: CurrentUser) ->
 async def _page(request: Request, ctx, db, user, status_code: int = 200, error: str = "") -> Response:
     return render(request, ctx, "account.html", user, status_code=status_code, private=True, error=error,
                   blocking=await service.blockers(db, ctx, user), confirm_word=service.CONFIRM_WORD,
-                  push_devices=await push.devices(db, user.id, session_hash(request)))
+                  push_devices=await push.devices(db, user.id, request_session_hash(request)))
 
 
 @pages.get("/account")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from miaohui.accounts import service as accounts
-from miaohui.accounts.deps import DB, Ctx, CurrentUser, request_token
+from miaohui.accounts.deps import DB, Ctx, CurrentUser, request_session_hash
 from miaohui.core.errors import AppError
 from miaohui.push import service
 from miaohui.push.schemas import DeviceOut, EndpointIn, PushKeyOut, SubscriptionIn
@@ -14,12 +13,6 @@ from miaohui.web.routes import posted_form
 
 router = APIRouter(prefix="/api/push", tags=["push"])
 pages = APIRouter(include_in_schema=False)
-
-
-def session_hash(request: Request) -> str:
-    """The hash of the session this request signed in with (a subscription's owner)."""
-    token, _ = request_token(request)
-    return accounts.token_hash(token)
 
 
 @router.get("/key", response_model=PushKeyOut)
@@ -32,11 +25,10 @@ async def key(ctx: Ctx) -> dict:
 @router.put("/subscription", response_model=DeviceOut)
 async def subscribe(body: SubscriptionIn, request: Request, ctx: Ctx, db: DB, user: CurrentUser) -> dict:
     """Keep this device's subscription for this sign-in (idempotent)."""
-    h = session_hash(request)
+    h = request_session_hash(request)
     sub = await service.subscribe(db, ctx.settings, ctx.keyring, ctx.clock.now(), user_id=user.id, role=user.role,
                                   session_hash=h, endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth)
-    out = {"id": sub.id, "service": sub.service, "label": service.service_label(sub.service),
-           "created_at": sub.created_at, "last_sent_at": sub.last_sent_at, "this_sign_in": True}
+    out = service.device(sub, h)
     await db.commit()
     ctx.push.subscribed(user.id, user.role)
     return out
@@ -52,7 +44,7 @@ async def unsubscribe(body: EndpointIn, ctx: Ctx, db: DB, user: CurrentUser) -> 
 
 @router.get("/devices", response_model=list[DeviceOut])
 async def devices(request: Request, db: DB, user: CurrentUser) -> list[dict]:
-    return await service.devices(db, user.id, session_hash(request))
+    return await service.devices(db, user.id, request_session_hash(request))
 
 
 @router.delete("/devices/{device_id}", status_code=204)

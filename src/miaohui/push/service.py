@@ -36,7 +36,6 @@ from miaohui.core.errors import AppError
 from miaohui.push import webpush
 from miaohui.push.models import PushSubscription
 
-MAX_ENDPOINT = 1024
 # What a person recognises their device by: the push service says which browser it is.
 SERVICE_LABELS = {"fcm.googleapis.com": "Chrome / 安卓浏览器", "updates.push.services.mozilla.com": "Firefox",
                   "web.push.apple.com": "Safari（iPhone、Mac）"}
@@ -121,11 +120,16 @@ async def remove(db: AsyncSession, user_id: str, subscription_id: str) -> bool:
     return res.rowcount > 0
 
 
+def device(s: PushSubscription, session_hash: str | None) -> dict:
+    """A device as its person sees it (never its endpoint or keys)."""
+    return {"id": s.id, "service": s.service, "label": service_label(s.service), "created_at": s.created_at,
+            "last_sent_at": s.last_sent_at, "this_sign_in": s.session_hash == session_hash}
+
+
 async def devices(db: AsyncSession, user_id: str, session_hash: str | None = None) -> list[dict]:
     rows = await db.scalars(
         select(PushSubscription).where(PushSubscription.user_id == user_id).order_by(PushSubscription.created_at))
-    return [{"id": s.id, "service": s.service, "label": service_label(s.service), "created_at": s.created_at,
-             "last_sent_at": s.last_sent_at, "this_sign_in": s.session_hash == session_hash} for s in rows]
+    return [device(s, session_hash) for s in rows]
 
 
 async def export_for(db: AsyncSession, user_id: str) -> list[dict]:
