@@ -101,6 +101,10 @@ proposed server change with the same harness before anyone edits ``src/``.
     batch its wall time, on-CPU time and run-queue wait (the loop thread's
     ``/proc`` schedstat) and rows; the WAL checkpoints and catch-ups. JSON
     in ``$MIAOHUI_BENCH_MSGTRACE`` once traffic pauses.
+``whocompiles``
+    diagnostics: every multi-row ``INSERT … VALUES`` SQLAlchemy compiles,
+    with its table, row count, compile time and the awaiting coroutines'
+    chain (``$MIAOHUI_BENCH_WHO``); how session 32 found the duty tick.
 ``writerproc``
     prototype: the one-statement batch executed by a subprocess of its own
     over a pipe (``marshal``), so neither its CPU nor its fsync is the loop's
@@ -1019,11 +1023,13 @@ def patch_stalllog() -> None:
     wall time, the garbage collections that ran meanwhile (generation, ms,
     objects collected) and the innermost frames a watcher thread saw on the
     loop's thread while it was stalled, every 2 ms, at most
-    ``$MIAOHUI_BENCH_STALL_STACKS`` (default 4) per stall.  Every collection
+    ``$MIAOHUI_BENCH_STALL_STACKS`` (default 4) per stall, each its innermost
+    ``$MIAOHUI_BENCH_STALL_DEPTH`` (default 8) frames.  Every collection
     over 5 ms is logged too, stall or not."""
     import traceback
 
     most = int(os.environ.get("MIAOHUI_BENCH_STALL_STACKS", "4"))
+    depth = int(os.environ.get("MIAOHUI_BENCH_STALL_DEPTH", "8"))
 
     out = os.environ.get("MIAOHUI_BENCH_STALLLOG", "/tmp/stalllog.jsonl")
     limit = float(os.environ.get("MIAOHUI_BENCH_STALL_MS", "25")) / 1000
@@ -1051,7 +1057,7 @@ def patch_stalllog() -> None:
                 if frame is not None:
                     state["stacks"].append(" <- ".join(
                         f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
-                        for f in reversed(traceback.extract_stack(frame)[-8:])))
+                        for f in reversed(traceback.extract_stack(frame)[-depth:])))
 
     def on_beat(now: float) -> None:
         late = now - state["t"] - 0.005
@@ -1462,6 +1468,50 @@ def patch_fakeworker() -> None:
     worker.RiskWorker.__init__.__defaults__ = (0, "miaohui_fakeworker")
 
 
+def patch_whocompiles() -> None:
+    """Diagnostics: which coroutine compiles a multi-row INSERT on the loop
+    (JSON lines in ``$MIAOHUI_BENCH_WHO``: the awaiting chain, the row count
+    and the compile time)."""
+    import asyncio
+
+    from sqlalchemy.sql import crud
+
+    out = os.environ.get("MIAOHUI_BENCH_WHO", "/tmp/who.jsonl")
+    orig = crud._extend_values_for_multiparams
+
+    def chain() -> list[str]:
+        task = asyncio.current_task() if _loop_running() else None
+        names: list[str] = []
+        coro = task.get_coro() if task else None
+        while coro is not None and len(names) < 30:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                names.append(f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}:{frame.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return names
+
+    def wrapped(compiler, stmt, compile_state, initial_values, _column_as_key, kw):
+        t0 = time.perf_counter()
+        try:
+            return orig(compiler, stmt, compile_state, initial_values, _column_as_key, kw)
+        finally:
+            _append_line(out, {"at": time.time(), "ms": round((time.perf_counter() - t0) * 1000, 2),
+                               "table": str(getattr(stmt, "table", "")), "rows": len(compile_state._multi_parameters or []),
+                               "chain": chain()})
+
+    crud._extend_values_for_multiparams = wrapped
+
+
+def _loop_running() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 PATCHES = {
     "commitgap": patch_commitgap,
     "fakeworker": patch_fakeworker,
@@ -1474,6 +1524,7 @@ PATCHES = {
     "gcmid": patch_gcmid,
     "maxbatch": patch_maxbatch,
     "stalllog": patch_stalllog,
+    "whocompiles": patch_whocompiles,
     "bigcache": patch_bigcache,
     "nofast": patch_nofast,
     "switchms": patch_switchms,

@@ -303,8 +303,31 @@ def test_0015_adds_push_subscriptions_that_go_with_their_sign_in(database_url):
         "SELECT name FROM sqlite_master WHERE type = 'table'" if database_url.startswith("sqlite")
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", {})])
     assert "push_subscriptions" not in {t for (t,) in tables}
-    upgrade(database_url, keys=KEYS)
+    upgrade(database_url, "0015", keys=KEYS)
     assert revision(database_url) == "0015"
+    upgrade(database_url, keys=KEYS)
+
+
+def test_0016_lets_the_duty_prune_find_old_hours_by_index(database_url):
+    """The hourly prune deletes by age across every listener: with the index
+    it reads the old hours, not the whole table (SQLite's plan says so; on
+    PostgreSQL the index is there to be chosen)."""
+    def indexes() -> set[str]:
+        (rows,) = sql(database_url, [(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'listener_duty'"
+            if database_url.startswith("sqlite")
+            else "SELECT indexname FROM pg_indexes WHERE tablename = 'listener_duty'", {})])
+        return {n for (n,) in rows}
+
+    assert "ix_listener_duty_hour_start" in indexes()
+    if database_url.startswith("sqlite"):
+        (plan,) = sql(database_url, [(
+            "EXPLAIN QUERY PLAN DELETE FROM listener_duty WHERE hour_start < '2026-01-01 00:00:00'", {})])
+        assert any("ix_listener_duty_hour_start" in str(row) for row in plan), plan
+    command.downgrade(alembic_config(database_url, KEYS), "0015")
+    assert "ix_listener_duty_hour_start" not in indexes()
+    upgrade(database_url, keys=KEYS)
+    assert revision(database_url) == "0016"
 
 
 def test_the_migrated_schema_is_the_models_schema(database_url):

@@ -18,6 +18,12 @@ log = logging.getLogger("miaohui.presence")
 
 _RANK = {"offline": 0, "away": 1, "online": 2}
 
+# Commands per Redis pipeline when many sockets or people are concerned at
+# once.  redis-py packs the commands and parses the replies on the event
+# loop, without yielding in between: a pipeline of 2,000 took ~34 ms of the
+# loop here, 200 took ~3.6 (docs/performance.md, session 32).
+PIPELINE_CHUNK = 200
+
 
 def best(statuses) -> str:
     out = "offline"
@@ -97,12 +103,26 @@ class RedisPresence(Presence):
         while True:
             await asyncio.sleep(max(1.0, self.ttl / 3))
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for (user_id, conn_id), status in self._local.items():
-                    pipe.set(f"mh:pres:{user_id}:{conn_id}", status, ex=self.ttl)
-                await pipe.execute()
+                await self.refresh()
             except Exception:
                 log.exception("presence refresh failed")
+
+    async def refresh(self) -> int:
+        """Renew the key of every socket this process holds, in pipelines of
+        :data:`PIPELINE_CHUNK`, so that a process with thousands of sockets
+        never holds the loop for all of them at once.  A socket gone while
+        an earlier chunk was in flight is skipped.  Returns how many."""
+        keys = list(self._local)
+        renewed = 0
+        for k in range(0, len(keys), PIPELINE_CHUNK):
+            pipe = self._redis.pipeline(transaction=False)
+            for user_id, conn_id in keys[k : k + PIPELINE_CHUNK]:
+                status = self._local.get((user_id, conn_id))
+                if status is not None:
+                    pipe.set(f"mh:pres:{user_id}:{conn_id}", status, ex=self.ttl)
+                    renewed += 1
+            await pipe.execute()
+        return renewed
 
     async def set(self, user_id: str, conn_id: str, status: str) -> None:
         self._local[(user_id, conn_id)] = status
@@ -119,8 +139,14 @@ class RedisPresence(Presence):
         await pipe.execute()
 
     async def statuses(self, user_ids: list[str]) -> dict[str, str]:
-        if not user_ids:
-            return {}
+        """Everyone's best status, :data:`PIPELINE_CHUNK` people at a time
+        (the duty tick asks about every listener at once)."""
+        out: dict[str, str] = {}
+        for k in range(0, len(user_ids), PIPELINE_CHUNK):
+            out.update(await self._statuses(user_ids[k : k + PIPELINE_CHUNK]))
+        return out
+
+    async def _statuses(self, user_ids: list[str]) -> dict[str, str]:
         pipe = self._redis.pipeline(transaction=False)
         for u in user_ids:
             pipe.smembers(f"mh:presconns:{u}")

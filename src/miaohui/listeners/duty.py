@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import JSON, BigInteger, String, bindparam, cast, delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
-from miaohui.core.db import begin_write, upsert
+from miaohui.core.db import UTCDateTime, begin_write, upsert
 from miaohui.listeners.models import DutyHour, ListenerProfile
 
 log = logging.getLogger(__name__)
@@ -60,23 +62,55 @@ async def on_duty_now(db: AsyncSession, presence) -> list[str]:
 
 
 async def record(db: AsyncSession, listener_ids: list[str], now: datetime) -> None:
-    """Mark minute ``now`` as on duty for ``listener_ids`` (idempotent)."""
-    bit = 1 << now.minute
-    await merge(db, [(i, hour_of(now), bit) for i in sorted(listener_ids)])
+    """Mark minute ``now`` as on duty for ``listener_ids`` (idempotent), in
+    one statement whatever their number.
+
+    The ids travel as one JSON array that the database unpacks itself
+    (``json_each`` / ``json_array_elements_text``), so the statement's text
+    is the same for ten listeners or ten thousand: compiled once, then
+    nothing per row on the event loop, and one step of SQLite.  The tick
+    used to be one multi-row ``VALUES`` upsert, which SQLAlchemy compiles
+    afresh for every row count on the loop: with 1,000 listeners on duty
+    that stopped chat for 100–170 ms once a minute (docs/performance.md,
+    session 32)."""
+    if not listener_ids:
+        return
+    await db.execute(_record_statement(db.get_bind().dialect.name),
+                     {"ids": json.dumps(sorted(listener_ids)), "hour": hour_of(now), "bit": 1 << now.minute})
+
+
+@functools.cache
+def _record_statement(dialect: str):
+    table = DutyHour.__table__
+    ids = bindparam("ids", type_=String)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        unpacked = func.json_array_elements_text(cast(ids, JSON)).table_valued("value")
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        unpacked = func.json_each(ids).table_valued("value")
+    rows = select(unpacked.c.value, bindparam("hour", type_=UTCDateTime), bindparam("bit", type_=BigInteger))
+    # SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (else ON reads as a join's).
+    stmt = insert(table).from_select(["listener_id", "hour_start", "minutes"], rows.where(true()))
+    return stmt.on_conflict_do_update(
+        index_elements=["listener_id", "hour_start"],
+        set_={"minutes": table.c.minutes.op("|")(stmt.excluded.minutes)},
+    )
 
 
 async def merge(db: AsyncSession, rows: list[tuple[str, datetime, int]]) -> None:
-    """OR ``(listener_id, hour_start, minutes mask)`` into the record."""
+    """OR ``(listener_id, hour_start, minutes mask)`` into the record (the
+    demo's history and tests: any hours and masks, one parameter set each)."""
     if not rows:
         return
-    stmt = upsert(db, DutyHour.__table__).values(
-        [{"listener_id": i, "hour_start": h, "minutes": m} for i, h, m in rows]
-    )
+    stmt = upsert(db, DutyHour.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["listener_id", "hour_start"],
         set_={"minutes": DutyHour.__table__.c.minutes.op("|")(stmt.excluded.minutes)},
     )
-    await db.execute(stmt)
+    await db.execute(stmt, [{"listener_id": i, "hour_start": h, "minutes": m} for i, h, m in rows])
 
 
 async def prune(db: AsyncSession, now: datetime) -> int:
@@ -87,13 +121,19 @@ async def prune(db: AsyncSession, now: datetime) -> int:
 
 
 async def sample(ctx) -> int:
-    """One tick: record who is on duty this minute; return how many."""
+    """One tick: record who is on duty this minute; return how many.
+
+    The write is a plain (deferred) transaction, not ``begin_write``'s
+    ``BEGIN IMMEDIATE``: its only statement is the write, so SQLite takes
+    its one write lock at that statement and gives it back at the COMMIT
+    right after — chat's message batches wait for that lock, and must not
+    wait behind a transaction that is itself waiting for a busy event loop
+    between its steps."""
     now = ctx.clock.now()
     async with ctx.sessionmaker() as db:
         on = await on_duty_now(db, ctx.presence)
         if on:
-            await db.commit()  # end the read: the write below begins as a writer (core.db.begin_write)
-            await begin_write(db)
+            await db.commit()  # end the read: the write is a transaction of its own
             await record(db, on, now)
             await db.commit()
     return len(on)

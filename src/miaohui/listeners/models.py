@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from miaohui.core.db import Base, UTCDateTime
@@ -43,6 +43,10 @@ class DutyHour(Base):
     still counts once (see :mod:`miaohui.listeners.duty`)."""
 
     __tablename__ = "listener_duty"
+    # The hourly prune deletes by age across all listeners: without this it
+    # scanned the whole table (a month of every listener's hours) while
+    # holding SQLite's write lock, which chat's message batches wait for.
+    __table_args__ = (Index("ix_listener_duty_hour_start", "hour_start"),)
 
     listener_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
