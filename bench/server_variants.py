@@ -101,6 +101,8 @@ proposed server change with the same harness before anyone edits ``src/``.
     batch its wall time, on-CPU time and run-queue wait (the loop thread's
     ``/proc`` schedstat) and rows; the WAL checkpoints and catch-ups. JSON
     in ``$MIAOHUI_BENCH_MSGTRACE`` once traffic pauses.
+``ckptidle``
+    the WAL checkpoint thread's I/O in the idle class (or best-effort 7).
 ``whocompiles``
     diagnostics: every multi-row ``INSERT … VALUES`` SQLAlchemy compiles,
     with its table, row count, compile time and the awaiting coroutines'
@@ -1468,6 +1470,30 @@ def patch_fakeworker() -> None:
     worker.RiskWorker.__init__.__defaults__ = (0, "miaohui_fakeworker")
 
 
+def patch_ckptidle() -> None:
+    """Experiment: the WAL checkpoint thread's I/O in the idle class
+    (``ioprio_set``; ``$MIAOHUI_BENCH_CKPT_IOPRIO``: ``idle`` or ``be7``), so
+    the block layer's mq-deadline sends the writer's WAL writes ahead of the
+    checkpoint's page copies and database fsync."""
+    import ctypes
+    import threading
+
+    from miaohui.chat import writer as w
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    which = os.environ.get("MIAOHUI_BENCH_CKPT_IOPRIO", "idle")
+    value = (3 << 13) if which == "idle" else ((2 << 13) | 7)
+    orig = w.MessageWriter._checkpoint_loop
+
+    def checkpoint_loop(self) -> None:
+        tid = threading.get_native_id()
+        if libc.syscall(251, 1, tid, value) != 0:  # SYS_ioprio_set, IOPRIO_WHO_PROCESS (a thread id)
+            print(f"ioprio_set failed: {ctypes.get_errno()}", file=sys.stderr)
+        orig(self)
+
+    w.MessageWriter._checkpoint_loop = checkpoint_loop
+
+
 def patch_whocompiles() -> None:
     """Diagnostics: which coroutine compiles a multi-row INSERT on the loop
     (JSON lines in ``$MIAOHUI_BENCH_WHO``: the awaiting chain, the row count
@@ -1525,6 +1551,7 @@ PATCHES = {
     "maxbatch": patch_maxbatch,
     "stalllog": patch_stalllog,
     "whocompiles": patch_whocompiles,
+    "ckptidle": patch_ckptidle,
     "bigcache": patch_bigcache,
     "nofast": patch_nofast,
     "switchms": patch_switchms,
