@@ -150,7 +150,12 @@ async def begin_write(session: AsyncSession) -> None:
 def upsert(session: AsyncSession, table):
     """``INSERT`` with ``ON CONFLICT`` for the session's dialect (PostgreSQL
     and SQLite spell it the same; SQLAlchemy has a construct per dialect)."""
-    if session.get_bind().dialect.name == "postgresql":
+    return upsert_for(session.get_bind().dialect.name, table)
+
+
+def upsert_for(dialect: str, table):
+    """:func:`upsert` by dialect name, for statements built once and cached."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

@@ -32,7 +32,7 @@ from sqlalchemy import JSON, BigInteger, String, bindparam, cast, delete, func, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from miaohui.accounts.models import User
-from miaohui.core.db import UTCDateTime, begin_write, upsert
+from miaohui.core.db import UTCDateTime, begin_write, upsert, upsert_for
 from miaohui.listeners.models import DutyHour, ListenerProfile
 
 log = logging.getLogger(__name__)
@@ -81,22 +81,22 @@ async def record(db: AsyncSession, listener_ids: list[str], now: datetime) -> No
 
 @functools.cache
 def _record_statement(dialect: str):
-    table = DutyHour.__table__
     ids = bindparam("ids", type_=String)
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
         unpacked = func.json_array_elements_text(cast(ids, JSON)).table_valued("value")
     else:
-        from sqlalchemy.dialects.sqlite import insert
-
         unpacked = func.json_each(ids).table_valued("value")
     rows = select(unpacked.c.value, bindparam("hour", type_=UTCDateTime), bindparam("bit", type_=BigInteger))
     # SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (else ON reads as a join's).
-    stmt = insert(table).from_select(["listener_id", "hour_start", "minutes"], rows.where(true()))
+    return _or_minutes(upsert_for(dialect, DutyHour.__table__).from_select(
+        ["listener_id", "hour_start", "minutes"], rows.where(true())))
+
+
+def _or_minutes(stmt):
+    """On a listener-hour already recorded, OR the new minutes into it."""
     return stmt.on_conflict_do_update(
         index_elements=["listener_id", "hour_start"],
-        set_={"minutes": table.c.minutes.op("|")(stmt.excluded.minutes)},
+        set_={"minutes": DutyHour.__table__.c.minutes.op("|")(stmt.excluded.minutes)},
     )
 
 
@@ -105,12 +105,8 @@ async def merge(db: AsyncSession, rows: list[tuple[str, datetime, int]]) -> None
     demo's history and tests: any hours and masks, one parameter set each)."""
     if not rows:
         return
-    stmt = upsert(db, DutyHour.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["listener_id", "hour_start"],
-        set_={"minutes": DutyHour.__table__.c.minutes.op("|")(stmt.excluded.minutes)},
-    )
-    await db.execute(stmt, [{"listener_id": i, "hour_start": h, "minutes": m} for i, h, m in rows])
+    await db.execute(_or_minutes(upsert(db, DutyHour.__table__)),
+                     [{"listener_id": i, "hour_start": h, "minutes": m} for i, h, m in rows])
 
 
 async def prune(db: AsyncSession, now: datetime) -> int:
