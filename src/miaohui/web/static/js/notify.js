@@ -44,17 +44,33 @@ export function setPrefs(patch) {
 export const supported = () => "Notification" in window;
 export const permission = () => (supported() ? Notification.permission : "unsupported");
 
-const WATCH_KEY = "mh-watching";
+// Each tab's claim is a key of its own ("mh-watching:<tab>:<what>" → time):
+// one shared object, read, changed and written back by every tab, lost
+// updates — a tab that had just looked away came back into it from another
+// tab's stale copy and kept its siblings quiet for seconds.
+const WATCH_PREFIX = "mh-watching:";
 const WATCH_FRESH_MS = 2500;
+const WATCH_GONE_MS = 60_000; // a claim this old is a closed (or crashed) tab's: removed
+const TAB = Math.random().toString(36).slice(2, 10);
 
 const tabAway = () => document.visibilityState !== "visible" || !document.hasFocus();
 
+/** What is being looked at, by any tab: { what: last claim time }. */
 function watching() {
-  try {
-    return JSON.parse(localStorage.getItem(WATCH_KEY) || "{}") || {};
-  } catch {
-    return {};
+  const w = {};
+  const now = Date.now();
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const k = localStorage.key(i);
+    if (!k || !k.startsWith(WATCH_PREFIX)) continue;
+    const at = Number(localStorage.getItem(k)) || 0;
+    if (now - at > WATCH_GONE_MS) {
+      localStorage.removeItem(k);
+      continue;
+    }
+    const what = k.slice(k.indexOf(":", WATCH_PREFIX.length) + 1);
+    w[what] = Math.max(w[what] || 0, at);
   }
+  return w;
 }
 
 /**
@@ -63,19 +79,18 @@ function watching() {
  * do not ring for what is already in front of them.
  */
 export function watch(what) {
+  const key = `${WATCH_PREFIX}${TAB}:${what}`;
   const beat = () => {
-    const now = Date.now();
-    const w = Object.fromEntries(Object.entries(watching()).filter(([, at]) => now - at < WATCH_FRESH_MS));
     // Looking away takes the claim back at once (another tab on the same view renews its own within 1 s).
-    if (tabAway()) delete w[what];
-    else w[what] = now;
-    localStorage.setItem(WATCH_KEY, JSON.stringify(w));
+    if (tabAway()) localStorage.removeItem(key);
+    else localStorage.setItem(key, String(Date.now()));
   };
   beat();
   setInterval(() => tabAway() || beat(), 1000);
   document.addEventListener("visibilitychange", beat);
   window.addEventListener("focus", beat);
   window.addEventListener("blur", beat);
+  window.addEventListener("pagehide", () => localStorage.removeItem(key));
 }
 
 /** Is the person looking elsewhere than at `topic` (a conversation id, "cases")? */

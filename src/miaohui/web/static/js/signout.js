@@ -29,7 +29,10 @@ function unsentCount(keys) {
 
 function clear(keys) {
   for (const k of keys) localStorage.removeItem(k);
-  localStorage.removeItem("mh-watching");
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const k = localStorage.key(i);
+    if (k && k.startsWith("mh-watching")) localStorage.removeItem(k);
+  }
 }
 
 try {
