@@ -1,5 +1,5 @@
-"""新消息提醒 in headless Chromium: system notifications (through the real
-service worker, read back with ``getNotifications()``) and the chime, raised
+"""新消息提醒 in headless Chromium: system notifications (shown through the
+real service worker registration; see ``TRACE`` for how they are read back) and the chime, raised
 only while the person looks elsewhere, never carrying message text, naming
 the other person only when asked; the listener's reply-clock warning; the
 supervisor's notification for an urgent case.
@@ -11,6 +11,7 @@ as they would in a real browser."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -31,13 +32,43 @@ Object.defineProperty(Document.prototype, "hidden", { configurable: true, get() 
 Document.prototype.hasFocus = function () { return !window.__away; };
 """
 
-SHOWN = """async () => {
+# What the pages' service worker registration was asked to show, and the
+# browser accepted: kept in localStorage (every tab of the person, across
+# navigations), a later notification with the same tag replacing the earlier,
+# as the browser does.  The notifications are not read back with
+# getNotifications() while one may be on its way: in Chromium a
+# getNotifications() that runs while a showNotification() is being handled
+# drops the new one from the worker's list for good, although it was shown
+# (about half the time when the two overlap), and polling it made these tests
+# fail now and then with "shown: []".
+TRACE = """
+if (window.ServiceWorkerRegistration) {
+  const show = ServiceWorkerRegistration.prototype.showNotification;
+  ServiceWorkerRegistration.prototype.showNotification = function (title, o = {}) {
+    return show.call(this, title, o).then(
+      (v) => {
+        const n = { title, body: o.body, tag: o.tag, url: o.data && o.data.url };
+        const list = JSON.parse(localStorage.getItem("test-shown") || "[]").filter((x) => !o.tag || x.tag !== o.tag);
+        localStorage.setItem("test-shown", JSON.stringify([...list, n]));
+        return v;
+      },
+      (e) => { console.debug(`[test] showNotification refused: ${e}`); throw e; });
+  };
+}
+"""
+
+SHOWN = """() => JSON.parse(localStorage.getItem("test-shown") || "[]")"""
+
+# The worker's own list, for what the worker showed itself (a push): read
+# only once that is done (see TRACE).
+LISTED = """async () => {
   const r = await navigator.serviceWorker.getRegistration("/");
   if (!r) return [];
   return (await r.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url }));
 }"""
 
 CLEAR = """async () => {
+  localStorage.removeItem("test-shown");
   const r = await navigator.serviceWorker.getRegistration("/");
   for (const n of r ? await r.getNotifications() : []) n.close();
 }"""
@@ -52,18 +83,60 @@ def look_away(page: Page, away: bool = True) -> None:
 
 
 def shown(page: Page) -> list[dict]:
+    """What the page's worker registration showed (TRACE), the newest last."""
     return page.evaluate(SHOWN)
 
 
-def wait_shown(page: Page, pred, timeout: float = 8.0) -> dict:
+def listed(page: Page) -> list[dict]:
+    """The service worker's notifications as the browser lists them."""
+    return page.evaluate(LISTED)
+
+
+# What each page's sockets and console said, kept for a failure's message
+# (frame types and order states only: enough to tell a frame that never came
+# from a notification the page declined to raise).
+_heard: dict[int, list[str]] = {}
+
+
+def listen(page: Page) -> None:
+    log = _heard.setdefault(id(page), [])
+    t0 = time.time()
+
+    def frame(path: str, payload) -> None:
+        try:
+            f = json.loads(payload)
+        except (TypeError, ValueError):
+            return
+        if not isinstance(f, dict) or f.get("type") in ("pong", "typing"):
+            return
+        extra = ""
+        if f.get("type") == "order":
+            o = f.get("order") or {}
+            extra = f" {o.get('status')} started={f.get('started')}"
+        log.append(f"{time.time() - t0:6.2f}s {path} {f.get('type')}{extra}")
+
+    def socket(ws) -> None:
+        path = ws.url.split("/ws/", 1)[-1]
+        log.append(f"{time.time() - t0:6.2f}s {path} opened")
+        ws.on("framereceived", lambda payload: frame(path, payload))
+        ws.on("close", lambda _ws: log.append(f"{time.time() - t0:6.2f}s {path} closed"))
+
+    page.on("websocket", socket)
+    page.on("console", lambda m: log.append(f"{time.time() - t0:6.2f}s console.{m.type}: {m.text[:200]}"))
+
+
+def wait_shown(page: Page, pred, timeout: float = 8.0, read=shown) -> dict:
     deadline = time.time() + timeout
     while True:
-        for n in shown(page):
+        for n in read(page):
             if pred(n):
                 return n
         if time.time() > deadline:
-            raise AssertionError(f"no such notification; shown: {shown(page)}")
-        page.wait_for_timeout(100)
+            state = page.evaluate("[document.documentElement.dataset.live, document.visibilityState, Notification.permission]")
+            heard = "\n  ".join(_heard.get(id(page), [])[-40:])
+            raise AssertionError(f"no such notification; shown: {read(page)}; socket, visibility, permission: {state}\n  {heard}")
+        # The worker's list is read seldom: each read may race a notification being shown (TRACE).
+        page.wait_for_timeout(100 if read is shown else 700)
 
 
 def chimes(page: Page) -> int:
@@ -74,7 +147,9 @@ def notifying_page(chromium, base: str, username: str, errors: list[str], path: 
     """Signed in, on ``path`` (else where sign-in lands), its live socket open."""
     ctx = chromium.new_context(**PHONE, permissions=["notifications"])
     ctx.add_init_script(AWAY)
+    ctx.add_init_script(TRACE)
     page = ctx.new_page()
+    listen(page)
     watch_errors(page, errors, username)
     login(page, base, username)
     if path:

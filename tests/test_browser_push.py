@@ -25,7 +25,7 @@ from miaohui.push import webpush
 from tests.conftest import Api, LiveServer, free_port, make_settings
 from tests.fake_push_service import Device, FakePushService
 from tests.test_browser import PHONE, chromium, login, watch_errors  # noqa: F401
-from tests.test_browser_notify import CLEAR, shown, turn_on, wait_shown
+from tests.test_browser_notify import CLEAR, TRACE, listed, turn_on, wait_shown
 from tests.test_orders import say
 
 pytestmark = pytest.mark.browser
@@ -83,6 +83,7 @@ def test_a_listener_turns_it_on_closes_the_page_and_is_still_told(push_live, chr
     device = Device(service)
     ctx = chromium.new_context(**PHONE, permissions=["notifications"])
     ctx.add_init_script(PUSH_CLIENT % json.dumps(device.subscription()))
+    ctx.add_init_script(TRACE)
     page = ctx.new_page()
     watch_errors(page, errors, "linqing")
     login(page, server.url, "linqing")
@@ -116,13 +117,13 @@ def test_a_listener_turns_it_on_closes_the_page_and_is_still_told(push_live, chr
     worker = registration_id(cdp, page)
     cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId": worker, "data": json.dumps(notice)})
     page.goto(f"{server.url}/static/favicon.svg")  # a page of ours, to read the notifications with
-    n = wait_shown(page, lambda n: n["tag"] == f"mh-conv-{conv}")
+    n = wait_shown(page, lambda n: n["tag"] == f"mh-conv-{conv}", read=listed)
     assert n == {"title": "秒回", "body": "有人找你倾诉，请尽快回复", "tag": f"mh-conv-{conv}", "url": f"/chat/{conv}"}
 
     # The same notice again within the minute (the page told them already): shown once.
     cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId": worker, "data": json.dumps(notice)})
     page.wait_for_timeout(500)
-    assert len([x for x in shown(page) if x["tag"] == f"mh-conv-{conv}"]) == 1
+    assert len([x for x in listed(page) if x["tag"] == f"mh-conv-{conv}"]) == 1
 
     # Turning it off unsubscribes the browser and forgets the device.
     page.goto(f"{server.url}/console")
@@ -139,6 +140,7 @@ def test_a_browser_that_cannot_reach_its_push_service_is_told_so(push_live, chro
     errors: list[str] = []
     expect.set_options(timeout=10_000)
     ctx = chromium.new_context(**PHONE, permissions=["notifications"])
+    ctx.add_init_script(TRACE)
     page = ctx.new_page()
     watch_errors(page, errors, "linqing")
     login(page, server.url, "linqing")
