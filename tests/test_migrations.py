@@ -2,7 +2,8 @@
 sent sequence number on the conversation row; going down folds those
 counters back into the participant rows, so no read or delivery state is
 lost), 0008 (supervisors leave resolved cases), 0010 and 0011 (free text
-encrypted: plaintext rows before them become ciphertext and read back the same)."""
+encrypted: plaintext rows before them become ciphertext and read back the same), and
+the later ones each up, down and up again."""
 
 from __future__ import annotations
 
@@ -326,8 +327,40 @@ def test_0016_lets_the_duty_prune_find_old_hours_by_index(database_url):
         assert any("ix_listener_duty_hour_start" in str(row) for row in plan), plan
     command.downgrade(alembic_config(database_url, KEYS), "0015")
     assert "ix_listener_duty_hour_start" not in indexes()
+    upgrade(database_url, "0016", keys=KEYS)
+    assert revision(database_url) == "0016" and "ix_listener_duty_hour_start" in indexes()
     upgrade(database_url, keys=KEYS)
-    assert revision(database_url) == "0016"
+
+
+def test_0017_remembers_which_turn_the_listener_was_warned_about(database_url):
+    """``orders.clock_warned_seq`` (NULL: no turn warned) comes and goes with
+    the revision; the orders around it are untouched."""
+    def columns() -> set[str]:
+        (rows,) = sql(database_url, [(
+            "SELECT name FROM pragma_table_info('orders')" if database_url.startswith("sqlite")
+            else "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'", {})])
+        return {c for (c,) in rows}
+
+    seeker, listener = one_of_each(database_url, "seeker", "listener")
+    p = {"s": seeker, "l": listener, "now": datetime(2026, 11, 25, 15, tzinfo=UTC)}
+    sql(database_url, [
+        ("INSERT INTO conversations (id, kind, pair_key, last_seq, created_at, last_activity_at, seeker_sent_seq,"
+         " listener_sent_seq) VALUES ('mig17', 'listener', 'mig17', 4, :now, :now, 4, 0)", p),
+        ("INSERT INTO orders (id, seeker_id, listener_id, conversation_id, kind, status, price_fen, response_window_s,"
+         " windows, starts_at, ends_at, contract, contract_hash, created_at, sla_seq, pending_since, pending_seq,"
+         " turns, breaches, notice_sent, compensation_fen, unserved_fen, refund_fen, commission_fen, listener_net_fen,"
+         " clock_warned_seq) VALUES ('mig17', :s, :l, 'mig17', '30m', 'active', 3000, 10, '[]', :now, :now, '{}', '',"
+         " :now, 4, :now, 4, 0, 0, false, 0, 0, 0, 0, 0, 4)", p),
+    ])
+    command.downgrade(alembic_config(database_url, KEYS), "0016")
+    assert "clock_warned_seq" not in columns()
+    assert sql(database_url, [("SELECT pending_seq, sla_seq FROM orders WHERE id = 'mig17'", {})]) == [[(4, 4)]]
+    upgrade(database_url, "0017", keys=KEYS)
+    assert revision(database_url) == "0017"
+    # Back up, the turn reads as not warned: at worst one more warning, never a lost order.
+    assert sql(database_url, [("SELECT clock_warned_seq, pending_seq FROM orders WHERE id = 'mig17'", {})]) == \
+        [[(None, 4)]]
+    upgrade(database_url, keys=KEYS)
 
 
 def test_the_migrated_schema_is_the_models_schema(database_url):

@@ -115,6 +115,15 @@ def test_only_events_for_someone_away_become_notices_and_none_carries_text():
     assert "10秒内回复" in json.loads(notice_for(f"user:{listener}", json.dumps(started)).payload("listener"))["body"]
     assert json.loads(notice_for(f"user:{seeker}", json.dumps(started)).payload("seeker"))["body"] == \
         "你预约的30分钟倾诉开始了"
+    # The reply clock at 70 % of the window: the listener is told how long is left; the seeker nothing.
+    waiting = {**order, "id": "o" * 32, "pending_since": "2026-11-25T12:00:00+00:00", "pending_seq": 4,
+               "server_now": "2026-11-25T12:00:07.200000+00:00"}
+    warning = {"type": "order", "order": waiting, "started": False, "clock_warning": True}
+    told = notice_for(f"user:{listener}", json.dumps(warning))
+    assert json.loads(told.payload("listener")) == {"title": "秒回 · 该回复了", "body": "还有 3 秒就超出回复时限",
+                                                   "tag": f"mh-conv-{conv}", "url": f"/chat/{conv}", "urgent": True}
+    assert told.cooldown_key != first.cooldown_key  # not held back by the message's notice a few seconds before
+    assert notice_for(f"user:{seeker}", json.dumps(warning)) is None
     from miaohui.supervision.monitor import SUPERVISION_TOPIC
 
     assert push_relay.SUPERVISION_TOPIC == SUPERVISION_TOPIC  # named twice (the relay does not load the monitor)
@@ -260,3 +269,57 @@ async def test_a_busy_push_service_holds_back_no_one_else(server, seeker, listen
     assert service.wait_for(seekers, timeout=3)[0]["body"] == "你有一条新消息"
     assert time.monotonic() - started < 2 and service.for_device(busy) == []  # still being retried
     assert service.wait_for(busy, timeout=10)[0]["body"] == "有人找你倾诉，请尽快回复"
+
+
+@pytest.mark.server_settings(push_extra_origins=ORIGINS, sla_tick_seconds=0.05)
+def test_a_listener_with_no_page_open_is_warned_once_a_turn_before_the_reply_window_runs_out(
+        server, seeker, listener, clock, service):
+    """The open console warns from its own timer; a phone in a pocket hears
+    it from the scheduler: at 70 % of the window, once per turn, not after a
+    reply, and not once the window is already gone (a scheduler that was down)."""
+    from tests.test_orders import buy, fund
+    from tests.test_orders import say as post
+
+    phone, seekers = Device(service), Device(service)
+    assert subscribe(server, listener, phone).status_code == 200
+    assert subscribe(server, seeker, seekers).status_code == 200
+    fund(server, seeker, 500)
+    order = buy(server, seeker, listener).json()["order"]
+    assert order["status"] == "active" and order["response_window_s"] == 10
+    conv = order["conversation_id"]
+    got = service.wait_for(phone)  # the order began
+    assert got[0]["body"] == "新订单开始了：30分钟，10秒内回复"
+
+    def warnings() -> list[dict]:
+        return [n for n in (phone.read(r.body) for r in service.for_device(phone)) if n["title"] == "秒回 · 该回复了"]
+
+    post(server, seeker, conv, "在吗，我有点难受")
+    clock.advance(6)  # 60 %: not yet
+    time.sleep(QUIET)
+    assert warnings() == []
+    clock.advance(1)  # 70 %
+    deadline = time.time() + 5
+    while not warnings():
+        assert time.time() < deadline, [phone.read(r.body) for r in service.for_device(phone)]
+        time.sleep(0.02)
+    assert warnings() == [{"title": "秒回 · 该回复了", "body": "还有 3 秒就超出回复时限", "tag": f"mh-conv-{conv}",
+                           "url": f"/chat/{conv}", "urgent": True}]
+    clock.advance(2)  # 90 %: once a turn
+    time.sleep(QUIET)
+    assert len(warnings()) == 1
+
+    post(server, listener, conv, "我在，慢慢说")
+    post(server, seeker, conv, "今天又被骂了")  # a new turn
+    clock.advance(7)
+    deadline = time.time() + 5
+    while len(warnings()) < 2:
+        assert time.time() < deadline, warnings()
+        time.sleep(0.02)
+    post(server, listener, conv, "被骂的时候一定很委屈")
+
+    # The scheduler sees a turn only after its window is gone: it is marked, and nothing is said.
+    post(server, seeker, conv, "嗯")
+    clock.advance(12)
+    time.sleep(QUIET)
+    assert len(warnings()) == 2
+    assert all(n["title"] != "秒回 · 该回复了" for n in (seekers.read(r.body) for r in service.for_device(seekers)))

@@ -79,6 +79,8 @@ class Order(Base):
     turns: Mapped[int] = mapped_column(Integer, default=0)
     breaches: Mapped[int] = mapped_column(Integer, default=0)
     notice_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The turn (its pending_seq) whose listener was warned at 70 % of the window.
+    clock_warned_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     settle_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Outcome (filled at settlement; estimates are computed live before).

@@ -403,6 +403,27 @@ def _windows(order: Order) -> list[tuple[datetime, datetime]]:
     return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in order.windows]
 
 
+# The reply clock's amber point, as the listener's pages draw it (orderbar.js,
+# console_orders.js): past it the listener is warned while there is still time.
+CLOCK_WARNING_SHARE = 0.7
+
+
+def clock_warning_at(order: Order) -> datetime | None:
+    """When the listener is to be warned that the running reply clock nears
+    the window — ``None`` when no turn waits, this turn was warned already,
+    or the service window closes (ending the turn) before that moment.
+
+    The open page warns from its own timer; this is for a listener with no
+    page in front of them (the push relay turns the event into a notice), so
+    a phone in a pocket hears it too, once per turn, however many processes
+    run schedulers (the turn is marked under the order's row lock)."""
+    if order.pending_since is None or order.clock_warned_seq == order.pending_seq:
+        return None
+    at = order.pending_since + timedelta(seconds=order.response_window_s * CLOCK_WARNING_SHARE)
+    w = engine.in_windows(order.pending_since, _windows(order))
+    return at if w is not None and at < w[1] else None
+
+
 def next_due(order: Order, s) -> datetime | None:
     """The earliest moment the scheduler must look at this order."""
     c = order.contract
@@ -421,6 +442,9 @@ def next_due(order: Order, s) -> datetime | None:
             w = engine.in_windows(order.pending_since, _windows(order))
             if w is not None:
                 cands.append(w[1])
+            warn = clock_warning_at(order)
+            if warn is not None:
+                cands.append(warn)
         return min(cands)
     if order.status == "ended":
         return order.settle_at
@@ -486,7 +510,7 @@ async def tick(ctx, order_id: str) -> None:
     now = ctx.clock.now()
     posts: list[tuple[str, str]] = []
     voided: list[Order] = []
-    started = False
+    started = warn = False
     async with ctx.sessionmaker() as db:
         order = await _lock(db, order_id)
         if order is None or order.next_due_at is None or order.next_due_at > now:
@@ -512,6 +536,11 @@ async def tick(ctx, order_id: str) -> None:
             st = _state(order)
             engine.expire(st, now, _windows(order), order.response_window_s)
             _store_state(db, order, st)
+            warn_at = clock_warning_at(order)
+            if warn_at is not None and now >= warn_at:
+                # Marked even when it is too late to say (a scheduler that was down): said at most once.
+                order.clock_warned_seq = order.pending_seq
+                warn = now < order.pending_since + timedelta(seconds=order.response_window_s)
             guard = None
             if _time_would_interrupt(order, now):
                 guard = await supervision.guardian_for_order(db, order.conversation_id, order.id, now, order.sla_seq)
@@ -550,7 +579,7 @@ async def tick(ctx, order_id: str) -> None:
             await chat.post_system(ctx, order.conversation_id, client_id, body)
         except Exception:  # the notice is retried by nothing; the order state is what matters
             log.warning("system notice failed for an order")
-    await _after_change(ctx, order, started=started)
+    await _after_change(ctx, order, started=started, clock_warning=warn and order.status == "active")
     await _after_voiding(ctx, voided)
 
 
@@ -1138,8 +1167,14 @@ def summary(order: Order, now: datetime | None = None) -> dict:
     }
 
 
-async def _after_change(ctx, order: Order, started: bool = False) -> None:
-    data = orjson.dumps({"type": "order", "order": summary(order, ctx.clock.now()), "started": started}).decode()
+async def _after_change(ctx, order: Order, started: bool = False, clock_warning: bool = False) -> None:
+    """The order as it now is, to its conversation and both parties' pages.
+    ``started``: it began just now; ``clock_warning``: the listener's reply
+    clock just passed :data:`CLOCK_WARNING_SHARE` of the window."""
+    event = {"type": "order", "order": summary(order, ctx.clock.now()), "started": started}
+    if clock_warning:
+        event["clock_warning"] = True
+    data = orjson.dumps(event).decode()
     ctx.broker.publish_nowait(f"conv:{order.conversation_id}", data)
     ctx.broker.publish_nowait(f"user:{order.listener_id}", data)
     ctx.broker.publish_nowait(f"user:{order.seeker_id}", data)

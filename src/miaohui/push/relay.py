@@ -15,7 +15,7 @@ person and conversation); the push service collapses what is still queued
 for an offline phone by ``Topic``.
 
 What a notice says is what the open page would have said (inbox.js,
-supervision.js), never message text or a name: a lock screen is not
+supervision.js, notify.js's reply-clock warning), never message text or a name: a lock screen is not
 private, and the platform cannot know whether this device shows names.
 """
 
@@ -28,6 +28,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,6 +89,14 @@ def notice_for(topic: str, data: str) -> Notice | None:
         conv = e["conversation_id"]
         return Notice(who, None, "秒回", {"": "有人找你倾诉，请尽快回复"}, f"mh-conv-{conv}", f"/chat/{conv}", True,
                       f"{user_id}:{conv}")
+    if kind == "order" and e.get("clock_warning") and user_id == e["order"]["listener_id"]:
+        # The reply clock passed 70 % of the window (orders.service.clock_warning_at).
+        o = e["order"]
+        conv = o["conversation_id"]
+        deadline = datetime.fromisoformat(o["pending_since"]) + timedelta(seconds=o["response_window_s"])
+        left = max(1, round((deadline - datetime.fromisoformat(o["server_now"])).total_seconds()))
+        return Notice(who, None, "秒回 · 该回复了", {"": f"还有 {left} 秒就超出回复时限"}, f"mh-conv-{conv}",
+                      f"/chat/{conv}", True, f"{user_id}:clock:{o['id']}:{o['pending_seq']}")
     if kind == "order" and e.get("started"):
         o = e["order"]
         conv = o["conversation_id"]

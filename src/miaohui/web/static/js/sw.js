@@ -6,8 +6,8 @@
 //
 // It also receives 关闭页面后也提醒's pushes (push/relay.py): a notice the
 // server sends when the person has no page in front of them.  A page that
-// is open but hidden may have told them already under the same tag; then
-// the push shows nothing more.
+// is open but hidden may have told them the same already (same tag and
+// title); then the push shows nothing more.
 
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
@@ -33,9 +33,13 @@ self.addEventListener("push", (event) => {
       const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
       if (windows.some((c) => c.visibilityState === "visible" && c.focused)) return; // in front of them already
       const tag = text(n.tag, "mh-push");
+      const title = text(n.title, "秒回");
       const shown = await self.registration.getNotifications({ tag });
-      if (shown.some((x) => Date.now() - x.timestamp < RECENT_MS)) return; // the page told them
-      await self.registration.showNotification(text(n.title, "秒回"), {
+      // The page told them already (the same notice, within the minute); a
+      // different one under the tag (the reply clock's warning after "new
+      // message") replaces it.
+      if (shown.some((x) => x.title === title && Date.now() - x.timestamp < RECENT_MS)) return;
+      await self.registration.showNotification(title, {
         body: text(n.body, "你有一条新消息"),
         tag,
         renotify: true,
