@@ -403,6 +403,13 @@ def _windows(order: Order) -> list[tuple[datetime, datetime]]:
     return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in order.windows]
 
 
+def reply_deadline(order: Order) -> datetime | None:
+    """When the waiting turn breaches (``None``: no turn waits)."""
+    if order.pending_since is None:
+        return None
+    return order.pending_since + timedelta(seconds=order.response_window_s)
+
+
 # The reply clock's amber point, as the listener's pages draw it (orderbar.js,
 # console_orders.js): past it the listener is warned while there is still time.
 CLOCK_WARNING_SHARE = 0.7
@@ -540,7 +547,7 @@ async def tick(ctx, order_id: str) -> None:
             if warn_at is not None and now >= warn_at:
                 # Marked even when it is too late to say (a scheduler that was down): said at most once.
                 order.clock_warned_seq = order.pending_seq
-                warn = now < order.pending_since + timedelta(seconds=order.response_window_s)
+                warn = now < reply_deadline(order)
             guard = None
             if _time_would_interrupt(order, now):
                 guard = await supervision.guardian_for_order(db, order.conversation_id, order.id, now, order.sla_seq)
@@ -1049,9 +1056,8 @@ async def live_for_listener(db: AsyncSession, listener: User) -> list[Order]:
     ))
 
     def urgency(o: Order):
-        if o.pending_since is not None:
-            return (0, o.pending_since + timedelta(seconds=o.response_window_s))
-        return (1, o.ends_at)
+        deadline = reply_deadline(o)
+        return (1, o.ends_at) if deadline is None else (0, deadline)
 
     return sorted(rows, key=urgency)
 

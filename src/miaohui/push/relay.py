@@ -15,8 +15,9 @@ person and conversation); the push service collapses what is still queued
 for an offline phone by ``Topic``.
 
 What a notice says is what the open page would have said (inbox.js,
-supervision.js, notify.js's reply-clock warning), never message text or a name: a lock screen is not
-private, and the platform cannot know whether this device shows names.
+supervision.js, notify.js's reply-clock warning), never message text or a
+name: a lock screen is not private, and the platform cannot know whether
+this device shows names.
 """
 
 from __future__ import annotations
